@@ -1,0 +1,76 @@
+"""symgrad: a symbolic-to-numeric differentiation compiler.
+
+Write a model and its loss as an expression graph; symgrad derives the backward graph
+symbolically, simplifies it, and compiles forward and backward kernels (Numba by default,
+or a NumPy interpreter).
+
+>>> import symgrad as sg
+>>> x, y, z = sg.symbols("x y z")
+>>> vg = sg.value_and_grad((x + y) * z, wrt=[x, y, z])
+>>> vg(x=-2.0, y=5.0, z=-4.0)
+(-12.0, [-4.0, -4.0, 3.0])
+"""
+
+from .autodiff import grad
+from .compile import Compiled, compile, value_and_grad
+from .errors import (
+    ArgumentError,
+    DTypeError,
+    GraphError,
+    LabelError,
+    ShapeError,
+    SymgradError,
+)
+from .ir import Node, to_text
+from .nn import losses
+from .ops.api import (
+    abs,
+    add,
+    broadcast_to,
+    cast,
+    divide,
+    elu,
+    equal,
+    exp,
+    gelu,
+    greater,
+    greater_equal,
+    leaky_relu,
+    less,
+    less_equal,
+    log,
+    log1p,
+    log_softmax,
+    logsumexp,
+    matmul,
+    max,
+    maximum,
+    mean,
+    minimum,
+    multiply,
+    negative,
+    not_equal,
+    one_hot,
+    pick,
+    power,
+    relu,
+    reshape,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+    sqrt,
+    stop_gradient,
+    subtract,
+    sum,
+    symbols,
+    tanh,
+    tensor,
+    transpose,
+    where,
+)
+from .ops.convert import to_sympy
+
+Tensor = Node  # the type of every graph value, under the name users expect
+
+__version__ = "0.1.0"

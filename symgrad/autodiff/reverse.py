@@ -1,0 +1,78 @@
+"""Symbolic reverse mode: one sweep over the graph in reverse topological order.
+
+Each node's adjoint is the sum of the contributions of its users; each contribution comes
+from the user's VJP rule in ``ops/structural.py``.  Everything built is an ordinary graph,
+so gradients can be printed, simplified, compiled and differentiated again.
+"""
+
+from __future__ import annotations
+
+from ..errors import DTypeError, GraphError
+from ..ir import Node, toposort
+from ..ir import dtypes as dt
+from ..ir.shapes import fmt
+from ..ops import api
+from ..ops.elementwise import constant, ew, sym
+from ..ops.structural import VJP, broadcast_to
+
+
+def _zeros(node: Node) -> Node:
+    return broadcast_to(constant(0, node.dtype), node.shape)
+
+
+def _total(parts: list[Node]) -> Node:
+    """Sum of adjoint contributions, as one n-ary elementwise node."""
+    if len(parts) == 1:
+        return parts[0]
+    return ew(sum((sym(i) for i in range(len(parts))), start=0), parts)
+
+
+def vjp(outputs: list[Node], cotangents: list[Node], wrt: list[Node]) -> list[Node]:
+    """Adjoints of ``wrt`` for the given output cotangents (graphs, not numbers)."""
+    wrt_set = set(wrt)
+    order = toposort(outputs)
+    # Only nodes that depend on some wrt node need an adjoint.
+    depends = set()
+    for node in order:
+        if node in wrt_set or any(i in depends for i in node.inputs):
+            depends.add(node)
+    adjoints: dict[Node, list[Node]] = {}
+    for out, ct in zip(outputs, cotangents):
+        adjoints.setdefault(out, []).append(ct)
+    for node in reversed(order):
+        parts = adjoints.get(node)
+        if not parts or node not in depends:
+            continue
+        g = _total(parts)
+        adjoints[node] = [g]
+        for x, gx in zip(node.inputs, VJP[node.op](node, g)):
+            if gx is not None and x in depends:
+                adjoints.setdefault(x, []).append(gx)
+    return [_total(adjoints[w]) if adjoints.get(w) else _zeros(w) for w in wrt]
+
+
+def grad(f, wrt):
+    """The gradient of the scalar ``f`` with respect to ``wrt``, as graphs.
+
+    ``wrt`` is one tensor (returns one graph) or a list (returns a list).  A tensor ``f``
+    does not depend on gets zeros of its shape.
+
+    >>> x, y, z = symbols("x y z")
+    >>> dx, dy, dz = grad((x + y) * z, [x, y, z])
+    >>> to_sympy(dz)
+    x + y
+    """
+    f = api.as_node(f)
+    single = isinstance(wrt, Node)
+    targets = [wrt] if single else list(wrt)
+    if f.shape != ():
+        raise GraphError(f"grad needs a scalar f, got shape {fmt(f.shape)}; reduce it first (sg.sum, sg.mean)")
+    if not dt.is_float(f.dtype):
+        raise DTypeError(f"grad needs a float f, got {f.dtype}")
+    for w in targets:
+        if not isinstance(w, Node):
+            raise GraphError(f"grad differentiates with respect to tensors, got {type(w).__name__} {w!r}")
+        if not dt.is_float(w.dtype):
+            raise DTypeError(f"cannot differentiate with respect to {w!r}: it is {w.dtype}, not a float tensor")
+    grads = vjp([f], [constant(1, f.dtype)], targets)
+    return grads[0] if single else grads

@@ -1,0 +1,21 @@
+"""Backends lower an optimised graph to something callable.
+
+A backend is a function ``build(outputs, signature, options) -> program`` where
+``program(arrays, dims)`` returns the output arrays and ``program.source`` shows what runs.
+Backends import neither ``autodiff`` nor ``passes``: they see finished graphs only.
+"""
+
+from ..errors import ArgumentError
+
+BACKENDS = ("numba", "numpy")
+
+
+def get(name: str):
+    """The ``build`` function of backend ``name``."""
+    if name == "numpy":
+        from .numpy_backend import build
+    elif name == "numba":
+        from .numba_backend import build
+    else:
+        raise ArgumentError(f"backend must be one of {BACKENDS}, got {name!r}")
+    return build

@@ -1,0 +1,127 @@
+"""The ``numpy`` backend: an interpreter that evaluates the graph node by node with NumPy.
+
+This is the "interpreted" mode: simple, obviously correct, and the reference the Numba
+backend is checked against.  One entry of :data:`EVAL` per op.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+
+from ..ir import Node, toposort, to_text
+from .inputs import check_labels
+
+try:  # SciPy's erf is vectorised; without SciPy fall back to math.erf per element
+    from scipy.special import erf as _erf
+except ImportError:  # pragma: no cover - depends on the environment
+    _erf = np.vectorize(math.erf, otypes=[float])
+
+
+class _Printer(NumPyPrinter):
+    """SymPy -> NumPy expression text; floats printed with all their digits."""
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_erf(self, expr):
+        return f"erf({self._print(expr.args[0])})"
+
+
+@lru_cache(maxsize=None)
+def ew_function(expr, n_inputs: int):
+    """A NumPy function of ``x0..x{n-1}`` computing ``expr`` elementwise."""
+    args = ", ".join(f"x{i}" for i in range(n_inputs))
+    body = _Printer({"fully_qualified_modules": True}).doprint(expr)
+    source = f"def f({args}):\n    return {body}\n"
+    namespace = {"numpy": np, "erf": _erf}
+    exec(compile(source, f"<symgrad ew {expr}>", "exec"), namespace)
+    return namespace["f"]
+
+
+class Call(NamedTuple):
+    """What one call binds: input arrays by name and named dim sizes."""
+
+    arrays: dict
+    dims: dict
+
+
+def resolve(shape, dims: dict[str, int]) -> tuple[int, ...]:
+    """A shape with its named dims replaced by their sizes in this call."""
+    return tuple(dims[d] if isinstance(d, str) else d for d in shape)
+
+
+def _ew(node, args, ctx):
+    out = ew_function(node.attr("expr"), len(args))(*args)
+    return np.broadcast_to(np.asarray(out, dtype=node.dtype), resolve(node.shape, ctx.dims))
+
+
+def _argmax_mask(node, args, ctx):
+    (x,), axes = args, node.attr("axes")
+    rest = [a for a in range(x.ndim) if a not in axes]
+    moved = np.transpose(x, rest + list(axes))
+    flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
+    mask = np.zeros(flat.shape, dtype=bool)
+    np.put_along_axis(mask, np.argmax(flat, axis=-1)[..., None], True, axis=-1)
+    return np.transpose(mask.reshape(moved.shape), np.argsort(rest + list(axes)))
+
+
+def _labels(labels, classes):
+    check_labels("labels", labels, classes)  # labels computed in the graph are checked here
+    return labels
+
+
+def _pick(node, args, ctx):
+    scores, labels = args
+    labels = _labels(labels, scores.shape[-1])
+    return np.take_along_axis(scores, labels[..., None], axis=-1)[..., 0]
+
+
+def _one_hot(node, args, ctx):
+    (classes,) = resolve((node.attr("num_classes"),), ctx.dims)
+    labels = _labels(args[0], classes)
+    return (labels[..., None] == np.arange(classes)).astype(node.dtype)
+
+
+EVAL = {
+    "input": lambda node, args, ctx: ctx.arrays[node.name],
+    "const": lambda node, args, ctx: node.attr("value").array,
+    "dim": lambda node, args, ctx: np.asarray(ctx.dims[node.attr("name")], dtype=node.dtype),
+    "ew": _ew,
+    "sum": lambda node, args, ctx: np.sum(args[0], axis=node.attr("axes"), keepdims=node.attr("keepdims")),
+    "max": lambda node, args, ctx: np.max(args[0], axis=node.attr("axes"), keepdims=node.attr("keepdims")),
+    "argmax_mask": _argmax_mask,
+    "matmul": lambda node, args, ctx: np.matmul(*args).astype(node.dtype, copy=False),
+    "transpose": lambda node, args, ctx: np.transpose(args[0], node.attr("perm")),
+    "reshape": lambda node, args, ctx: np.reshape(args[0], resolve(node.shape, ctx.dims)),
+    "broadcast_to": lambda node, args, ctx: np.broadcast_to(args[0], resolve(node.shape, ctx.dims)),
+    "pick": _pick,
+    "one_hot": _one_hot,
+    "stop_gradient": lambda node, args, ctx: args[0],
+}
+
+
+class NumpyProgram:
+    """Evaluates ``outputs`` for bound inputs; ``source`` is the graph as text."""
+
+    def __init__(self, outputs: list[Node]):
+        self.outputs = outputs
+        self.order = toposort(outputs)
+        self.source = to_text(outputs)
+
+    def __call__(self, arrays: dict, dims: dict) -> list[np.ndarray]:
+        env: dict[Node, np.ndarray] = {}
+        context = Call(arrays, dims)
+        with np.errstate(all="ignore"):  # IEEE results (inf, nan) are the caller's to see
+            for node in self.order:
+                env[node] = EVAL[node.op](node, [env[i] for i in node.inputs], context)
+        return [env[o] for o in self.outputs]
+
+
+def build(outputs: list[Node], signature, options: dict) -> NumpyProgram:
+    return NumpyProgram(outputs)

@@ -1,0 +1,127 @@
+"""The expression graph: immutable, hash-consed tensor nodes.
+
+Grammar of the IR (every node is one of these; the op set is closed)::
+
+    node   := input(name, shape, dtype)            a value the caller passes
+            | const(array)                          an array known when the graph is built
+            | dim(name)                             the run-time size of a named dim
+            | ew(expr; node*)                       elementwise SymPy expr over x0..xk, broadcast
+            | sum(node; axes, keepdims) | max(node; axes, keepdims)
+            | argmax_mask(node; axes)               1 at the first maximum along axes
+            | matmul(node, node)                    1-D and 2-D operands
+            | transpose(node; perm) | reshape(node; shape) | broadcast_to(node; shape)
+            | pick(scores, labels)                  scores[..., labels] along the last axis
+            | one_hot(labels; num_classes, dtype)
+            | stop_gradient(node)                   identity whose derivative is zero
+
+A scalar constant is ``ew`` with no inputs.  Two nodes built from the same op, inputs and
+attributes are the *same object* (hash-consing), so common subexpressions are shared from
+the start and equality is identity.  The shape and dtype are derived from the rest when the
+node is built (``ops/`` holds the rules) and stored for convenience.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+from dataclasses import dataclass, field
+
+from .shapes import Shape, fmt
+
+_table: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_lock = threading.Lock()
+_serials = itertools.count()
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Node:
+    op: str
+    inputs: tuple[Node, ...]
+    attrs: tuple[tuple[str, object], ...]
+    shape: Shape
+    dtype: str
+    # creation order: a stable key for canonical input order and deterministic output
+    serial: int = field(compare=False)
+
+    # Interned nodes: structurally equal means identical, so identity is equality.
+    def __eq__(self, other):
+        return self is other
+
+    def __hash__(self):
+        return id(self)
+
+    def attr(self, name: str):
+        return dict(self.attrs)[name]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def name(self) -> str | None:
+        """The name of an ``input`` node (None for other ops)."""
+        return self.attr("name") if self.op == "input" else None
+
+    def __repr__(self) -> str:
+        if self.op == "input":
+            return f"tensor({self.name!r}, {fmt(self.shape)}, {self.dtype})"
+        return f"<{self.op} {fmt(self.shape)} {self.dtype} #{self.serial}>"
+
+    # Operators.  Their meaning lives in ops/; it is imported when first used so that
+    # ir/ stays at the bottom of the dependency order.  `==` stays identity (nodes are dict
+    # keys everywhere); use sg.equal / sg.not_equal for elementwise equality.
+    def __add__(self, other): return _api().add(self, other)  # noqa: E704
+    def __radd__(self, other): return _api().add(other, self)  # noqa: E704
+    def __sub__(self, other): return _api().subtract(self, other)  # noqa: E704
+    def __rsub__(self, other): return _api().subtract(other, self)  # noqa: E704
+    def __mul__(self, other): return _api().multiply(self, other)  # noqa: E704
+    def __rmul__(self, other): return _api().multiply(other, self)  # noqa: E704
+    def __truediv__(self, other): return _api().divide(self, other)  # noqa: E704
+    def __rtruediv__(self, other): return _api().divide(other, self)  # noqa: E704
+    def __pow__(self, other): return _api().power(self, other)  # noqa: E704
+    def __rpow__(self, other): return _api().power(other, self)  # noqa: E704
+    def __neg__(self): return _api().negative(self)  # noqa: E704
+    def __pos__(self): return self  # noqa: E704
+    def __matmul__(self, other): return _api().matmul(self, other)  # noqa: E704
+    def __rmatmul__(self, other): return _api().matmul(other, self)  # noqa: E704
+    def __lt__(self, other): return _api().less(self, other)  # noqa: E704
+    def __le__(self, other): return _api().less_equal(self, other)  # noqa: E704
+    def __gt__(self, other): return _api().greater(self, other)  # noqa: E704
+    def __ge__(self, other): return _api().greater_equal(self, other)  # noqa: E704
+    def __getitem__(self, index): return _api().getitem(self, index)  # noqa: E704
+
+    # NumPy must defer to our operators instead of treating a Node as an object scalar.
+    __array_ufunc__ = None
+
+    @property
+    def T(self) -> Node:
+        return _api().transpose(self)
+
+    def __bool__(self):
+        raise TypeError(
+            "a symgrad tensor has no truth value when the graph is built; "
+            "use sg.where for a data-dependent choice"
+        )
+
+
+def _api():
+    from ..ops import api
+
+    return api
+
+
+def intern(op: str, inputs: tuple, attrs: dict, shape: Shape, dtype: str) -> Node:
+    """The unique node for ``(op, inputs, attrs)``; built with ``shape`` and ``dtype`` if new.
+
+    Callers (ops/) compute shape and dtype from the same op, inputs and attrs, so they are
+    not part of the key.
+    """
+    attrs_t = tuple(sorted(attrs.items()))
+    key = (op, tuple(id(i) for i in inputs), attrs_t)
+    with _lock:
+        node = _table.get(key)
+        if node is None:
+            node = Node(op, tuple(inputs), attrs_t, tuple(shape), dtype, next(_serials))
+            _table[key] = node
+    return node

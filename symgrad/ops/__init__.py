@@ -1,0 +1,1 @@
+"""The op set: elementwise formulas, structural ops, and the functions users call."""

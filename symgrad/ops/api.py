@@ -1,0 +1,287 @@
+"""The user-facing functions and operators: thin wrappers over the ops.
+
+Array operands are positional, static parameters keyword (``sum(x, axis=0, keepdims=True)``).
+Python numbers and NumPy arrays mixed with tensors become constants.  Composites
+(softmax, logsumexp, mean, ...) are built from primitives and need no derivative rule.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import sympy as sp
+
+from ..errors import ArgumentError, DTypeError
+from ..ir import Node
+from ..ir import dtypes as dt
+from ..ir.shapes import axes as norm_axes
+from . import structural as st
+from .elementwise import FUNCTIONS, ew, number, sym
+
+# --- creating tensors --------------------------------------------------------------------
+
+
+def tensor(name: str, shape=(), dtype="float64") -> Node:
+    """A named input tensor; dims are ints or names (``tensor("X", ("N", "D"))``)."""
+    return st.input_(name, shape, dtype)
+
+
+def symbols(names: str, dtype="float64"):
+    """Scalar inputs, as in SymPy: ``x, y = symbols("x y")``; one name gives one symbol."""
+    parts = names.replace(",", " ").split()
+    if not parts:
+        raise ArgumentError(f"symbols() needs at least one name, got {names!r}")
+    nodes = tuple(st.input_(p, (), dtype) for p in parts)
+    return nodes[0] if len(nodes) == 1 else nodes
+
+
+def as_node(value) -> Node:
+    if isinstance(value, Node):
+        return value
+    if isinstance(value, (numbers.Number, np.ndarray, np.generic, list, tuple)):
+        return st.const(value)
+    raise ArgumentError(f"cannot use {type(value).__name__} {value!r} as a tensor")
+
+
+# --- elementwise -------------------------------------------------------------------------
+
+
+def _apply(formula, *operands, what: str) -> Node:
+    """``formula`` applied elementwise; Python numbers go straight into the formula."""
+    args, inputs = [], []
+    for value in operands:
+        if isinstance(value, numbers.Number) and not isinstance(value, Node):
+            args.append(number(value))
+            continue
+        node = as_node(value)
+        s = sym(len(inputs))
+        inputs.append(node)
+        # booleans take part in arithmetic as 1.0 / 0.0
+        args.append(sp.Piecewise((1, s), (0, True)) if node.dtype == "bool" else s)
+    if not inputs:  # only numbers: a constant
+        return ew(formula(*args), [])
+    return ew(formula(*args), inputs)
+
+
+def _unary(name):
+    formula = FUNCTIONS[name]
+
+    def f(x):
+        return _apply(formula, x, what=name)
+
+    f.__name__ = name
+    return f
+
+
+exp = _unary("exp")
+log = _unary("log")
+log1p = _unary("log1p")
+sqrt = _unary("sqrt")
+tanh = _unary("tanh")
+relu = _unary("relu")
+softplus = _unary("softplus")
+
+
+def abs(x):  # noqa: A001 - the NumPy name, as sg.abs
+    """|x|, with the subgradient abs'(0) = 0."""
+    return _apply(FUNCTIONS["abs"], x, what="abs")
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)).  Saturates to exactly 0 or 1 for large |x| without NaN; its
+    derivative reuses the saved output as sigmoid * (1 - sigmoid)."""
+    return _apply(FUNCTIONS["sigmoid"], x, what="sigmoid")
+
+
+relu.__doc__ = "max(x, 0), with the subgradient relu'(0) = 0."
+softplus.__doc__ = "log(1 + exp(x)), evaluated per sign so it never overflows."
+
+
+def leaky_relu(x, alpha=0.01):
+    """x for x > 0, alpha * x otherwise; leaky_relu'(0) = alpha."""
+    return _apply(lambda v: FUNCTIONS["leaky_relu"](v, number(alpha)), x, what="leaky_relu")
+
+
+def elu(x, alpha=1.0):
+    """x for x > 0, alpha * (exp(x) - 1) otherwise; elu'(0) = alpha."""
+    return _apply(lambda v: FUNCTIONS["elu"](v, number(alpha)), x, what="elu")
+
+
+def gelu(x, approximate=False):
+    """x * Phi(x) with the normal CDF through erf; ``approximate=True`` is the tanh form."""
+    return _apply(FUNCTIONS["gelu_tanh" if approximate else "gelu"], x, what="gelu")
+
+
+def silu(x):
+    """x * sigmoid(x) (also called swish)."""
+    return multiply(x, sigmoid(x))
+
+
+def maximum(a, b):
+    """Elementwise max; at ties the gradient goes to ``a``."""
+    return _apply(FUNCTIONS["maximum"], a, b, what="maximum")
+
+
+def minimum(a, b):
+    """Elementwise min; at ties the gradient goes to ``a``."""
+    return _apply(FUNCTIONS["minimum"], a, b, what="minimum")
+
+
+def add(a, b):
+    return _apply(lambda x, y: x + y, a, b, what="add")
+
+
+def subtract(a, b):
+    return _apply(lambda x, y: x - y, a, b, what="subtract")
+
+
+def multiply(a, b):
+    return _apply(lambda x, y: x * y, a, b, what="multiply")
+
+
+def divide(a, b):
+    return _apply(lambda x, y: x / y, a, b, what="divide")
+
+
+def power(a, b):
+    return _apply(lambda x, y: x**y, a, b, what="power")
+
+
+def negative(a):
+    return _apply(lambda x: -x, a, what="negative")
+
+
+def _compare(relation, name):
+    def f(a, b):
+        return _apply(relation, a, b, what=name)
+
+    f.__name__ = name
+    f.__doc__ = f"Elementwise ``{name}`` (a bool tensor, for ``where``); it has no gradient."
+    return f
+
+
+less = _compare(sp.StrictLessThan, "less")
+less_equal = _compare(sp.LessThan, "less_equal")
+greater = _compare(sp.StrictGreaterThan, "greater")
+greater_equal = _compare(sp.GreaterThan, "greater_equal")
+equal = _compare(sp.Eq, "equal")
+not_equal = _compare(sp.Ne, "not_equal")
+
+
+def where(condition, a, b):
+    """``a`` where ``condition`` holds, else ``b`` (the gradient flows to the chosen one)."""
+    cond = as_node(condition)
+    if cond.dtype != "bool":
+        raise DTypeError(f"where needs a bool condition (a comparison), got {cond.dtype}")
+    return _apply(lambda c, x, y: sp.Piecewise((x, c), (y, True)), cond, a, b, what="where")
+
+
+def cast(x, dtype) -> Node:
+    """``x`` converted to ``dtype`` (float64 or float32; bools become 1.0 / 0.0)."""
+    x, dtype = as_node(x), dt.check(dtype)
+    value = sp.Piecewise((1, sym(0)), (0, True)) if x.dtype == "bool" else sym(0)
+    return ew(value, [x], dtype)
+
+
+# --- reductions --------------------------------------------------------------------------
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001 - NumPy's name
+    """Sum over ``axis`` (None: all)."""
+    return st.reduce_sum(as_node(x), axis, keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Mean over ``axis`` (None: all); a named dim divides by its run-time size."""
+    x = as_node(x)
+    axes = norm_axes(axis, x.ndim)
+    dtype = dt.result_float([x.dtype])
+    return divide(st.reduce_sum(x, axes, keepdims), st.size([x.shape[a] for a in axes], dtype))
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001 - NumPy's name
+    """Max over ``axis``; at ties the gradient goes to the first maximal element."""
+    return st.reduce_max(as_node(x), axis, keepdims)
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log(sum(exp(x))) over ``axis``, shifted by the max so it never overflows.
+
+    The shift is a ``stop_gradient``: the result does not depend on it, so its
+    derivative is exactly softmax, with no max-selection term.
+    """
+    x = as_node(x)
+    shift = st.stop_gradient(st.reduce_max(x, axis, keepdims=True))
+    total = sum(exp(subtract(x, shift)), axis, keepdims=True)
+    out = add(log(total), shift)
+    return out if keepdims else st.reshape(out, _drop(out.shape, norm_axes(axis, x.ndim)))
+
+
+def _drop(shape, axes):
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along ``axis`` (stable for scores of any size)."""
+    x = as_node(x)
+    return subtract(x, logsumexp(x, axis, keepdims=True))
+
+
+def softmax(x, axis=-1):
+    """exp(log_softmax(x)) along ``axis``."""
+    return exp(log_softmax(x, axis))
+
+
+# --- structure ---------------------------------------------------------------------------
+
+
+def matmul(a, b):
+    return st.matmul(as_node(a), as_node(b))
+
+
+def transpose(x, axes=None):
+    return st.transpose(as_node(x), axes)
+
+
+def reshape(x, shape):
+    return st.reshape(as_node(x), shape)
+
+
+def broadcast_to(x, shape):
+    return st.broadcast_to(as_node(x), shape)
+
+
+def pick(scores, labels):
+    """``scores[i, labels[i]]`` for each row (last axis); labels must be int64 in [0, C)."""
+    return st.pick(as_node(scores), as_node(labels))
+
+
+def one_hot(labels, num_classes, dtype="float64"):
+    """Rows of ``num_classes`` zeros with a 1 at each label."""
+    return st.one_hot(as_node(labels), num_classes, dtype)
+
+
+def stop_gradient(x):
+    """``x`` whose derivative is taken to be zero."""
+    return st.stop_gradient(as_node(x))
+
+
+def getitem(x: Node, index) -> Node:
+    """Indexing that adds axes: ``x[:, None]``, ``x[None]``, ``x[..., None]``."""
+    index = index if isinstance(index, tuple) else (index,)
+    if index.count(Ellipsis) > 1 or any(
+        not (i is None or i is Ellipsis or i == slice(None)) for i in index
+    ):
+        raise ArgumentError(f"indexing supports only ':', '...' and None, got {index!r}")
+    if Ellipsis not in index:
+        index = index + (Ellipsis,)
+    at = index.index(Ellipsis)
+    n_rest = x.ndim - len([i for i in index if isinstance(i, slice)])
+    if n_rest < 0:
+        raise ArgumentError(f"too many ':' in index {index!r} for {x.ndim} dims")
+    expanded = index[:at] + (slice(None),) * n_rest + index[at + 1 :]
+    shape, dims = [], iter(x.shape)
+    for i in expanded:
+        shape.append(1 if i is None else next(dims))
+    return st.reshape(x, tuple(shape))

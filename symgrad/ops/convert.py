@@ -1,0 +1,36 @@
+"""Scalar graphs as SymPy expressions."""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..errors import GraphError
+from ..ir import Node, toposort
+from .elementwise import sym
+
+
+def to_sympy(node: Node) -> sp.Expr:
+    """The SymPy expression of a graph of scalars; inputs become plain symbols by name.
+
+    >>> x, y, z = symbols("x y z")
+    >>> to_sympy(grad((x + y) * z, z))
+    x + y
+    """
+    if not isinstance(node, Node):
+        raise GraphError(f"to_sympy takes a symgrad tensor, got {type(node).__name__}")
+    values = {}
+    for n in toposort([node]):
+        if n.shape != ():
+            raise GraphError(f"to_sympy converts scalar graphs only; {n!r} has shape {n.shape}")
+        if n.op == "input":
+            values[n] = sp.Symbol(n.name)
+        elif n.op == "dim":
+            values[n] = sp.Symbol(n.attr("name"), positive=True, integer=True)
+        elif n.op == "ew":
+            expr = n.attr("expr")
+            values[n] = expr.xreplace({sym(i): values[x] for i, x in enumerate(n.inputs)})
+        elif n.op in ("stop_gradient", "reshape", "sum", "max"):
+            values[n] = values[n.inputs[0]]  # the identity on scalars
+        else:
+            raise GraphError(f"to_sympy cannot convert op {n.op!r}")
+    return values[node]

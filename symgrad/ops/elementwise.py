@@ -1,0 +1,200 @@
+"""Elementwise ops: one SymPy formula each, derivatives from ``sympy.diff``.
+
+An elementwise node is ``ew(expr; inputs)``: ``expr`` is a SymPy expression over the scalar
+symbols ``x0, x1, ...`` standing for the inputs, evaluated element by element with NumPy
+broadcasting.  Adding an elementwise op is one row of :data:`FUNCTIONS`; its derivative,
+its fusion with neighbours and both backends' code come from the formula.
+
+Boolean values (comparisons) appear in formulas only as conditions of ``Piecewise``;
+arithmetic on a boolean tensor reads it as 1.0 / 0.0.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
+
+from ..errors import ArgumentError, DTypeError
+from ..ir import Node, intern
+from ..ir import dtypes as dt
+from ..ir.shapes import broadcast
+
+
+@lru_cache(maxsize=None)
+def sym(i: int) -> sp.Symbol:
+    """The symbol standing for input ``i`` of an elementwise node."""
+    return sp.Symbol(f"x{i}", real=True)
+
+
+def _piecewise_max(a, b):
+    # Ties go to the first argument, as in max reductions: d/da max(a, a) = 1, d/db = 0.
+    return sp.Piecewise((a, a >= b), (b, True))
+
+
+def _piecewise_min(a, b):
+    return sp.Piecewise((a, a <= b), (b, True))
+
+
+# name -> formula over SymPy scalars.  Conventions at kinks are encoded by which branch
+# owns the kink: relu'(0) = 0, leaky_relu'(0) = alpha, elu'(0) = alpha, abs'(0) = sign(0) = 0.
+FUNCTIONS = {
+    "exp": sp.exp,
+    "log": sp.log,
+    "log1p": log1p,
+    "sqrt": sp.sqrt,
+    "abs": sp.Abs,
+    "tanh": sp.tanh,
+    "sigmoid": lambda x: 1 / (1 + sp.exp(-x)),
+    "relu": lambda x: sp.Piecewise((x, x > 0), (0, True)),
+    "leaky_relu": lambda x, alpha: sp.Piecewise((x, x > 0), (alpha * x, True)),
+    "elu": lambda x, alpha: sp.Piecewise((x, x > 0), (alpha * expm1(x), True)),
+    "gelu": lambda x: x / 2 * (1 + sp.erf(x / sp.sqrt(2))),
+    "gelu_tanh": lambda x: x / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (x + sp.Rational(44715, 10**6) * x**3))),
+    # silu is x * sigmoid(x) as two nodes (see api.silu) so sigmoid's saved output is reused.
+    # Softplus is written per sign so neither branch overflows: log1p(exp(-|x|)) + max(x, 0).
+    "softplus": lambda x: sp.Piecewise((x + log1p(sp.exp(-x)), x > 0), (log1p(sp.exp(x)), True)),
+    "maximum": _piecewise_max,
+    "minimum": _piecewise_min,
+}
+
+
+def number(value) -> sp.Expr:
+    """A Python or NumPy scalar as an exact SymPy number.
+
+    Integers and short binary fractions (0.5, 0.25) become exact rationals, so that
+    ``2 * (0.5 * x)`` simplifies to ``x``; other floats keep all 53 bits.
+    """
+    if isinstance(value, (bool, int, np.integer)):
+        return sp.Integer(int(value))
+    value = float(value)
+    if not math.isfinite(value):
+        raise ArgumentError(f"constant {value} is not finite")
+    ratio = Fraction(value)
+    if ratio.denominator <= 1 << 16 and abs(ratio.numerator) < 1 << 53:
+        return sp.Rational(ratio.numerator, ratio.denominator)
+    return sp.Float(value, precision=53)
+
+
+def _is_boolean(expr) -> bool:
+    return isinstance(expr, (sp.logic.boolalg.Boolean)) and not isinstance(expr, sp.Symbol)
+
+
+def result_dtype(expr, inputs) -> str:
+    if _is_boolean(expr):
+        return "bool"
+    if isinstance(expr, sp.Symbol) and len(inputs) == 1:
+        return inputs[0].dtype
+    return dt.result_float([i.dtype for i in inputs])
+
+
+def ew(expr, inputs, dtype: str | None = None) -> Node:
+    """The canonical elementwise node computing ``expr`` over ``inputs``.
+
+    Canonical means: scalar constants folded into the formula, repeated inputs merged,
+    unused inputs dropped, inputs in creation order, and ``x0`` over one input of the same
+    shape and dtype is that input.  So ``ew(x0 + x1, (a, b))`` and ``ew(x0 + x1, (b, a))``
+    are one node.  The result has the broadcast shape of all given inputs, even those the
+    formula no longer uses (``0 * x`` keeps the shape of ``x``).
+    """
+    inputs = list(inputs)
+    expr = sp.sympify(expr)
+    shape = broadcast(*(i.shape for i in inputs))
+    dtype = dtype or result_dtype(expr, inputs)
+
+    replace, kept = {}, []
+    for i, node in enumerate(inputs):
+        if node.op == "ew" and not node.inputs:  # a scalar constant: fold it in
+            replace[sym(i)] = node.attr("expr")
+        elif sym(i) in expr.free_symbols:
+            kept.append(node)
+    kept = sorted(set(kept), key=lambda n: n.serial)
+    for i, node in enumerate(inputs):
+        if sym(i) not in replace:
+            replace[sym(i)] = sym(kept.index(node)) if node in kept else sp.Integer(0)
+    expr = expr.xreplace(replace)
+
+    if expr == sym(0) and len(kept) == 1 and kept[0].dtype == dtype:
+        node = kept[0]
+    else:
+        node = intern(
+            "ew", tuple(kept), {"expr": expr, "dtype": dtype},
+            broadcast(*(k.shape for k in kept)), dtype,
+        )
+    if node.shape != shape:
+        from .structural import broadcast_to
+
+        node = broadcast_to(node, shape)
+    return node
+
+
+def constant(value, dtype: str = "float64") -> Node:
+    """A scalar constant node."""
+    return ew(number(value), (), dtype)
+
+
+def is_constant(node: Node, value=None) -> bool:
+    """Whether ``node`` is a scalar constant (broadcast or not), optionally equal to ``value``."""
+    while node.op == "broadcast_to":
+        node = node.inputs[0]
+    if node.op != "ew" or node.inputs:
+        return False
+    return value is None or node.attr("expr") == value
+
+
+def as_number(node: Node) -> sp.Expr:
+    """The value of a scalar-constant node as a SymPy number."""
+    while node.op == "broadcast_to":
+        node = node.inputs[0]
+    return node.attr("expr")
+
+
+@lru_cache(maxsize=None)
+def _fit_in_output(expr, deriv):
+    """``deriv`` written as a polynomial of degree <= 2 in ``y = expr``, or None.
+
+    This is how the backward pass reuses forward values: sigmoid' becomes y*(1 - y),
+    tanh' becomes 1 - y**2, exp' becomes y.  The polynomial is fitted at three points and
+    accepted only if SymPy proves it equal to the derivative and it is cheaper.
+    """
+    x, y = sym(0), sp.Symbol("y", real=True)
+    points = [sp.Rational(3, 10), sp.Rational(7, 10), sp.Rational(11, 10)]
+    try:
+        rows = [[1, expr.subs(x, t), expr.subs(x, t) ** 2] for t in points]
+        rhs = [deriv.subs(x, t) for t in points]
+        coeffs = sp.Matrix(rows).evalf(30).solve(sp.Matrix(rhs).evalf(30))
+    except (ValueError, TypeError, ZeroDivisionError, sp.matrices.common.NonInvertibleMatrixError):
+        return None
+    coeffs = [sp.nsimplify(c, tolerance=1e-20, rational=True) for c in coeffs]
+    if any(sp.denom(c) > 100 for c in coeffs):
+        return None
+    poly = coeffs[0] + coeffs[1] * y + coeffs[2] * y**2
+    if sp.count_ops(poly) >= sp.count_ops(deriv):
+        return None
+    if sp.simplify(deriv - poly.subs(y, expr)) != 0:
+        return None
+    return poly.subs(y, sym(0))
+
+
+@lru_cache(maxsize=None)
+def partial(expr, i: int, n_inputs: int):
+    """d expr / d x_i as ``(formula, uses_output)``.
+
+    With ``uses_output`` the formula's ``x0`` is the node's own output (saved forward
+    value) instead of its input.
+    """
+    deriv = sp.diff(expr, sym(i))
+    if n_inputs == 1 and deriv.has(sym(0)) and not expr.has(sp.Piecewise):
+        reused = _fit_in_output(expr, deriv)
+        if reused is not None:
+            return reused, True
+    return deriv, False
+
+
+def check_float(node: Node, what: str) -> None:
+    if not dt.is_float(node.dtype):
+        raise DTypeError(f"{what} needs a float tensor, got {node.dtype} {node!r}")

@@ -1,0 +1,40 @@
+"""Algebraic simplification: identities, constant folding and zero-adjoint pruning.
+
+Most identities live in the op constructors (``reshape`` to the same shape is the input,
+``sum`` of a zero is a zero, ``matmul`` with a zero is a zero, scalar constants fold into
+elementwise formulas, SymPy simplifies ``0*x + y`` to ``y``), so rebuilding the graph
+through them applies the identities everywhere.  This pass adds those that need context:
+
+* ``stop_gradient(x)`` is ``x`` once derivatives are taken;
+* an elementwise node reads ``y`` instead of an input ``broadcast_to(y, S)``: its own
+  broadcasting does the rest, and where every input was broadcast the formula is computed
+  once on the small shape and the result broadcast (``-broadcast_to(c)`` is
+  ``broadcast_to(-c)``).
+
+Before and after, for the gradient of ``sum(x * 0 + y)`` with respect to ``x``::
+
+    %1 = ew 0 : float64()   %2 = broadcast_to %1 (N,)   %3 = ew x0*x1 (%2, %4) ...
+    ->  %2 = broadcast_to (ew 0) (N,)
+"""
+
+from __future__ import annotations
+
+from ..ir import Node
+from ..ops.elementwise import ew
+from ..ops.structural import broadcast_to, rebuild
+from .rewrite import rewrite
+
+
+def _simplify_node(node: Node, inputs: list[Node]) -> Node:
+    if node.op == "stop_gradient":
+        return inputs[0]
+    if node.op == "ew":
+        # compute on the unbroadcast inputs; broadcast the (smaller) result if still needed
+        inputs = [x.inputs[0] if x.op == "broadcast_to" else x for x in inputs]
+        return broadcast_to(ew(node.attr("expr"), inputs, node.dtype), node.shape)
+    return rebuild(node, inputs)
+
+
+def simplify(outputs) -> list[Node]:
+    """Apply identities, fold constants and prune zero adjoints (see the module docstring)."""
+    return rewrite(outputs, _simplify_node)
