@@ -1,0 +1,144 @@
+"""The ``numba`` backend: generated kernels, compiled by Numba and cached on disk.
+
+The kernel source (``numba_codegen.py``) is written to ``<cache>/<key>.py`` and imported;
+its ``@njit(cache=True)`` decorator carries the argument types, so Numba compiles when the
+module is imported, or loads the machine code it cached next to the file in an earlier
+process.  The key is a hash of the source, the options and the Numba/NumPy versions: the
+same optimised graph with the same dtypes and options finds the same file.
+
+The cache folder is ``$SYMGRAD_CACHE_DIR`` or ``~/.cache/symgrad``.  Files are written to a
+temporary name and renamed into place, so processes compiling the same kernel at once each
+see a complete file; a damaged entry is deleted and rebuilt with a warning, never a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from ..ir import Node
+from .numba_codegen import PRELUDE, Kernel
+
+_lock = threading.Lock()
+_loaded: dict[str, object] = {}  # key -> kernel function, per process
+FORMAT = 1  # bump when the generated code changes meaning, to retire old cache entries
+
+NUMBA_TYPES = {"float64": "float64", "float32": "float32", "int64": "int64", "bool": "boolean"}
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("SYMGRAD_CACHE_DIR") or Path.home() / ".cache" / "symgrad")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _arg_type(node: Node) -> str:
+    base = "nt." + NUMBA_TYPES[node.dtype]
+    if node.shape == ():
+        return base
+    return f"{base}[{', '.join([':'] * (node.ndim - 1) + ['::1'])}]"
+
+
+def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
+    """The full module source for ``kernel`` and its cache key."""
+    body = kernel.source()
+    arg_types = ", ".join(_arg_type(n) for n in kernel.args + kernel.consts)
+    flags = (
+        f"cache=True, error_model='numpy', boundscheck=False, "
+        f"fastmath={bool(options.get('fastmath', False))}, parallel={bool(options.get('parallel', False))}"
+    )
+    decorated = f"@njit(({arg_types}{',' if len(kernel.args + kernel.consts) == 1 else ''}), {flags})\n{body}"
+    versions = f"{FORMAT} {numba.__version__} {np.__version__} {sys.version_info[:2]}"
+    key = "k_" + hashlib.sha256((decorated + versions).encode()).hexdigest()[:24]
+    prelude = PRELUDE.format(key=key).replace(
+        "from numba import njit, prange", "from numba import njit, prange\nfrom numba import types as nt"
+    )
+    return prelude + decorated, key
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _import(path: Path, key: str, name: str):
+    # registered under its own top-level name: Numba's cache looks the module up by name
+    spec = importlib.util.spec_from_file_location(f"symgrad_kernel_{key}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[spec.name]
+        raise
+    return getattr(module, name)
+
+
+def load(kernel: Kernel, options: dict):
+    """Compile ``kernel`` (or load it from the cache); returns (function, source, cache_hit)."""
+    text, key = kernel_module(kernel, options)
+    with _lock:
+        if key in _loaded:
+            return _loaded[key], text, True
+        path = cache_dir() / f"{key}.py"
+        fresh = not path.exists() or path.read_text() != text
+        if fresh:
+            _write_atomic(path, text)
+        try:
+            function = _import(path, key, kernel.name)
+        except Exception as exc:  # a damaged cache entry: rebuild it once from scratch
+            warnings.warn(f"symgrad: kernel cache entry {path.name} was unusable ({exc!r}); recompiling")
+            _purge(path)
+            _write_atomic(path, text)
+            function = _import(path, key, kernel.name)
+            fresh = True
+        _loaded[key] = function
+        return function, text, not fresh
+
+
+def _purge(path: Path) -> None:
+    for stale in list(path.parent.glob(f"__pycache__/{path.stem}*")) + [path]:
+        try:
+            stale.unlink()
+        except OSError:
+            pass
+
+
+class NumbaProgram:
+    """Calls one compiled kernel; ``source`` is the generated module."""
+
+    def __init__(self, kernel: Kernel, options: dict):
+        stats = options.get("stats")
+        started = time.perf_counter()
+        kernel.source()  # generated (and kept) here, to time code generation on its own
+        codegen = time.perf_counter() - started
+        started = time.perf_counter()
+        self.function, self.source, hit = load(kernel, options)
+        if stats is not None:
+            stats.codegen += codegen
+            stats.numba += time.perf_counter() - started
+            stats.cache_hit = hit
+        self.args = kernel.args
+        self.consts = [c.attr("value").array for c in kernel.consts]
+
+    def __call__(self, arrays: dict, dims: dict) -> list:
+        values = [arrays[n.name] for n in self.args]
+        values = [v[()] if v.ndim == 0 else v for v in values] + self.consts
+        return list(self.function(*values))
+
+
+def build(outputs: list[Node], signature, options: dict) -> NumbaProgram:
+    kernel = Kernel(outputs, signature.inputs, "kernel", bool(options.get("parallel", False)))
+    return NumbaProgram(kernel, options)
