@@ -15,7 +15,7 @@ import numpy as np
 from . import backends
 from .autodiff import grad
 from .errors import ArgumentError
-from .ir import Node, to_text
+from .ir import Node, to_text, toposort
 from .ops.api import as_node
 from .passes import optimize
 from .backends.inputs import Signature
@@ -48,6 +48,9 @@ class Compiled:
     backend: str
     pack: object  # turns the list of output values into what the call returns
     stats: Stats = field(default_factory=Stats)
+    kind: str = "compile"
+    options: dict = field(default_factory=dict)
+    _split_programs: object = field(default=None, repr=False)
 
     @property
     def source(self) -> str:
@@ -65,31 +68,104 @@ class Compiled:
 
     def __call__(self, **inputs):
         arrays, dims = self.signature.bind(inputs)
-        values = self.program(arrays, dims)
-        results = []
-        for node, value in zip(self.outputs, values):
-            if node.shape == ():
-                results.append(float(value) if node.dtype != "int64" else int(value))
-            else:
-                # fresh and owned: never a view of an input or a buffer reused by later calls
-                results.append(np.array(value, dtype=node.dtype, order="C", copy=True))
-        return self.pack(results)
+        return self.pack(_results(self.outputs, self.program(arrays, dims), arrays))
+
+    # --- separate forward and backward kernels (value_and_grad only) ---------------------
+
+    def forward(self, **inputs):
+        """The value alone, and the residuals the backward pass needs: ``(value, residuals)``.
+
+        The forward kernel computes ``f`` and saves exactly the forward values that the
+        backward kernel reads; ``backward(residuals)`` then gives the gradients.
+        """
+        split = self._split()
+        arrays, dims = self.signature.bind(inputs)
+        value, *saved = split.forward(arrays, dims)
+        saved = {n: np.ascontiguousarray(v) for n, v in zip(split.saved, saved)}
+        return _results(self.outputs[:1], [value], arrays)[0], Residuals(arrays, dims, saved)
+
+    def backward(self, residuals: Residuals):
+        """The gradients, from the residuals of :meth:`forward` (same packing as a call)."""
+        if not isinstance(residuals, Residuals):
+            raise ArgumentError("backward takes the residuals returned by forward()")
+        split = self._split()
+        grads = split.backward(residuals.arrays, residuals.dims, residuals.saved)
+        return self.pack([None] + _results(self.outputs[1:], grads, residuals.arrays))[1]
+
+    @property
+    def split_source(self) -> tuple[str, str]:
+        """The generated forward and backward kernels."""
+        split = self._split()
+        return split.forward.source, split.backward.source
+
+    def _split(self):
+        if self._split_programs is None:
+            if self.kind != "value_and_grad":
+                raise ArgumentError("forward/backward exist for value_and_grad functions only")
+            self._split_programs = _Split(self)
+        return self._split_programs
 
     def __repr__(self):
         return f"<symgrad.Compiled backend={self.backend!r} inputs={self.input_names}>"
 
 
-def _build(outputs, pack, backend, extra_inputs, options, stats) -> Compiled:
+@dataclass
+class Residuals:
+    """What ``forward`` hands to ``backward``: the bound inputs and the saved values."""
+
+    arrays: dict
+    dims: dict
+    saved: dict
+
+
+class _Split:
+    """Forward and backward programs of a value-and-grad graph.
+
+    The saved values are the forward nodes (other than inputs) that the backward graph
+    reads, and gradients that are forward values themselves.
+    """
+
+    def __init__(self, compiled: Compiled):
+        f, grads = compiled.outputs[0], compiled.outputs[1:]
+        forward = set(toposort([f]))
+        leaves = ("input", "const", "dim")
+        saved = [g for g in grads if g in forward and g.op not in leaves]
+        for node in toposort(grads, stop=forward):
+            if node not in forward:
+                saved += [i for i in node.inputs if i in forward and i.op not in leaves]
+        self.saved = list(dict.fromkeys(saved))
+        build = backends.get(compiled.backend)
+        options = dict(compiled.options)
+        self.forward = build([f] + self.saved, compiled.signature, dict(options, name="forward"))
+        self.backward = build(grads, compiled.signature, dict(options, name="backward"), self.saved)
+
+
+def _results(outputs, values, arrays) -> list:
+    """Output values as the caller gets them: floats for scalars, fresh owned arrays."""
+    results, seen = [], set()
+    for node, value in zip(outputs, values):
+        if node.shape == ():
+            results.append(float(value) if node.dtype != "int64" else int(value))
+            continue
+        value = np.asarray(value)
+        # never a view of an input, of another output, or of a buffer a later call reuses
+        owned = value.base is None and value.flags.c_contiguous and id(value) not in seen
+        if not owned or node.op in ("input", "const"):
+            value = np.array(value, dtype=node.dtype, order="C", copy=True)
+        seen.add(id(value))
+        results.append(value.astype(node.dtype, copy=False))
+    return results
+
+
+def _build(outputs, pack, backend, extra_inputs, options, stats, kind="compile") -> Compiled:
     signature = Signature(outputs, extra_inputs)
     started = time.perf_counter()
-    from .ir import toposort
-
     stats.nodes_before = len(toposort(outputs))
     optimised = optimize(outputs)
     stats.nodes_after = len(toposort(optimised))
     stats.simplify = time.perf_counter() - started
     program = backends.get(backend)(optimised, signature, dict(options, stats=stats))
-    return Compiled(optimised, signature, program, backend, pack, stats)
+    return Compiled(optimised, signature, program, backend, pack, stats, kind, dict(options))
 
 
 def _as_outputs(outputs):
@@ -130,10 +206,11 @@ def value_and_grad(f, wrt, backend: str = "numba", **options) -> Compiled:
     f = as_node(f)
     grads = grad(f, wrt)
     stats.derive = time.perf_counter() - started
-    single = isinstance(wrt, Node)
+    single = not isinstance(wrt, (list, tuple))
     wrt_list = [wrt] if single else list(wrt)
     if single:
         pack = lambda values: (values[0], values[1])  # noqa: E731
     else:
         pack = lambda values: (values[0], list(values[1:]))  # noqa: E731
-    return _build([f] + ([grads] if single else grads), pack, backend, wrt_list, options, stats)
+    outputs = [f] + ([grads] if single else grads)
+    return _build(outputs, pack, backend, wrt_list, options, stats, kind="value_and_grad")

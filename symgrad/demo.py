@@ -12,7 +12,7 @@ Run:  python -m symgrad.demo [--backend numba|numpy] [--seed N]   (or: symgrad-d
 from __future__ import annotations
 
 import argparse
-import sys
+import itertools
 import time
 
 import numpy as np
@@ -59,23 +59,27 @@ def hinge_hand(X, y, W, reg):
 
 def hinge(backend, rng, N=500, D=3073, C=10, reg=0.05):
     header(f"(b) multiclass hinge + L2, linear model, N={N} D={D} C={C}")
-    Xs, ys, Ws = sg.tensor("X", ("N", "D")), sg.tensor("y", ("N",), "int64"), sg.tensor("W", ("D", "C"))
-    loss = sg.losses.multiclass_hinge(Xs @ Ws, ys) + reg * sg.losses.l2(Ws)
-    started = time.perf_counter()
-    vg = sg.value_and_grad(loss, wrt=Ws, backend=backend)
     # CIFAR-like: centred pixel values of 32x32x3 images, plus a bias column of ones
     pixels = rng.integers(0, 256, size=(N, D - 1)).astype(np.float64)
     X = np.hstack([pixels - pixels.mean(axis=0), np.ones((N, 1))])
     y = rng.integers(0, C, size=N)
     W = 5e-4 * rng.standard_normal((D, C))  # scores spread so ~2/3 of margins are active
+
+    Xs, Ws = sg.tensor("X", ("N", "D")), sg.tensor("W", ("D", "C"))
+    ys = sg.tensor("y", ("N",), dtype="int64")
+    loss = sg.losses.multiclass_hinge(Xs @ Ws, ys) + reg * sg.losses.l2(Ws)
+    started = time.perf_counter()
+    vg = sg.value_and_grad(loss, wrt=Ws, backend=backend)
     value, dW = vg(X=X, y=y, W=W)
     elapsed = time.perf_counter() - started
     hand_value, hand_dW = hinge_hand(X, y, W, reg)
     err = max(rel_error(dW, hand_dW), rel_error(np.array(value), np.array(hand_value)))
     ok = err < TOLERANCE
     print(f"loss: symgrad {value:.6f}   hand {hand_value:.6f}")
-    print(f"max relative difference vs hand derivation: {err:.2e} (tolerance {TOLERANCE:g}; "
-          f"compile + first call {elapsed:.2f} s)")
+    print(
+        f"max relative difference vs hand derivation: {err:.2e} (tolerance {TOLERANCE:g}; "
+        f"compile + first call {elapsed:.2f} s)"
+    )
     print("OK" if ok else "MISMATCH")
     return ok
 
@@ -95,15 +99,19 @@ def two_layer(backend, rng, steps=5, N=64, D_in=1000, H=100, D_out=10, lr=1e-4):
         print(f"step {t}: loss {loss:12.2f}")
         w1 -= lr * g1
         w2 -= lr * g2
-    falling = all(b < a for a, b in zip(losses, losses[1:]))
+    falling = all(b < a for a, b in itertools.pairwise(losses))
     print(f"loss {'falls' if falling else 'does NOT fall'}: {losses[0]:.1f} -> {losses[-1]:.1f}")
     return falling
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="symgrad-demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["numba", "numpy"], default="numba",
-                        help="kernel backend (default: numba)")
+    parser.add_argument(
+        "--backend",
+        choices=["numba", "numpy"],
+        default="numba",
+        help="kernel backend (default: numba)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)

@@ -63,7 +63,7 @@ def grad(f, wrt):
     x + y
     """
     f = api.as_node(f)
-    single = isinstance(wrt, Node)
+    single = not isinstance(wrt, (list, tuple))
     targets = [wrt] if single else list(wrt)
     if f.shape != ():
         raise GraphError(f"grad needs a scalar f, got shape {fmt(f.shape)}; reduce it first (sg.sum, sg.mean)")

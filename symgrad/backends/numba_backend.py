@@ -43,10 +43,13 @@ def cache_dir() -> Path:
 
 
 def _arg_type(node: Node) -> str:
+    # Arrays are typed read-only and C-contiguous: the kernel cannot write its inputs, and
+    # writable arrays are accepted too.
     base = "nt." + NUMBA_TYPES[node.dtype]
     if node.shape == ():
         return base
-    return f"{base}[{', '.join([':'] * (node.ndim - 1) + ['::1'])}]"
+    return f'nt.Array({base}, {node.ndim}, "C", readonly=True)'
+
 
 
 def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
@@ -133,12 +136,16 @@ class NumbaProgram:
         self.args = kernel.args
         self.consts = [c.attr("value").array for c in kernel.consts]
 
-    def __call__(self, arrays: dict, dims: dict) -> list:
-        values = [arrays[n.name] for n in self.args]
+    def __call__(self, arrays: dict, dims: dict, given: dict | None = None) -> list:
+        """Run the kernel on bound input arrays; ``given`` holds values of non-input args
+        (the saved forward values of a backward kernel)."""
+        values = [arrays[n.name] if n.op == "input" else given[n] for n in self.args]
         values = [v[()] if v.ndim == 0 else v for v in values] + self.consts
         return list(self.function(*values))
 
 
-def build(outputs: list[Node], signature, options: dict) -> NumbaProgram:
-    kernel = Kernel(outputs, signature.inputs, "kernel", bool(options.get("parallel", False)))
+def build(outputs: list[Node], signature, options: dict, given=()) -> NumbaProgram:
+    """A kernel for ``outputs`` taking the signature's inputs and the nodes ``given``."""
+    name = options.get("name", "kernel")
+    kernel = Kernel(outputs, signature.inputs + list(given), name, bool(options.get("parallel", False)))
     return NumbaProgram(kernel, options)

@@ -68,7 +68,7 @@ class Kernel:
         """``args`` are the nodes the kernel receives: input tensors, and for a backward
         kernel the saved forward values; constant arrays are appended after them."""
         self.outputs, self.args, self.name, self.parallel = outputs, args, name, parallel
-        self.order = toposort(outputs)
+        self.order = toposort(outputs, stop=set(args))
         self.users: dict[Node, list[Node]] = {}
         for n in self.order:
             for i in n.inputs:

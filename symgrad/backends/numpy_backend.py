@@ -109,13 +109,14 @@ EVAL = {
 class NumpyProgram:
     """Evaluates ``outputs`` for bound inputs; ``source`` is the graph as text."""
 
-    def __init__(self, outputs: list[Node]):
+    def __init__(self, outputs: list[Node], given=()):
         self.outputs = outputs
-        self.order = toposort(outputs)
+        self.order = [n for n in toposort(outputs, stop=set(given)) if n not in set(given)]
         self.source = to_text(outputs)
 
-    def __call__(self, arrays: dict, dims: dict) -> list[np.ndarray]:
-        env: dict[Node, np.ndarray] = {}
+    def __call__(self, arrays: dict, dims: dict, given: dict | None = None) -> list[np.ndarray]:
+        """Evaluate for bound input arrays; ``given`` holds values of nodes not to compute."""
+        env: dict[Node, np.ndarray] = dict(given or {})
         context = Call(arrays, dims)
         with np.errstate(all="ignore"):  # IEEE results (inf, nan) are the caller's to see
             for node in self.order:
@@ -123,5 +124,5 @@ class NumpyProgram:
         return [env[o] for o in self.outputs]
 
 
-def build(outputs: list[Node], signature, options: dict) -> NumpyProgram:
-    return NumpyProgram(outputs)
+def build(outputs: list[Node], signature, options: dict, given=()) -> NumpyProgram:
+    return NumpyProgram(outputs, given)

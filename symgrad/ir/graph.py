@@ -8,11 +8,12 @@ from .node import Node
 from .shapes import fmt
 
 
-def toposort(outputs) -> list[Node]:
+def toposort(outputs, stop=frozenset()) -> list[Node]:
     """Every node reachable from ``outputs``, inputs before users.
 
+    Nodes in ``stop`` are included but not looked through (they are given values).
     Iterative, so a chain of any length does not hit Python's recursion limit.
-    Ties follow creation order, which makes the order (and generated code) deterministic.
+    The order depends only on the graph, which makes generated code deterministic.
     """
     order, done = [], set()
     stack = [(n, False) for n in reversed(list(outputs))]
@@ -25,7 +26,7 @@ def toposort(outputs) -> list[Node]:
             order.append(node)
             continue
         stack.append((node, True))
-        for child in reversed(node.inputs):
+        for child in () if node in stop else reversed(node.inputs):
             if child not in done:
                 stack.append((child, False))
     return order

@@ -47,10 +47,14 @@ def as_node(value) -> Node:
 # --- elementwise -------------------------------------------------------------------------
 
 
-def _apply(formula, *operands, what: str) -> Node:
-    """``formula`` applied elementwise; Python numbers go straight into the formula."""
+def _apply(formula, *operands, what: str, conditions=()) -> Node:
+    """``formula`` applied elementwise; Python numbers go straight into the formula.
+
+    A bool operand is read as 1.0 / 0.0, except at the positions in ``conditions``, where
+    it is the condition of a ``Piecewise``.
+    """
     args, inputs = [], []
-    for value in operands:
+    for position, value in enumerate(operands):
         if isinstance(value, numbers.Number) and not isinstance(value, Node):
             args.append(number(value))
             continue
@@ -58,7 +62,8 @@ def _apply(formula, *operands, what: str) -> Node:
         s = sym(len(inputs))
         inputs.append(node)
         # booleans take part in arithmetic as 1.0 / 0.0
-        args.append(sp.Piecewise((1, s), (0, True)) if node.dtype == "bool" else s)
+        as_number = node.dtype == "bool" and position not in conditions
+        args.append(sp.Piecewise((1, s), (0, True)) if as_number else s)
     if not inputs:  # only numbers: a constant
         return ew(formula(*args), [])
     return ew(formula(*args), inputs)
@@ -174,7 +179,8 @@ def where(condition, a, b):
     cond = as_node(condition)
     if cond.dtype != "bool":
         raise DTypeError(f"where needs a bool condition (a comparison), got {cond.dtype}")
-    return _apply(lambda c, x, y: sp.Piecewise((x, c), (y, True)), cond, a, b, what="where")
+    formula = lambda c, x, y: sp.Piecewise((x, c), (y, True))  # noqa: E731
+    return _apply(formula, cond, a, b, what="where", conditions=(0,))
 
 
 def cast(x, dtype) -> Node:

@@ -167,7 +167,7 @@ def _fit_in_output(expr, deriv):
         rows = [[1, expr.subs(x, t), expr.subs(x, t) ** 2] for t in points]
         rhs = [deriv.subs(x, t) for t in points]
         coeffs = sp.Matrix(rows).evalf(30).solve(sp.Matrix(rhs).evalf(30))
-    except (ValueError, TypeError, ZeroDivisionError, sp.matrices.common.NonInvertibleMatrixError):
+    except (ValueError, TypeError, ZeroDivisionError):  # includes a singular fit
         return None
     coeffs = [sp.nsimplify(c, tolerance=1e-20, rational=True) for c in coeffs]
     if any(sp.denom(c) > 100 for c in coeffs):

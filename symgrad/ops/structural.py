@@ -289,7 +289,9 @@ def one_hot(labels: Node, num_classes, dtype="float64") -> Node:
 
 def stop_gradient(x: Node) -> Node:
     """The value of ``x`` with a zero derivative (removed before lowering)."""
-    return x if x.op in ("input", "const", "dim") or is_constant(x) else intern("stop_gradient", (x,), {}, x.shape, x.dtype)
+    if x.op in ("const", "dim") or is_constant(x):  # nothing to stop
+        return x
+    return intern("stop_gradient", (x,), {}, x.shape, x.dtype)
 
 
 # --- vector-Jacobian rules ---------------------------------------------------------------

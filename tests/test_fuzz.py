@@ -1,0 +1,467 @@
+"""Differential fuzzing: random graphs on random shapes, valid or not (issue 4).
+
+Each example builds a random graph step by step.  A step is either a valid operation (the
+generator of ``test_properties.py``) or a deliberately careless one: operands of mismatched
+shapes (including a named dim against an int), bad axes (out of range, repeated, floats,
+strings), bad reshape targets, integer and bool tensors where a float is needed, junk
+constants and static parameters, labels of the wrong dtype or shape, labels derived in the
+graph (``cast``, ``transpose``, ``sum``).  Then it differentiates a loss that may not be a
+scalar with respect to tensors that may be integer, compiles, and calls the result with
+valid inputs and with corrupted ones (missing or unknown keywords, wrong ndim, wrong sizes,
+inconsistent named dims, out-of-range labels, wrong dtypes, junk values), with named dims
+that may be 0 (an empty batch).
+
+The contract checked (DESIGN.md, "Errors"):
+
+* whatever is passed, the library raises only ``sg.SymgradError`` subclasses -- never a
+  ``TypeError`` from SymPy, a ``ValueError`` from NumPy, a ``RecursionError`` ...;
+* a corrupted call that is invalid for sure raises ``SymgradError`` (it does not compute);
+* what succeeds is right: outputs have the declared shapes and dtypes, inputs are left
+  unchanged, the numpy and numba backends agree (when the numba backend exists), and
+  gradients match central finite differences where the function is smooth, float64 and
+  finite.
+
+Budget: the profiles of ``test_properties.py`` (``ci`` by default, ``long`` for a long run)::
+
+    SYMGRAD_HYPOTHESIS_PROFILE=long python -m pytest tests/test_fuzz.py tests/test_properties.py
+
+A failing example prints a script that rebuilds its graph (``note``); operations that
+raised ``SymgradError`` appear in it as comments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+
+import symgrad as sg
+from symgrad.ir import toposort
+from test_properties import (
+    NUMBA_EXAMPLES,
+    PROFILE,
+    STEPS,
+    Builder,
+    Case,
+    as_list,
+    check_finite_differences,
+    close_normwise,
+    finite_and_moderate,
+    numba_available,
+    resolve,
+)
+
+DIMS = [1, 2, 3, "N", "M", 0]
+DTYPES = ["float64", "float64", "float64", "float32", "int64", "bool"]
+CHAOS = ["mismatch", "axes", "reshape_any", "int_use", "labels_any", "param", "cast", "index",
+         "matmul_any", "junk_const"]
+JUNK = [None, "a", 1j, float("nan"), float("inf"), True, (0, 0), [0], [[1.0, 2.0], [3.0]],
+        np.array(["x"]), np.array([1 + 2j]), -1, 2.5, ()]
+JUNK_AXES = [None, True, 1.0, "a", [0], (0, 0), (), (-1, 1), 5, -5, (0, 7)]
+
+
+def junk_repr(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"np.array({value.tolist()!r})"
+    if isinstance(value, float) and not np.isfinite(value):
+        return f"float({str(value)!r})"
+    return repr(value)
+
+
+class FuzzBuilder(Builder):
+    """The valid steps of :class:`Builder` plus careless ones; remembers what it declared."""
+
+    def __init__(self, draw, dims):
+        super().__init__(draw, dims, stop_gradient=True, steps=STEPS + CHAOS)
+        self.declared: dict = {}  # name -> input node, every dtype
+        self.classes: dict = {}  # int input name -> class counts it is used with as labels
+        self.failed = 0  # steps that raised SymgradError
+        self.attempt = ""  # the code of the careless call being made (for failure reports)
+
+    # -- leaves of any shape and dtype
+    def random_shape(self):
+        return tuple(self.draw(st.lists(st.sampled_from(DIMS), max_size=3)))
+
+    def any_input(self, shape=None, dtype=None):
+        shape = self.random_shape() if shape is None else shape
+        dtype = dtype or self.choose(DTYPES)
+        prefix = {"float64": "a", "float32": "f", "int64": "i", "bool": "b"}[dtype]
+        name = self.fresh(prefix)
+        node = sg.tensor(name, shape, dtype=dtype)
+        self.names[node] = name
+        self.declared[name] = node
+        if dtype == "float64":
+            self.floats[name] = node
+        self.code.append(f"{name} = sg.tensor({name!r}, {shape!r}, dtype={dtype!r})")
+        return node
+
+    def float_input(self, shape, prefix="a"):
+        node = super().float_input(shape, prefix)
+        self.declared[node.name] = node
+        return node
+
+    def label_input(self, shape, classes):
+        node = super().label_input(shape, classes)
+        self.declared[node.name] = node
+        self.classes.setdefault(node.name, []).append(classes)
+        return node
+
+    def run(self, code, build):
+        """``(build(), code)``, remembering ``code`` while ``build`` runs (for reports)."""
+        self.attempt = code
+        return build(), code
+
+    def any_node(self):
+        if self.pool and self.draw(st.integers(0, 2)):
+            return self.choose_node(self.pool)
+        return self.any_input()
+
+    # -- one step: a SymgradError is a legitimate answer to a careless step
+    def step(self):
+        kind = self.choose(self.steps)
+        try:
+            node, code = getattr(self, "op_" + kind)()
+        except sg.SymgradError as exc:
+            self.failed += 1
+            self.code.append(f"# op_{kind} raised {type(exc).__name__}: {exc}"[:200])
+            return
+        except BaseException:
+            note("\n".join(self.header() + self.code + [f"# op_{kind} failed: {self.attempt}"]))
+            raise
+        if isinstance(node, sg.Tensor):
+            self.pool.append(self.emit(node, code))
+
+    @staticmethod
+    def header():
+        return ["import numpy as np, symgrad as sg"]
+
+    # -- careless steps
+    def op_mismatch(self):
+        a, b = self.any_node(), self.any_node()
+        f = self.choose(["+", "-", "*", "/", "**", "maximum", "minimum", "less", "equal", "where"])
+        ra, rb = self.ref(a), self.ref(b)
+        if f == "where":
+            c = self.any_node()
+            return self.run(f"sg.where(sg.less({ra}, {rb}), {self.ref(c)}, {ra})", lambda: sg.where(sg.less(a, b), c, a))
+        if f in ("maximum", "minimum", "less", "equal"):
+            return self.run(f"sg.{f}({ra}, {rb})", lambda: getattr(sg, f)(a, b))
+        method = {"+": a.__add__, "-": a.__sub__, "*": a.__mul__, "/": a.__truediv__, "**": a.__pow__}[f]
+        return self.run(f"{ra} {f} {rb}", lambda: method(b))
+
+    def op_axes(self):
+        x = self.any_node()
+        f = self.choose(["sum", "mean", "max", "logsumexp", "softmax", "log_softmax", "transpose"])
+        axis = self.draw(st.one_of(st.integers(-4, 4), st.sampled_from(JUNK_AXES)))
+        r = self.ref(x)
+        if f == "transpose":
+            return self.run(f"sg.transpose({r}, {axis!r})", lambda: sg.transpose(x, axis))
+        if f in ("softmax", "log_softmax"):
+            return self.run(f"sg.{f}({r}, axis={axis!r})", lambda: getattr(sg, f)(x, axis=axis))
+        keepdims = self.draw(st.booleans())
+        return self.run(f"sg.{f}({r}, axis={axis!r}, keepdims={keepdims})", lambda: getattr(sg, f)(x, axis=axis, keepdims=keepdims))
+
+    def op_reshape_any(self):
+        x = self.any_node()
+        target = self.draw(st.one_of(
+            st.lists(st.one_of(st.integers(-2, 7), st.sampled_from(["N", "M"])), max_size=3).map(tuple),
+            st.sampled_from([None, "N", 6, 6.0, ((2,),)]),
+        ))
+        return self.run(f"sg.reshape({self.ref(x)}, {target!r})", lambda: sg.reshape(x, target))
+
+    def op_int_use(self):
+        i = self.any_input(dtype=self.choose(["int64", "bool"]))
+        other = self.any_node()
+        f = self.choose(["matmul", "log", "softmax", "sum", "mean", "max", "exp", "add", "pick", "where"])
+        ri, ro = self.ref(i), self.ref(other)
+        if f == "matmul":
+            return self.run(f"{ri} @ {ro}", lambda: i @ other)
+        if f == "add":
+            return self.run(f"{ri} + {ro}", lambda: i + other)
+        if f == "pick":
+            return self.run(f"sg.pick({ri}, {ro})", lambda: sg.pick(i, other))
+        if f == "where":
+            return self.run(f"sg.where({ri}, {ro}, 0.0)", lambda: sg.where(i, other, 0.0))
+        return self.run(f"sg.{f}({ri})", lambda: getattr(sg, f)(i))
+
+    def op_labels_any(self):
+        scores = self.any_node()
+        kind = self.draw(st.integers(0, 4))
+        if kind == 0:  # an int input of any shape
+            labels = self.any_input(dtype="int64")
+        elif kind == 1:  # a float or bool tensor
+            labels = self.any_input(dtype=self.choose(["float64", "bool"]))
+        else:  # labels computed in the graph: the kernel must not trust them
+            base = self.any_input(dtype="int64")
+            how = self.choose(["cast", "transpose", "reshape", "sum", "max"])
+            rb = self.ref(base)
+            if how == "cast":
+                src = self.any_node()
+                code, build = f"sg.cast({self.ref(src)}, 'int64')", lambda: sg.cast(src, "int64")
+            elif how == "transpose":
+                code, build = f"{rb}.T", lambda: base.T
+            elif how == "reshape":
+                code, build = f"{rb}[None]", lambda: base[None]
+            else:
+                code, build = f"sg.{how}({rb}, axis=-1)", lambda: getattr(sg, how)(base, axis=-1)
+            labels = self.emit(*self.run(code, build), prefix="lab")
+        f = self.choose(["pick", "one_hot", "softmax_cross_entropy", "multiclass_hinge"])
+        rs, rl = self.ref(scores), self.ref(labels)
+        direct = labels.op == "input" and labels.dtype == "int64"
+        if f == "one_hot":
+            classes = self.draw(st.one_of(st.integers(-1, 4), st.sampled_from(["N", "M", 2.0, None])))
+            node = self.run(f"sg.one_hot({rl}, {classes!r})", lambda: sg.one_hot(labels, classes))
+        elif f == "pick":
+            classes = scores.shape[-1] if scores.ndim else None
+            node = self.run(f"sg.pick({rs}, {rl})", lambda: sg.pick(scores, labels))
+        else:
+            classes = scores.shape[-1] if scores.ndim else None
+            node = self.run(f"sg.losses.{f}({rs}, {rl})", lambda: getattr(sg.losses, f)(scores, labels))
+        if direct:
+            self.classes.setdefault(labels.name, []).append(classes)
+        return node
+
+    def op_param(self):
+        x = self.any_node()
+        f = self.choose(["leaky_relu", "elu", "gelu"])
+        value = self.choose(JUNK + [0.3])
+        r = self.ref(x)
+        if f == "gelu":
+            return self.run(f"sg.gelu({r}, approximate={junk_repr(value)})", lambda: sg.gelu(x, approximate=value))
+        return self.run(f"sg.{f}({r}, alpha={junk_repr(value)})", lambda: getattr(sg, f)(x, alpha=value))
+
+    def op_junk_const(self):
+        x = self.any_node()
+        value = self.choose(JUNK + [np.ones(3), np.arange(6).reshape(2, 3), [1, 2, 3]])
+        return self.run(f"{self.ref(x)} * {junk_repr(value)}", lambda: x * value)
+
+    def op_cast(self):
+        x = self.any_node()
+        dtype = self.choose(["float32", "float64", "int64", "bool", "int32", "complex128"])
+        return self.run(f"sg.cast({self.ref(x)}, {dtype!r})", lambda: sg.cast(x, dtype))
+
+    def op_index(self):
+        x = self.any_node()
+        index, text = self.choose([
+            ((None,), "None"), ((Ellipsis, None), "..., None"), ((slice(None), None), ":, None"),
+            ((0,), "0"), ((Ellipsis, Ellipsis), "..., ..."), ((None, None, slice(None)), "None, None, :"),
+            ((slice(None), slice(None), slice(None), slice(None)), ":, :, :, :"),
+        ])
+        return self.run(f"{self.ref(x)}[{text}]", lambda: x[index])
+
+    def op_matmul_any(self):
+        a, b = self.any_node(), self.any_node()
+        return self.run(f"sg.matmul({self.ref(a)}, {self.ref(b)})", lambda: sg.matmul(a, b))
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+def valid_inputs(b: FuzzBuilder, names, dims, rng) -> dict:
+    """Values for ``names`` that respect their declarations; labels in range where known."""
+    out = {}
+    for name in names:
+        node = b.declared[name]
+        shape = resolve(node.shape, dims)
+        if node.dtype in ("float64", "float32"):
+            out[name] = rng.standard_normal(shape).astype(node.dtype)
+        elif node.dtype == "bool":
+            out[name] = rng.random(shape) < 0.5
+        else:
+            counts = [resolve((c,), dims)[0] for c in b.classes.get(name, []) if isinstance(c, (int, str))]
+            counts = [c for c in counts if isinstance(c, int) and not isinstance(c, bool)]
+            high = min(counts, default=3)
+            out[name] = rng.integers(0, max(high, 1), size=shape)
+    return out
+
+
+def direct_label_inputs(outputs) -> dict:
+    """Input tensors read as labels by a pick/one_hot of the graph -> their class-count dim."""
+    found = {}
+    for node in toposort(outputs):
+        if node.op == "pick" and node.inputs[1].op == "input":
+            found.setdefault(node.inputs[1].name, node.inputs[0].shape[-1])
+        elif node.op == "one_hot" and node.inputs[0].op == "input":
+            found.setdefault(node.inputs[0].name, node.attr("num_classes"))
+    return found
+
+
+def corruptions(compiled, b: FuzzBuilder, kwargs: dict, dims: dict, outputs):
+    """(description, kwargs, surely_invalid) for calls that differ from a valid one."""
+    names = list(compiled.input_names)
+    out = [("unknown keyword", dict(kwargs, not_an_input=1.0), True)]
+    labels = direct_label_inputs(outputs)
+    for name in names:
+        node, value = b.declared[name], np.asarray(kwargs[name])
+        rest = {k: v for k, v in kwargs.items() if k != name}
+        out.append((f"missing {name}", rest, True))
+        out.append((f"{name} with an extra axis", dict(kwargs, **{name: value[None]}), True))
+        if value.ndim:
+            out.append((f"{name} with one axis less", dict(kwargs, **{name: value[..., 0] if value.shape[-1] else value.sum(-1)}), True))
+        for axis, d in enumerate(node.shape):
+            if isinstance(d, int):
+                shape = list(value.shape)
+                shape[axis] += 1
+                out.append((f"{name} axis {axis} of size {shape[axis]}", dict(kwargs, **{name: np.zeros(shape, value.dtype)}), True))
+        named = [d for d in node.shape if isinstance(d, str)]
+        for d in named:
+            uses = sum(dd == d for n in names for dd in b.declared[n].shape)
+            if uses > 1:
+                shape = [s + 1 if dd == d and i == node.shape.index(d) else s for i, (dd, s) in enumerate(zip(node.shape, value.shape))]
+                out.append((f"{name} with a different size of {d}", dict(kwargs, **{name: np.zeros(shape, value.dtype)}), True))
+        if node.dtype == "int64":
+            out.append((f"float labels {name}", dict(kwargs, **{name: value.astype(float)}), True))
+            out.append((f"bool labels {name}", dict(kwargs, **{name: value > 0}), True))
+            if name in labels and value.size:
+                (classes,) = resolve((labels[name],), dims)
+                for bad in (-1, classes, 2**40):
+                    worse = value.copy()
+                    worse.flat[value.size // 2] = bad
+                    out.append((f"label {bad} in {name} for {classes} classes", dict(kwargs, **{name: worse}), True))
+        if node.dtype in ("float64", "float32"):
+            out.append((f"complex {name}", dict(kwargs, **{name: value.astype(complex)}), True))
+            out.append((f"string {name}", dict(kwargs, **{name: np.full(value.shape, "x")}), True))
+            out.append((f"None for {name}", dict(kwargs, **{name: None}), True))
+            out.append((f"int list for {name}", dict(kwargs, **{name: value.astype(int).tolist()}), False))
+            out.append((f"NaN in {name}", dict(kwargs, **{name: value * np.nan}), False))
+    return out
+
+
+# --- the harness -----------------------------------------------------------------------------
+
+
+def flatten(result, how):
+    """The values a call returned, as a list: outputs, or the value then the gradients."""
+    if how == "forward":
+        return list(result) if isinstance(result, tuple) else [result]
+    return [result[0]] + as_list(result[1])
+
+
+def check_outputs(outputs, values, dims, what, forward=True):
+    """A float (int for int64) per scalar output, a fresh array of the declared shape else.
+
+    ``outputs`` are the graphs compiled, or for value_and_grad the loss then the tensors
+    differentiated against (their gradients have their shapes).
+    """
+    assert len(values) == len(outputs), f"{what}: {len(values)} values for {len(outputs)} outputs"
+    for k, (node, value) in enumerate(zip(outputs, values)):
+        grad = not forward and k > 0
+        if node.shape == ():
+            assert isinstance(value, (float, int)), f"{what}: scalar output is {type(value)}"
+        else:
+            assert isinstance(value, np.ndarray), f"{what}: output is {type(value)}"
+            want = resolve(node.shape, dims)
+            assert value.shape == want, f"{what}: shape {value.shape}, declared {node.shape} = {want}"
+            if grad:  # the gradient of a float32 input in a float64 graph may be float64
+                assert value.dtype.kind == "f", f"{what}: gradient of dtype {value.dtype}"
+            else:
+                assert value.dtype == np.dtype(node.dtype), f"{what}: dtype {value.dtype}, declared {node.dtype}"
+
+
+def call(compiled, kwargs):
+    """Call and return ``(results, error)``: an error must be a ``SymgradError``."""
+    try:
+        out = compiled(**kwargs)
+    except sg.SymgradError as exc:
+        return None, exc
+    return out, None
+
+
+def fuzz_once(data, backends):
+    draw = data.draw
+    dims = {"N": draw(st.sampled_from([0, 1, 2, 3, 4])), "M": draw(st.integers(1, 3))}
+    b = FuzzBuilder(draw, dims)
+    for _ in range(draw(st.integers(0, 2))):
+        b.pool.append(b.any_input())
+    for _ in range(draw(st.integers(1, 7))):
+        b.step()
+    if not b.pool:
+        b.pool.append(b.any_input())
+
+    # The function: a loss that may be non-scalar or integer, w.r.t. anything declared.
+    out = b.pool[-1]
+    how = draw(st.sampled_from(["cotangent", "sum", "raw", "forward"]))
+    code = b.header() + b.code
+    try:
+        if how == "cotangent" and out.ndim:
+            c = b.float_input(out.shape, prefix="c")
+            f, fcode = sg.sum(out * c), f"sg.sum({b.ref(out)} * {b.ref(c)})"
+        elif how == "sum":
+            f, fcode = sg.sum(out), f"sg.sum({b.ref(out)})"
+        else:
+            f, fcode = out, b.ref(out)
+        names = sorted(b.declared)
+        wrt = [b.declared[n] for n in names if draw(st.booleans())] or [b.declared[names[0]]]
+        if draw(st.integers(0, 6)) == 0:  # not a tensor, or not an input tensor
+            junk = draw(st.sampled_from(["3.0", "'x'", "None", "out"]))
+            wrt.append(out if junk == "out" else eval(junk))
+        code = b.header() + b.code + [f"f = {fcode}", f"wrt = [{', '.join(b.ref(w) for w in wrt)}]"]
+        if how == "forward":  # several outputs of any dtype, forward only
+            outputs = [f] + [p for p in b.pool[:-1] if draw(st.booleans())]
+            code.append(f"fn = sg.compile([{', '.join(b.ref(o) for o in outputs)}], backend='numpy')")
+            compiled = {be: sg.compile(outputs, backend=be) for be in backends}
+        else:
+            outputs = [f] + list(wrt)  # the value, then one gradient per wrt, of its shape
+            code.append("fn = sg.value_and_grad(f, wrt, backend='numpy')")
+            compiled = {be: sg.value_and_grad(f, wrt, backend=be) for be in backends}
+    except sg.SymgradError as exc:
+        code.append(f"# raised {type(exc).__name__}: {exc}")
+        return
+    finally:
+        note("\n".join(code))
+    first = compiled[backends[0]]
+    for be, fn in compiled.items():
+        assert fn.input_names == first.input_names, f"{be}: inputs {fn.input_names} vs {first.input_names}"
+
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kwargs = valid_inputs(b, first.input_names, dims, rng)
+    note(f"inputs = {kwargs!r}  # dims {dims}")
+    copies = {k: np.array(v, copy=True) for k, v in kwargs.items()}
+
+    results = {}
+    for be, fn in compiled.items():
+        value, error = call(fn, kwargs)
+        for k, v in kwargs.items():
+            assert np.array_equal(np.asarray(v), copies[k], equal_nan=True), f"{be} modified input {k}"
+        results[be] = (value, error)
+    errors = {be: type(e) for be, (_, e) in results.items()}
+    assert len(set(errors.values())) == 1, f"backends disagree on raising: {errors}"
+
+    value, error = results[backends[0]]
+    if error is None:
+        flat = {be: flatten(results[be][0], how) for be in backends}
+        check_outputs(outputs, flat[backends[0]], dims, backends[0], forward=how == "forward")
+        low = any(n.dtype == "float32" for n in toposort(outputs))
+        for be in backends[1:]:
+            for i, (x, y) in enumerate(zip(flat[be], flat[backends[0]])):
+                close_normwise(x, y, 1e-5 if low else 1e-12, what=f"{be} vs {backends[0]}, output {i}")
+
+        # gradients against finite differences where that is an oracle
+        smooth = how != "forward" and all(
+            n.dtype != "float32" and n.op != "stop_gradient" for n in toposort([f]))
+        if smooth and all(w.op == "input" and w.dtype == "float64" for w in wrt):
+            grads = as_list(value[1])
+            if finite_and_moderate(value[0], grads) and min((np.size(v) for v in kwargs.values()), default=1) > 0:
+                case = Case(f, wrt, kwargs, dims, code)
+                check_finite_differences(case, first, grads, unstable=lambda ok: None)
+
+    # corrupted calls: surely-invalid ones must raise SymgradError, none may raise anything else
+    bad = corruptions(first, b, kwargs, dims, [f] if how != "forward" else first.outputs)
+    for what, bad_kwargs, surely in draw(st.lists(st.sampled_from(bad), max_size=4, unique_by=lambda t: t[0])) if bad else []:
+        for be, fn in compiled.items():
+            got, error = call(fn, bad_kwargs)
+            if surely:
+                assert error is not None, f"{be}: a call with {what} did not raise: {got!r}"
+
+
+@settings(PROFILE)
+@given(data=st.data())
+def test_fuzz_numpy_backend(data):
+    fuzz_once(data, ("numpy",))
+
+
+@pytest.mark.skipif(not numba_available(), reason="symgrad.backends.numba_backend is not written yet")
+@settings(PROFILE, max_examples=NUMBA_EXAMPLES)
+@given(data=st.data())
+def test_fuzz_numpy_and_numba_backends(data):
+    fuzz_once(data, ("numpy", "numba"))
