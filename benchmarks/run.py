@@ -555,6 +555,8 @@ def plot(results, comp, path: Path) -> str:
             vals = np.array([comp[n]["cold_split"][part] for n in cnames])
             ax.bar(xs - 0.2, vals, 0.4, bottom=bottom, color=color, label=f"cold: {part}")
             bottom += vals
+        other = np.array([max(comp[n]["cold_construct_s"] - sum(comp[n]["cold_split"].values()), 0.0) for n in cnames])
+        ax.bar(xs - 0.2, other, 0.4, bottom=bottom, color="#c7c7c7", label="cold: other (import numba)")
         ax.bar(xs + 0.2, [comp[n]["warm_total_s"] for n in cnames], 0.4, color="#bcbd22", label="warm load")
         ax.bar(xs + 0.2, [comp[n]["warm_after_startup_total_s"] for n in cnames], 0.4, color="#17becf",
                label="warm load − start-up")

@@ -51,6 +51,7 @@ class Compiled:
     kind: str = "compile"
     options: dict = field(default_factory=dict)
     _split_programs: object = field(default=None, repr=False)
+    _finish: object = field(default=None, repr=False)
 
     @property
     def source(self) -> str:
@@ -67,8 +68,14 @@ class Compiled:
         return list(self.signature.names)
 
     def __call__(self, **inputs):
-        arrays, dims = self.signature.bind(inputs)
-        return self.pack(_results(self.outputs, self.program(arrays, dims), arrays))
+        bound = self.signature.fast_bind(inputs) or self.signature.bind(inputs)
+        return self.pack(self.finish(self.program(*bound)))
+
+    @property
+    def finish(self):
+        if self._finish is None:
+            self._finish = _finisher(self.outputs)
+        return self._finish
 
     # --- separate forward and backward kernels (value_and_grad only) ---------------------
 
@@ -79,18 +86,18 @@ class Compiled:
         backward kernel reads; ``backward(residuals)`` then gives the gradients.
         """
         split = self._split()
-        arrays, dims = self.signature.bind(inputs)
-        value, *saved = split.forward(arrays, dims)
-        saved = {n: np.ascontiguousarray(v) for n, v in zip(split.saved, saved)}
-        return _results(self.outputs[:1], [value], arrays)[0], Residuals(arrays, dims, saved)
+        values, dims = self.signature.fast_bind(inputs) or self.signature.bind(inputs)
+        value, *saved = split.forward(values, dims)
+        saved = tuple(np.ascontiguousarray(v) for v in saved)
+        return float(value), Residuals(values, dims, saved)
 
     def backward(self, residuals: Residuals):
         """The gradients, from the residuals of :meth:`forward` (same packing as a call)."""
         if not isinstance(residuals, Residuals):
             raise ArgumentError("backward takes the residuals returned by forward()")
         split = self._split()
-        grads = split.backward(residuals.arrays, residuals.dims, residuals.saved)
-        return self.pack([None] + _results(self.outputs[1:], grads, residuals.arrays))[1]
+        grads = split.backward(residuals.values, residuals.dims, residuals.saved)
+        return self.pack([None] + split.finish(grads))[1]
 
     @property
     def split_source(self) -> tuple[str, str]:
@@ -113,9 +120,9 @@ class Compiled:
 class Residuals:
     """What ``forward`` hands to ``backward``: the bound inputs and the saved values."""
 
-    arrays: dict
+    values: tuple
     dims: dict
-    saved: dict
+    saved: tuple
 
 
 class _Split:
@@ -138,23 +145,39 @@ class _Split:
         options = dict(compiled.options)
         self.forward = build([f] + self.saved, compiled.signature, dict(options, name="forward"))
         self.backward = build(grads, compiled.signature, dict(options, name="backward"), self.saved)
+        self.finish = _finisher(grads)
 
 
-def _results(outputs, values, arrays) -> list:
-    """Output values as the caller gets them: floats for scalars, fresh owned arrays."""
-    results, seen = [], set()
-    for node, value in zip(outputs, values):
-        if node.shape == ():
-            results.append(float(value) if node.dtype != "int64" else int(value))
-            continue
-        value = np.asarray(value)
-        # never a view of an input, of another output, or of a buffer a later call reuses
-        owned = value.base is None and value.flags.c_contiguous and id(value) not in seen
-        if not owned or node.op in ("input", "const"):
-            value = np.array(value, dtype=node.dtype, order="C", copy=True)
-        seen.add(id(value))
-        results.append(value.astype(node.dtype, copy=False))
-    return results
+# Ops whose value both backends compute into memory of its own (an input or a view never).
+FRESH_OPS = frozenset({"ew", "sum", "max", "matmul", "pick", "one_hot", "argmax_mask", "broadcast_to"})
+
+
+def _finisher(outputs: list[Node]):
+    """A function making a program's output values into what the caller gets.
+
+    Scalars become floats; arrays are the caller's own: an array that could be an input,
+    a view, a read-only broadcast or another output's memory is copied, a freshly computed
+    one is handed over as it is.
+    """
+    plan, seen = [], set()
+    for node in outputs:
+        plan.append("scalar" if not node.shape else "own" if node.op in FRESH_OPS and node not in seen else "copy")
+        seen.add(node)
+    if all(p == "scalar" for p in plan):
+        return lambda values: [float(v) for v in values]
+
+    def finish(values):
+        out = []
+        for how, value in zip(plan, values):
+            if how == "scalar":
+                out.append(float(value))
+            elif how == "own" and value.flags.writeable and value.flags.c_contiguous:
+                out.append(value)
+            else:
+                out.append(np.array(value, order="C"))
+        return out
+
+    return finish
 
 
 def _build(outputs, pack, backend, extra_inputs, options, stats, kind="compile") -> Compiled:

@@ -14,7 +14,7 @@ import sympy as sp
 
 import symgrad as sg
 from symgrad.backends.inputs import Signature
-from symgrad.backends.numpy_backend import NumpyProgram
+from symgrad import backends
 from symgrad.ir import toposort
 from symgrad.passes import fuse, optimize, simplify
 from gradcheck import compile_cached
@@ -257,9 +257,11 @@ PASSES = {
 
 
 def evaluate(outputs, inputs):
-    """The NumPy interpreter run directly on ``outputs`` (no pass in between)."""
-    arrays, dims = Signature(outputs).bind(inputs)
-    return NumpyProgram(outputs)(arrays, dims)
+    """The NumPy interpreter run directly on ``outputs`` (no pass in between), through the
+    backend contract of ``symgrad.backends``: ``build(outputs, signature, options)``."""
+    signature = Signature(outputs)
+    program = backends.get("numpy")(outputs, signature, {})
+    return program(*signature.bind(inputs))
 
 
 @pytest.mark.parametrize("graph", GRAPH_NAMES)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ArgumentError, DTypeError, LabelError, ShapeError
+from ..errors import ArgumentError, DTypeError, GraphError, LabelError, ShapeError
 from ..ir import Node, toposort
 from ..ir.shapes import fmt
 
@@ -35,10 +35,17 @@ class Signature:
                 )
         self.inputs = [by_name[k] for k in sorted(by_name)]
         self.names = [n.name for n in self.inputs]
+        self._name_set = set(self.names)
+        self._plan = [(n.name, n) for n in self.inputs]
+        self._first = {}  # named dim -> the first input (by name) that has it
+        for n in self.inputs:
+            for d in n.shape:
+                if isinstance(d, str):
+                    self._first.setdefault(d, n.name)
         # (labels input, class-count dim) for every pick/one_hot that reads an input directly
         self.label_checks = sorted(
             {
-                (n.inputs[1] if n.op == "pick" else n.inputs[0],
+                (_label_source(n.inputs[1] if n.op == "pick" else n.inputs[0]),
                  n.inputs[0].shape[-1] if n.op == "pick" else n.attr("num_classes"))
                 for n in nodes if n.op in ("pick", "one_hot")
             },
@@ -52,42 +59,136 @@ class Signature:
                 f"named dims {sorted(unbound)} are not the size of any input, so no call could "
                 "give them a value"
             )
+        namespace = {"ndarray": np.ndarray, "DTYPES": {d: np.dtype(d) for d in _KINDS}}
+        exec(compile(_fast_binder_source(self), "<symgrad fast_bind>", "exec"), namespace)
+        self._fast = namespace["fast_bind"]
 
-    def bind(self, kwargs: dict) -> tuple[dict[str, np.ndarray], dict[str, int]]:
-        """Check and convert a call's keyword arguments; returns (arrays, named dim sizes)."""
-        unknown = sorted(set(kwargs) - set(self.names))
-        if unknown:
-            raise ArgumentError(f"unknown input {unknown[0]!r}; this function takes {self.names}")
-        missing = [n for n in self.names if n not in kwargs]
-        if missing:
-            raise ArgumentError(f"missing input {missing[0]!r}; this function takes {self.names}")
-        arrays, dims, seen = {}, {}, {}
-        for node in self.inputs:
-            array = _convert(node, kwargs[node.name])
+    def bind(self, kwargs: dict) -> tuple[tuple, dict[str, int]]:
+        """Check and convert a call's keyword arguments.
+
+        Returns the values in the order of ``self.inputs`` and the named dim sizes.  Arrays
+        come back C-contiguous in the declared dtype; scalar inputs as scalars of that dtype
+        (a Python float for float64).  :meth:`fast_bind` is tried first on every call;
+        this is the complete version, which converts what needs converting and explains
+        what is wrong.
+        """
+        if kwargs.keys() != self._name_set:
+            self._explain_keywords(kwargs)
+        values, dims = {}, {}
+        for name, node in self._plan:
+            value = kwargs[name]
+            if not node.shape:
+                values[name] = _scalar(node, value)
+                continue
+            array = _convert(node, value)
             if array.ndim != node.ndim:
                 raise ShapeError(
-                    f"input {node.name!r} should have {node.ndim} dims {fmt(node.shape)}, "
+                    f"input {name!r} should have {node.ndim} dims {fmt(node.shape)}, "
                     f"got shape {array.shape}"
                 )
             for axis, (want, got) in enumerate(zip(node.shape, array.shape)):
-                if isinstance(want, int):
+                if want.__class__ is int:
                     if want != got:
                         raise ShapeError(
-                            f"input {node.name!r} should have shape {fmt(node.shape)}, got "
+                            f"input {name!r} should have shape {fmt(node.shape)}, got "
                             f"{array.shape}: axis {axis} is {got}, expected {want}"
                         )
                 elif dims.setdefault(want, got) != got:
                     raise ShapeError(
-                        f"dim {want} is {dims[want]} for {seen[want]!r} but {got} for "
-                        f"{node.name!r}"
+                        f"dim {want} is {dims[want]} for {self._first[want]!r} but {got} "
+                        f"for {name!r}"
                     )
-                else:
-                    seen.setdefault(want, node.name)
-            arrays[node.name] = array
+            values[name] = array
         for labels, classes in self.label_checks:
-            if labels.op == "input":
-                check_labels(f"labels {labels.name!r}", arrays[labels.name], dims.get(classes, classes))
-        return arrays, dims
+            array = values[labels.name] if labels.op == "input" else labels.attr("value").array
+            what = f"labels {labels.name!r}" if labels.op == "input" else "constant labels"
+            check_labels(what, np.asarray(array), dims.get(classes, classes))
+        return tuple(values[n] for n in self.names), dims
+
+    def fast_bind(self, kwargs: dict):
+        """``bind`` for calls whose values need no conversion, else None (then call ``bind``).
+
+        Generated per signature as straight-line checks (see :func:`_fast_binder_source`):
+        per-call overhead is what a scalar function like (x + y) * z costs.
+        """
+        return self._fast(kwargs)
+
+    def _explain_keywords(self, kwargs):
+        unknown = sorted(set(kwargs) - self._name_set)
+        if unknown:
+            raise ArgumentError(f"unknown input {unknown[0]!r}; this function takes {self.names}")
+        missing = [n for n in self.names if n not in kwargs]
+        raise ArgumentError(f"missing input {missing[0]!r}; this function takes {self.names}")
+
+
+def _fast_binder_source(sig: Signature) -> str:
+    """Python source of a binder that accepts only values already in final form.
+
+    >>> print(_fast_binder_source(Signature([x * y])))   # doctest: +SKIP
+    def fast_bind(kw):
+        if len(kw) != 2: return None
+        ...
+        if a0.__class__ is not float: return None
+    """
+    lines = ["def fast_bind(kw):", f"    if len(kw) != {len(sig.inputs)}: return None", "    try:"]
+    args = [f"a{k}" for k in range(len(sig.inputs))]
+    for a, node in zip(args, sig.inputs):
+        lines.append(f"        {a} = kw[{node.name!r}]")
+    lines.append("    except KeyError: return None")
+    dims: dict[str, str] = {}
+    for a, node in zip(args, sig.inputs):
+        if not node.shape:
+            kind = {"float64": "float", "int64": "int", "bool": "bool", "float32": "None"}
+            # (float32 scalars are never final: bind makes them np.float32)
+            lines.append(f"    if {a}.__class__ is not {kind[node.dtype]}: return None")
+            continue
+        lines.append(
+            f"    if {a}.__class__ is not ndarray or {a}.dtype is not DTYPES[{node.dtype!r}] "
+            f"or {a}.ndim != {node.ndim} or not {a}.flags.c_contiguous: return None"
+        )
+        for axis, d in enumerate(node.shape):
+            if isinstance(d, int):
+                lines.append(f"    if {a}.shape[{axis}] != {d}: return None")
+            elif d in dims:
+                lines.append(f"    if {a}.shape[{axis}] != {dims[d]}: return None")
+            else:
+                dims[d] = f"n_{d}"
+                lines.append(f"    n_{d} = {a}.shape[{axis}]")
+    for labels, classes in sig.label_checks:
+        if labels.op != "input":
+            continue  # constants: bind checks them
+        a = args[sig.inputs.index(labels)]
+        bound = dims[classes] if isinstance(classes, str) else classes
+        lines.append(f"    if {a}.size and ({a}.min() < 0 or {a}.max() >= {bound}): return None")
+    dim_items = ", ".join(f"{d!r}: {v}" for d, v in dims.items())
+    comma = "," if len(args) == 1 else ""
+    lines.append(f"    return ({', '.join(args)}{comma}), {{{dim_items}}}")
+    return "\n".join(lines) + "\n"
+
+
+def _label_source(labels: Node) -> Node:
+    """The input or constant whose values the labels are.
+
+    Only ``input`` and ``const`` nodes hold int64 values; reshapes and transposes move them
+    around without changing the set of values, so checking the source checks the labels.
+    """
+    while labels.op in ("reshape", "transpose", "broadcast_to", "stop_gradient"):
+        labels = labels.inputs[0]
+    if labels.op not in ("input", "const"):
+        raise GraphError(f"labels must come from an int64 input or constant, not {labels!r}")
+    return labels
+
+
+_KINDS = ("float64", "float32", "int64", "bool")
+_SCALARS = {"float64": float, "float32": np.float32, "int64": int, "bool": bool}
+
+
+def _scalar(node: Node, value):
+    """A scalar input as a scalar of the declared dtype."""
+    array = _convert(node, value)
+    if array.ndim != 0:
+        raise ShapeError(f"input {node.name!r} is a scalar; got shape {array.shape}")
+    return _SCALARS[node.dtype](array[()])
 
 
 def _convert(node: Node, value) -> np.ndarray:

@@ -136,12 +136,10 @@ class NumbaProgram:
         self.args = kernel.args
         self.consts = [c.attr("value").array for c in kernel.consts]
 
-    def __call__(self, arrays: dict, dims: dict, given: dict | None = None) -> list:
-        """Run the kernel on bound input arrays; ``given`` holds values of non-input args
-        (the saved forward values of a backward kernel)."""
-        values = [arrays[n.name] if n.op == "input" else given[n] for n in self.args]
-        values = [v[()] if v.ndim == 0 else v for v in values] + self.consts
-        return list(self.function(*values))
+    def __call__(self, values: tuple, dims: dict, given: tuple = ()) -> tuple:
+        """Run the kernel on bound input values (signature order); ``given`` holds the
+        values of further args (the saved forward values of a backward kernel)."""
+        return self.function(*values, *given, *self.consts)
 
 
 def build(outputs: list[Node], signature, options: dict, given=()) -> NumbaProgram:

@@ -57,8 +57,11 @@ def resolve(shape, dims: dict[str, int]) -> tuple[int, ...]:
 
 
 def _ew(node, args, ctx):
-    out = ew_function(node.attr("expr"), len(args))(*args)
-    return np.broadcast_to(np.asarray(out, dtype=node.dtype), resolve(node.shape, ctx.dims))
+    out = np.asarray(ew_function(node.attr("expr"), len(args))(*args), dtype=node.dtype)
+    if any(out is a for a in args):  # a formula that returns an input: never hand it out
+        out = out.copy()
+    shape = resolve(node.shape, ctx.dims)
+    return out if out.shape == shape else np.broadcast_to(out, shape)
 
 
 def _argmax_mask(node, args, ctx):
@@ -109,15 +112,16 @@ EVAL = {
 class NumpyProgram:
     """Evaluates ``outputs`` for bound inputs; ``source`` is the graph as text."""
 
-    def __init__(self, outputs: list[Node], given=()):
-        self.outputs = outputs
+    def __init__(self, outputs: list[Node], names: list[str], given=()):
+        self.outputs, self.names, self.given = outputs, names, list(given)
         self.order = [n for n in toposort(outputs, stop=set(given)) if n not in set(given)]
         self.source = to_text(outputs)
 
-    def __call__(self, arrays: dict, dims: dict, given: dict | None = None) -> list[np.ndarray]:
-        """Evaluate for bound input arrays; ``given`` holds values of nodes not to compute."""
-        env: dict[Node, np.ndarray] = dict(given or {})
-        context = Call(arrays, dims)
+    def __call__(self, values: tuple, dims: dict, given: tuple = ()) -> list[np.ndarray]:
+        """Evaluate for bound input values (signature order); ``given`` holds the values of
+        the nodes given at build time (not computed here)."""
+        env: dict[Node, np.ndarray] = dict(zip(self.given, given))
+        context = Call(dict(zip(self.names, values)), dims)
         with np.errstate(all="ignore"):  # IEEE results (inf, nan) are the caller's to see
             for node in self.order:
                 env[node] = EVAL[node.op](node, [env[i] for i in node.inputs], context)
@@ -125,4 +129,4 @@ class NumpyProgram:
 
 
 def build(outputs: list[Node], signature, options: dict, given=()) -> NumpyProgram:
-    return NumpyProgram(outputs, given)
+    return NumpyProgram(outputs, signature.names, given)

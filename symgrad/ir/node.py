@@ -51,8 +51,12 @@ class Node:
     def __hash__(self):
         return id(self)
 
+    def __post_init__(self):
+        # attributes by name, for attr(); derived from `attrs`, so not part of identity
+        object.__setattr__(self, "_attr_map", dict(self.attrs))
+
     def attr(self, name: str):
-        return dict(self.attrs)[name]
+        return self._attr_map[name]
 
     @property
     def ndim(self) -> int:

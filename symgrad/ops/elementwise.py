@@ -71,6 +71,8 @@ def number(value) -> sp.Expr:
     """
     if isinstance(value, (bool, int, np.integer)):
         return sp.Integer(int(value))
+    if not isinstance(value, (float, np.floating)):
+        raise ArgumentError(f"expected a real number, got {type(value).__name__} {value!r}")
     value = float(value)
     if not math.isfinite(value):
         raise ArgumentError(f"constant {value} is not finite")
