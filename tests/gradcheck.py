@@ -122,7 +122,7 @@ def check_grads(f, wrt, inputs, backend="numpy", rtol=None, atol=None, eps=None,
         predicted = float(sum(np.sum(np.asarray(g, dtype=np.float64) * dirs[w.name])
                               for w, g in zip(wrt_list, grads)))
 
-        def at(sign):
+        def at(sign, dirs=dirs):
             moved = dict(inputs)
             for name, a in base.items():
                 moved[name] = a + sign * h * dirs[name]

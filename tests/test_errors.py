@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import compile_cached, value_and_grad_cached
 
 import symgrad as sg
-from gradcheck import compile_cached, value_and_grad_cached
 
 # The documented hierarchy: (class, built-in base)
 HIERARCHY = [

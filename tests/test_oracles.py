@@ -10,9 +10,9 @@ C = 10), the lecture's two-layer sigmoid network trained in NumPy, and the losse
 import numpy as np
 import pytest
 import sympy as sp
+from gradcheck import check_grads, compile_cached, value_and_grad_cached
 
 import symgrad as sg
-from gradcheck import check_grads, compile_cached, value_and_grad_cached
 
 REG = 2.5e-3  # lambda of the L2 term, as in the course's SVM / softmax exercises
 D, C = 3073, 10

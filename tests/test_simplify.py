@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+from gradcheck import compile_cached
 
 import symgrad as sg
-from symgrad.backends.inputs import Signature
 from symgrad import backends
+from symgrad.backends.inputs import Signature
 from symgrad.ir import toposort
 from symgrad.passes import fuse, optimize, simplify
-from gradcheck import compile_cached
 
 
 def ops_of(outputs):

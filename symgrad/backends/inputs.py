@@ -130,11 +130,12 @@ def _fast_binder_source(sig: Signature) -> str:
         ...
         if a0.__class__ is not float: return None
     """
-    lines = ["def fast_bind(kw):", f"    if len(kw) != {len(sig.inputs)}: return None", "    try:"]
+    lines = ["def fast_bind(kw):", f"    if len(kw) != {len(sig.inputs)}: return None"]
     args = [f"a{k}" for k in range(len(sig.inputs))]
-    for a, node in zip(args, sig.inputs):
-        lines.append(f"        {a} = kw[{node.name!r}]")
-    lines.append("    except KeyError: return None")
+    if args:
+        lines.append("    try:")
+        lines += [f"        {a} = kw[{node.name!r}]" for a, node in zip(args, sig.inputs)]
+        lines.append("    except KeyError: return None")
     dims: dict[str, str] = {}
     for a, node in zip(args, sig.inputs):
         if not node.shape:
@@ -161,8 +162,8 @@ def _fast_binder_source(sig: Signature) -> str:
         bound = dims[classes] if isinstance(classes, str) else classes
         lines.append(f"    if {a}.size and ({a}.min() < 0 or {a}.max() >= {bound}): return None")
     dim_items = ", ".join(f"{d!r}: {v}" for d, v in dims.items())
-    comma = "," if len(args) == 1 else ""
-    lines.append(f"    return ({', '.join(args)}{comma}), {{{dim_items}}}")
+    values = f"({args[0]},)" if len(args) == 1 else f"({', '.join(args)})"
+    lines.append(f"    return {values}, {{{dim_items}}}")
     return "\n".join(lines) + "\n"
 
 

@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 import sympy as sp
 
-from ..errors import ArgumentError, DTypeError
+from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ir import Node
 from ..ir import dtypes as dt
 from ..ir.shapes import axes as norm_axes
@@ -66,7 +66,11 @@ def _apply(formula, *operands, what: str, conditions=()) -> Node:
         args.append(sp.Piecewise((1, s), (0, True)) if as_number else s)
     if not inputs:  # only numbers: a constant
         return ew(formula(*args), [])
-    return ew(formula(*args), inputs)
+    try:
+        return ew(formula(*args), inputs)
+    except ShapeError as exc:
+        names = ", ".join(repr(i) for i in inputs)
+        raise ShapeError(f"{what} of {names}: {exc}") from None
 
 
 def _unary(name):
