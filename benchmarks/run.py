@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/run.py                 # full run (~10 min on 2 cores)
-    python benchmarks/run.py --quick         # fewer rounds and repeats (~2-3 min)
+    python benchmarks/run.py                 # full run (~6-8 min on 2 shared cores)
+    python benchmarks/run.py --quick         # fewer rounds and repeats (~1-2 min)
     python benchmarks/run.py --only svm --only softmax   # (or --only svm,softmax)
     python benchmarks/run.py --json benchmarks/results/latest.json
     python benchmarks/run.py --no-compile    # per-call timings only
@@ -536,8 +536,10 @@ def plot(results, comp, path: Path) -> str:
     import numpy as np
 
     names = list(results)
-    panels = 2 if comp else 1
-    fig, axes = plt.subplots(1, panels, figsize=(7 + 5 * (panels - 1), 4.8), squeeze=False)
+    panels = 3 if comp else 2
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.8), squeeze=False)
+    for a in axes[0]:
+        a.set_axisbelow(True)
     ax = axes[0][0]
     width = 0.8 / len(VARIANTS)
     xs = np.arange(len(names))
@@ -554,8 +556,26 @@ def plot(results, comp, path: Path) -> str:
     ax.set_title("value + gradient, per call (lower is better)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", which="both", alpha=0.3)
+
+    ax = axes[0][1]  # every variant relative to hand-written Numba, paired per round
+    for k, v in enumerate(VARIANTS):
+        rel = []
+        for n in names:
+            smp = results[n]["samples"]
+            rel.append(summarize([a / b for a, b in zip(smp[v], smp["hand_numba"])]))
+        med = np.array([r["median"] for r in rel])
+        err = [med - np.array([r["q1"] for r in rel]), np.array([r["q3"] for r in rel]) - med]
+        ax.bar(xs + (k - 1.5) * width, med, width, yerr=err, label=LABELS[v], color=colors[v], capsize=2)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.axhline(SLOW_FLAG, color="r", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(names, rotation=25, ha="right")
+    ax.set_ylabel("time / hand Numba time (paired median, IQR)")
+    ax.set_title(f"relative to hand-written Numba (red: {SLOW_FLAG}×)")
+    ax.grid(axis="y", which="both", alpha=0.3)
     if comp:
-        ax = axes[0][1]
+        ax = axes[0][2]
         cnames = list(comp)
         xs = np.arange(len(cnames))
         bottom = np.zeros(len(cnames))
@@ -591,7 +611,7 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true", help="fewer rounds, shorter batches, one compile repeat")
     p.add_argument("--only", action="append", metavar="NAME", help=f"run only these workloads (repeatable or comma-separated): {', '.join(ORDER)}")
     p.add_argument("--json", metavar="PATH", help="save all results (raw samples included) as JSON")
-    p.add_argument("--rounds", type=int, help="interleaved timing rounds per workload (default 41, quick 9)")
+    p.add_argument("--rounds", type=int, help="interleaved timing rounds per workload (default 41, quick 15)")
     p.add_argument("--batch-ms", type=float, help="target duration of one batch of calls (default 25, quick 10)")
     p.add_argument("--compile-repeats", type=int, help="fresh-process repeats of cold/warm timing (default 3, quick 1)")
     p.add_argument("--blas-threads", type=int, default=1,
@@ -611,7 +631,7 @@ def parse_args(argv):
     if unknown:
         p.error(f"unknown workload(s) {unknown}; choose from {ORDER}")
     args.names = names or list(ORDER)
-    args.rounds = args.rounds or (9 if args.quick else 41)
+    args.rounds = args.rounds or (15 if args.quick else 41)
     args.batch_s = (args.batch_ms or (10.0 if args.quick else 25.0)) / 1e3
     args.compile_repeats = args.compile_repeats or (1 if args.quick else 3)
     return args

@@ -14,11 +14,11 @@ import numpy as np
 
 from . import backends
 from .autodiff import grad
+from .backends.inputs import Signature
 from .errors import ArgumentError
 from .ir import Node, to_text, toposort
 from .ops.api import as_node
 from .passes import optimize
-from .backends.inputs import Signature
 
 
 @dataclass
@@ -149,7 +149,9 @@ class _Split:
 
 
 # Ops whose value both backends compute into memory of its own (an input or a view never).
-FRESH_OPS = frozenset({"ew", "sum", "max", "matmul", "pick", "one_hot", "argmax_mask", "broadcast_to"})
+FRESH_OPS = frozenset(
+    {"ew", "sum", "max", "matmul", "pick", "one_hot", "argmax_mask", "broadcast_to"}
+)
 
 
 def _finisher(outputs: list[Node]):
@@ -161,7 +163,13 @@ def _finisher(outputs: list[Node]):
     """
     plan, seen = [], set()
     for node in outputs:
-        plan.append("scalar" if not node.shape else "own" if node.op in FRESH_OPS and node not in seen else "copy")
+        plan.append(
+            "scalar"
+            if not node.shape
+            else "own"
+            if node.op in FRESH_OPS and node not in seen
+            else "copy"
+        )
         seen.add(node)
     if all(p == "scalar" for p in plan):
         return lambda values: [float(v) for v in values]

@@ -363,14 +363,14 @@ def mlp(dtype):
 
 def mlp_inputs(seed=0, n=32, d=6, h=10, c=4):
     rng = np.random.default_rng(seed)
-    return dict(
-        X=rng.normal(size=(n, d)),
-        W1=rng.normal(size=(d, h)) * 0.5,
-        b1=rng.normal(size=h) * 0.1,
-        W2=rng.normal(size=(h, c)) * 0.5,
-        b2=rng.normal(size=c) * 0.1,
-        y=rng.integers(0, c, size=n),
-    )
+    return {
+        "X": rng.normal(size=(n, d)),
+        "W1": rng.normal(size=(d, h)) * 0.5,
+        "b1": rng.normal(size=h) * 0.1,
+        "W2": rng.normal(size=(h, c)) * 0.5,
+        "b2": rng.normal(size=c) * 0.1,
+        "y": rng.integers(0, c, size=n),
+    }
 
 
 def as_float32(inputs):

@@ -465,3 +465,131 @@ def test_fuzz_numpy_backend(data):
 @given(data=st.data())
 def test_fuzz_numpy_and_numba_backends(data):
     fuzz_once(data, ("numpy", "numba"))
+
+
+# --- minimal repros of what the fuzzers found ---------------------------------------------------
+# Each is the contract on one small case, so that a failure names the bug without a search.
+
+
+def test_sum_over_a_unit_axis_times_a_vector_differentiates(backend):
+    """Found as a RecursionError in ``structural.broadcast_to``: a reshape to () of a (1,)
+    tensor looks like "all dims are 1", and broadcast_to recursed on itself."""
+    a, c = sg.tensor("ra", (1, 3)), sg.tensor("rc", (1,))
+    value, g = sg.value_and_grad(sg.sum(sg.sum(a, axis=1) * c), a, backend=backend)(ra=[[1.0, 2.0, 3.0]], rc=[2.0])
+    assert value == 12.0
+    np.testing.assert_array_equal(g, [[2.0, 2.0, 2.0]])
+
+
+def test_broadcast_of_a_reshape_to_scalar(backend):
+    y = sg.tensor("ry", (1,))
+    out = sg.compile(sg.broadcast_to(sg.reshape(y, ()), (3,)), backend=backend)(ry=[5.0])
+    np.testing.assert_array_equal(out, [5.0, 5.0, 5.0])
+
+
+_x3 = sg.tensor("jx", (3,))
+_m23 = sg.tensor("jm", (2, 3))
+JUNK_CALLS = {
+    "leaky_relu alpha='a'": lambda: sg.leaky_relu(_x3, alpha="a"),
+    "elu alpha=None": lambda: sg.elu(_x3, alpha=None),
+    "leaky_relu alpha=tensor": lambda: sg.leaky_relu(_x3, alpha=_x3),
+    "x + 1j": lambda: _x3 + 1j,
+    "x * ragged list": lambda: _x3 * [[1.0, 2.0], [3.0]],
+    "transpose(x, 1)": lambda: sg.transpose(_m23, 1),
+    "symbols(3)": lambda: sg.symbols(3),
+    "value_and_grad wrt an intermediate": lambda: sg.value_and_grad(sg.sum(_x3 * _x3), 2 * _x3, backend="numpy"),
+    "value_and_grad wrt two intermediates": lambda: sg.value_and_grad(sg.sum(_x3), [2 * _x3, 3 * _x3], backend="numpy"),
+}
+
+
+@pytest.mark.parametrize("name", list(JUNK_CALLS))
+def test_bad_arguments_raise_symgrad_errors(name):
+    """Whatever the user passes, only SymgradError (or a result) comes back."""
+    try:
+        JUNK_CALLS[name]()
+    except sg.SymgradError:
+        pass
+
+
+def test_scalar_labels(backend):
+    """A 0-d int64 label tensor, given as a Python int or a 0-d array."""
+    x, lab = sg.tensor("sx", (3,)), sg.tensor("slab", (), dtype="int64")
+    vg = sg.value_and_grad(sg.pick(x, lab), x, backend=backend)
+    for label in (1, np.array(1), np.int64(1)):
+        value, g = vg(sx=np.array([5.0, 6.0, 7.0]), slab=label)
+        assert value == 6.0
+        np.testing.assert_array_equal(g, [0.0, 1.0, 0.0])
+    for bad in (3, np.array(-1)):
+        with pytest.raises(sg.LabelError):
+            vg(sx=np.zeros(3), slab=bad)
+
+
+def test_cast_to_int64_truncates_or_is_refused(backend):
+    """Fusion inlined the cast's formula into its user, dropping the conversion."""
+    a = sg.tensor("ca", (2,))
+    try:
+        f = sg.sum(sg.cast(a, "int64") * 1.5)
+    except sg.SymgradError:
+        return
+    assert sg.compile(f, backend=backend)(ca=np.array([0.7, 2.9])) == 3.0  # (0 + 2) * 1.5
+
+
+def test_cast_to_bool_is_usable_or_refused(backend):
+    a = sg.tensor("cb", (2,))
+    try:
+        f = sg.sum(sg.cast(a, "bool"))
+    except sg.SymgradError:
+        return
+    assert sg.compile(f, backend=backend)(cb=np.array([0.5, 0.0])) == 1.0
+
+
+def test_division_by_a_zero_constant_gives_inf_as_numpy(backend):
+    """SymPy folds x/0 into zoo*x (ComplexInfinity), which the printers do not know."""
+    x = sg.tensor("dz", (2,))
+    with np.errstate(all="ignore"):
+        got = sg.compile(x / 0, backend=backend)(dz=np.array([1.0, -1.0]))
+        mean_of_nothing = sg.compile(sg.mean(sg.tensor("d0", (0,))), backend=backend)(d0=np.zeros(0))
+    np.testing.assert_array_equal(got, [np.inf, -np.inf])
+    assert np.isnan(mean_of_nothing)
+
+
+def test_nan_constant_in_a_formula_builds():
+    y = sg.tensor("nz", ())
+    sg.relu(y * 0 / 0)  # 0/0 folds to nan; the Piecewise of relu compared nan > 0 in SymPy
+
+
+def test_scalar_power_of_a_negative_base_is_nan(backend):
+    """Scalar inputs computed with Python float semantics gave a complex number."""
+    x, y = sg.tensor("px", ()), sg.tensor("py", ())
+    with np.errstate(all="ignore"):
+        value = sg.compile(sg.exp(x**y), backend=backend)(px=-0.132, py=0.64)
+    assert np.isnan(value)
+
+
+def test_abs_of_exp_of_log1p_compiles(backend):
+    """Fusion lets SymPy rewrite Abs(exp(log1p(x))) with re() and im() (log1p is not known to
+    be real), which the Numba printer cannot print."""
+    a = sg.tensor("la", ())
+    assert sg.compile(sg.abs(sg.exp(sg.log1p(a))), backend=backend)(la=0.5) == pytest.approx(1.5, rel=1e-15)
+
+
+def test_nested_piecewise_over_a_scalar_and_an_array(backend):
+    """numpy.select got choices of different shapes (a scalar and an array)."""
+    a, s = sg.tensor("na", (3,)), sg.tensor("ns", ())
+    got = sg.compile(sg.relu(sg.minimum(a, s)), backend=backend)(na=np.array([0.1, -0.2, 0.6]), ns=0.3)
+    np.testing.assert_allclose(got, [0.1, 0.0, 0.3])
+
+
+def test_max_gradient_with_an_empty_kept_axis(backend):
+    a = sg.tensor("ea", (1, "N"))
+    value, g = sg.value_and_grad(sg.sum(sg.max(a, axis=0)), a, backend=backend)(ea=np.zeros((1, 0)))
+    assert value == 0.0 and g.shape == (1, 0)
+
+
+def test_softmax_over_an_empty_axis_is_consistent(backend):
+    """numpy raised a ValueError from np.max, numba returned a value."""
+    X = sg.tensor("sm", ("N",))
+    try:
+        value, g = sg.value_and_grad(sg.sum(sg.softmax(X)), X, backend=backend)(sm=np.zeros(0))
+    except sg.SymgradError:
+        return
+    assert value == 0.0 and g.shape == (0,)

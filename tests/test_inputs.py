@@ -175,7 +175,7 @@ def test_empty_batch_gradients_have_their_shapes(backend):
     assert gx.shape == (0, 3) and gw.shape == (3, 2) and gb.shape == (2,) and isinstance(gs, float)
 
 
-def test_empty_batch_results_agree_across_backends():
+def test_empty_batch_numpy_and_numba_agree():
     with np.errstate(all="ignore"):
         results = {be: compiled("reductions", be, reductions)(X_in=np.zeros((0, 3)), W_in=w0) for be in ("numpy", "numba")}
         nets = {be: call_net(be, x=np.zeros((0, 3))) for be in ("numpy", "numba")}

@@ -29,7 +29,13 @@ environment variable ``SYMGRAD_HYPOTHESIS_PROFILE``::
     SYMGRAD_HYPOTHESIS_PROFILE=long python -m pytest tests/test_fuzz.py tests/test_properties.py
 
 The profiles are registered here but not loaded globally (that would change the defaults of
-other test modules); each test takes its settings from :data:`PROFILE`.
+other test modules); each test takes its settings from :data:`PROFILE`.  ``ci`` stops at the
+first failure it finds; ``long`` reports every distinct one.  To look past a known bug,
+``SYMGRAD_PROPERTY_EXCLUDE=where,loss`` leaves those kinds of steps out of the generator.
+
+A failing example prints (``note``) a script that rebuilds the graph and its inputs.
+``test_the_gradient_checker_rejects_a_wrong_gradient`` shows that the finite-difference
+oracle fails on slightly wrong gradients.
 """
 
 from __future__ import annotations
@@ -42,8 +48,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, note, settings
+from hypothesis import HealthCheck, Phase, assume, given, note, settings
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 
 import symgrad as sg
 from symgrad.backends.inputs import Signature
@@ -53,11 +60,15 @@ from symgrad.backends.numpy_backend import NumpyProgram
 
 _COMMON = dict(
     deadline=None,
+    # no "explain" phase: it re-runs failing examples many times, for little news here
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
 )
-settings.register_profile("ci", max_examples=30, **_COMMON)
-settings.register_profile("long", max_examples=2000, **_COMMON)
+# "ci" shrinks only the first failure it finds (several distinct ones cost minutes to shrink);
+# "long" reports every distinct failure.
+settings.register_profile("ci", max_examples=30, report_multiple_bugs=False, **_COMMON)
+settings.register_profile("long", max_examples=2000, report_multiple_bugs=True, **_COMMON)
 PROFILE_NAME = os.environ.get("SYMGRAD_HYPOTHESIS_PROFILE", "ci")
 PROFILE = settings.get_profile(PROFILE_NAME)
 # Examples that compile with Numba (~1 s each): few in CI, more in a long run.
@@ -531,7 +542,8 @@ def check_finite_differences(case: Case, vg, grads, h=1e-5, rtol=1e-6, atol=1e-9
     stable = math.isfinite(fd1) and math.isfinite(fd2) and (
         abs(fd1 - fd2) <= 1e-6 * max(abs(fd1), abs(fd2)) + 10 * (round1 + round2) + atol
     )
-    note(f"fd(h)={fd1!r} fd(2h)={fd2!r} predicted={predicted!r}")
+    if currently_in_test_context():
+        note(f"fd(h)={fd1!r} fd(2h)={fd2!r} predicted={predicted!r}")
     if not stable:
         unstable(False)
         return False
@@ -601,3 +613,17 @@ def test_numpy_and_numba_backends_agree(data):
     for i, (got, want) in enumerate(zip([value_nb] + grads_nb, [value] + grads)):
         assert np.shape(got) == np.shape(want)
         close_normwise(got, want, 1e-12, what=f"output {i} (0 = loss, then gradients)")
+
+
+def test_the_gradient_checker_rejects_a_wrong_gradient():
+    """The oracle itself: it accepts the right gradient and refuses slightly wrong ones."""
+    x, c = sg.tensor("chk_x", (3,)), sg.tensor("chk_c", (3,))
+    loss = sg.sum(sg.tanh(x) * c + x**3)
+    inputs = {"chk_x": np.array([0.3, -1.2, 0.8]), "chk_c": np.array([1.5, -0.5, 2.0])}
+    case = Case(loss, [x], inputs, {})
+    vg = sg.value_and_grad(loss, [x], backend="numpy")
+    right = (1 - np.tanh(inputs["chk_x"]) ** 2) * inputs["chk_c"] + 3 * inputs["chk_x"] ** 2
+    assert check_finite_differences(case, vg, [right], unstable=lambda ok: None)
+    for wrong in (right * (1 + 1e-4), right + np.array([0.0, 1e-3, 0.0]), right[::-1], np.tanh(inputs["chk_x"])):
+        with pytest.raises(AssertionError):
+            check_finite_differences(case, vg, [wrong], unstable=lambda ok: None)

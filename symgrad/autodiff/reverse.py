@@ -66,13 +66,19 @@ def grad(f, wrt):
     single = not isinstance(wrt, (list, tuple))
     targets = [wrt] if single else list(wrt)
     if f.shape != ():
-        raise GraphError(f"grad needs a scalar f, got shape {fmt(f.shape)}; reduce it first (sg.sum, sg.mean)")
+        raise GraphError(
+            f"grad needs a scalar f, got shape {fmt(f.shape)}; reduce it first (sg.sum, sg.mean)"
+        )
     if not dt.is_float(f.dtype):
         raise DTypeError(f"grad needs a float f, got {f.dtype}")
     for w in targets:
         if not isinstance(w, Node):
-            raise GraphError(f"grad differentiates with respect to tensors, got {type(w).__name__} {w!r}")
+            raise GraphError(
+                f"grad differentiates with respect to tensors, got {type(w).__name__} {w!r}"
+            )
         if not dt.is_float(w.dtype):
-            raise DTypeError(f"cannot differentiate with respect to {w!r}: it is {w.dtype}, not a float tensor")
+            raise DTypeError(
+                f"cannot differentiate with respect to {w!r}: it is {w.dtype}, not a float tensor"
+            )
     grads = vjp([f], [constant(1, f.dtype)], targets)
     return grads[0] if single else grads

@@ -45,9 +45,12 @@ class Signature:
         # (labels input, class-count dim) for every pick/one_hot that reads an input directly
         self.label_checks = sorted(
             {
-                (_label_source(n.inputs[1] if n.op == "pick" else n.inputs[0]),
-                 n.inputs[0].shape[-1] if n.op == "pick" else n.attr("num_classes"))
-                for n in nodes if n.op in ("pick", "one_hot")
+                (
+                    _label_source(n.inputs[1] if n.op == "pick" else n.inputs[0]),
+                    n.inputs[0].shape[-1] if n.op == "pick" else n.attr("num_classes"),
+                )
+                for n in nodes
+                if n.op in ("pick", "one_hot")
             },
             key=lambda item: (item[0].serial, str(item[1])),
         )

@@ -8,7 +8,10 @@ same optimised graph with the same dtypes and options finds the same file.
 
 The cache folder is ``$SYMGRAD_CACHE_DIR`` or ``~/.cache/symgrad``.  Files are written to a
 temporary name and renamed into place, so processes compiling the same kernel at once each
-see a complete file; a damaged entry is deleted and rebuilt with a warning, never a crash.
+see a complete file.  A damaged module file is simply written again (its text is derived
+from the graph); Numba's compiled code is checked against a checksum (``<key>.sum``) before
+it is loaded, and code that fails the check or fails to load is deleted and recompiled with
+a warning, never a crash.
 """
 
 from __future__ import annotations
@@ -51,7 +54,6 @@ def _arg_type(node: Node) -> str:
     return f'nt.Array({base}, {node.ndim}, "C", readonly=True)'
 
 
-
 def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
     """The full module source for ``kernel`` and its cache key."""
     body = kernel.source()
@@ -64,7 +66,8 @@ def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
     versions = f"{FORMAT} {numba.__version__} {np.__version__} {sys.version_info[:2]}"
     key = "k_" + hashlib.sha256((decorated + versions).encode()).hexdigest()[:24]
     prelude = PRELUDE.format(key=key).replace(
-        "from numba import njit, prange", "from numba import njit, prange\nfrom numba import types as nt"
+        "from numba import njit, prange",
+        "from numba import njit, prange\nfrom numba import types as nt",
     )
     return prelude + decorated, key
 
@@ -73,6 +76,7 @@ def _write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared cache folder needs it readable
     os.replace(tmp, path)
 
 
@@ -96,19 +100,58 @@ def load(kernel: Kernel, options: dict):
         if key in _loaded:
             return _loaded[key], text, True
         path = cache_dir() / f"{key}.py"
-        fresh = not path.exists() or path.read_text() != text
-        if fresh:
+        fresh = not path.exists() or path.read_bytes() != text.encode()
+        if fresh:  # new, or damaged: the module text is derived, so just write it again
             _write_atomic(path, text)
+        _verify_machine_code(path)
         try:
             function = _import(path, key, kernel.name)
         except Exception as exc:  # a damaged cache entry: rebuild it once from scratch
-            warnings.warn(f"symgrad: kernel cache entry {path.name} was unusable ({exc!r}); recompiling")
+            warnings.warn(
+                f"symgrad: kernel cache entry {path.name} was unusable ({exc!r}); recompiling",
+                stacklevel=2,
+            )
             _purge(path)
             _write_atomic(path, text)
             function = _import(path, key, kernel.name)
-            fresh = True
+        _record_machine_code(path)
         _loaded[key] = function
-        return function, text, not fresh
+        return function, text, sum(function.stats.cache_hits.values()) > 0
+
+
+def _machine_code(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(f"__pycache__/{path.stem}.*.nb[ic]"))
+
+
+def _digest(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def _record_machine_code(path: Path) -> None:
+    """Write a checksum of Numba's cache files for this kernel next to the module."""
+    _write_atomic(path.with_suffix(".sum"), _digest(_machine_code(path)))
+
+
+def _verify_machine_code(path: Path) -> None:
+    """Delete Numba's cache files for this kernel unless they match their checksum.
+
+    Numba does not check its object files; a damaged one makes LLVM abort the whole
+    process, which no ``except`` can catch.  So they are checked here, before loading.
+    """
+    files, checksum = _machine_code(path), path.with_suffix(".sum")
+    if not files:
+        return
+    try:
+        ok = checksum.read_text() == _digest(files)
+    except (OSError, UnicodeDecodeError):
+        ok = False
+    if not ok:
+        warnings.warn(f"symgrad: compiled code for {path.name} failed its checksum; recompiling", stacklevel=3)
+        for f in files:
+            f.unlink(missing_ok=True)
 
 
 def _purge(path: Path) -> None:
@@ -145,5 +188,7 @@ class NumbaProgram:
 def build(outputs: list[Node], signature, options: dict, given=()) -> NumbaProgram:
     """A kernel for ``outputs`` taking the signature's inputs and the nodes ``given``."""
     name = options.get("name", "kernel")
-    kernel = Kernel(outputs, signature.inputs + list(given), name, bool(options.get("parallel", False)))
+    kernel = Kernel(
+        outputs, signature.inputs + list(given), name, bool(options.get("parallel", False))
+    )
     return NumbaProgram(kernel, options)

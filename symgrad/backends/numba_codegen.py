@@ -17,10 +17,15 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-from ..ir import Node, consumers, toposort
+from ..ir import Node, toposort
 from ..ops.elementwise import sym
 
-NP_DTYPES = {"float64": "np.float64", "float32": "np.float32", "int64": "np.int64", "bool": "np.bool_"}
+NP_DTYPES = {
+    "float64": "np.float64",
+    "float32": "np.float32",
+    "int64": "np.int64",
+    "bool": "np.bool_",
+}
 
 
 class ScalarPrinter(PythonCodePrinter):
@@ -41,7 +46,11 @@ class ScalarPrinter(PythonCodePrinter):
     def _print_Piecewise(self, expr):
         # nested conditional expressions: only the chosen branch is evaluated
         *branches, (last, cond) = expr.args
-        text = self._print(last) if cond == sp.true else f"({self._print(last)} if {self._print(cond)} else math.nan)"
+        text = (
+            self._print(last)
+            if cond == sp.true
+            else f"({self._print(last)} if {self._print(cond)} else math.nan)"
+        )
         for value, cond in reversed(branches):
             text = f"({self._print(value)} if {self._print(cond)} else {text})"
         return text
@@ -50,8 +59,33 @@ class ScalarPrinter(PythonCodePrinter):
         return expr.name
 
 
-def _printer():
-    return ScalarPrinter({"fully_qualified_modules": True, "standard": "python3"})
+class Float32Printer(ScalarPrinter):
+    """Numbers as float32 literals, so a float32 formula stays float32 in Numba (an int or
+    float64 literal would widen every operation it touches to float64)."""
+
+    def _print_Float(self, expr):
+        return f"np.float32({float(expr)!r})"
+
+    def _print_Integer(self, expr):
+        return f"np.float32({int(expr)})"
+
+    def _print_Rational(self, expr):
+        return f"np.float32({expr.p}/{expr.q})"
+
+    def _print_Pow(self, expr, rational=False):
+        base, exp = self.parenthesize(expr.base, 100), expr.exp
+        if exp == sp.Rational(1, 2):
+            return f"math.sqrt({self._print(expr.base)})"
+        if exp.is_Integer:  # an integer power of a float32 stays float32
+            if exp > 0:
+                return f"{base}**{int(exp)}"
+            return f"np.float32(1)/{base}" + (f"**{-int(exp)}" if exp != -1 else "")
+        return f"{base}**{self.parenthesize(exp, 100)}"
+
+
+def _printer(dtype: str):
+    cls = Float32Printer if dtype == "float32" else ScalarPrinter
+    return cls({"fully_qualified_modules": True, "standard": "python3"})
 
 
 class Kernel:
@@ -114,7 +148,8 @@ class Kernel:
     def formula(self, node: Node, read, depth: int) -> str:
         """Emit the loads and common subexpressions of an ew node's formula; return the
         final expression.  ``read(x)`` is how the loop reads input ``x``."""
-        printer = _printer()
+        float32 = node.dtype == "float32" or node.dtype == "bool" and any(x.dtype == "float32" for x in node.inputs)
+        printer = _printer("float32" if float32 else "float64")
         names = {}
         for k, x in enumerate(node.inputs):
             where = read(x)
@@ -153,10 +188,19 @@ class Kernel:
             return
         shape = self.loop_shape(group[0])
         inside = set(group)
-        stored = [n for n in group if n.op in ("sum", "max") or n in self.outputs or any(u not in inside for u in self.users.get(n, []))]
+        stored = [
+            n
+            for n in group
+            if n.op in ("sum", "max")
+            or n in self.outputs
+            or any(u not in inside for u in self.users.get(n, []))
+        ]
         for n in stored:
             _allocate(self, n)
-        kept_outer = all(n.op != "max" and (n.op != "sum" or 0 not in n.attr("axes") or n.shape == ()) for n in group)
+        kept_outer = all(
+            n.op != "max" and (n.op != "sum" or 0 not in n.attr("axes") or n.shape == ())
+            for n in group
+        )
         idx, depth = self.loops(shape, 1, parallel_ok=kept_outer and shape != ())
 
         loaded: dict[Node, str] = {}
@@ -275,7 +319,9 @@ def _argmax_mask(k: Kernel, node: Node):
 
 def _matmul(k: Kernel, node: Node):
     a, b = node.inputs
-    cast = lambda x: k.var[x] if x.dtype == node.dtype else f"{k.var[x]}.astype({NP_DTYPES[node.dtype]})"  # noqa: E731
+    cast = lambda x: (
+        k.var[x] if x.dtype == node.dtype else f"{k.var[x]}.astype({NP_DTYPES[node.dtype]})"
+    )  # noqa: E731
     k.emit(f"{k.var[node]} = np.dot({cast(a)}, {cast(b)})")
 
 

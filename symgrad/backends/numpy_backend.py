@@ -7,14 +7,13 @@ backend is checked against.  One entry of :data:`EVAL` per op.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
-import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from ..ir import Node, toposort, to_text
+from ..ir import Node, to_text, toposort
 from .inputs import check_labels
 
 try:  # SciPy's erf is vectorised; without SciPy fall back to math.erf per element
@@ -33,7 +32,7 @@ class _Printer(NumPyPrinter):
         return f"erf({self._print(expr.args[0])})"
 
 
-@lru_cache(maxsize=None)
+@cache
 def ew_function(expr, n_inputs: int):
     """A NumPy function of ``x0..x{n-1}`` computing ``expr`` elementwise."""
     args = ", ".join(f"x{i}" for i in range(n_inputs))
@@ -96,8 +95,12 @@ EVAL = {
     "const": lambda node, args, ctx: node.attr("value").array,
     "dim": lambda node, args, ctx: np.asarray(ctx.dims[node.attr("name")], dtype=node.dtype),
     "ew": _ew,
-    "sum": lambda node, args, ctx: np.sum(args[0], axis=node.attr("axes"), keepdims=node.attr("keepdims")),
-    "max": lambda node, args, ctx: np.max(args[0], axis=node.attr("axes"), keepdims=node.attr("keepdims")),
+    "sum": lambda node, args, ctx: np.sum(
+        args[0], axis=node.attr("axes"), keepdims=node.attr("keepdims")
+    ),
+    "max": lambda node, args, ctx: np.max(
+        args[0], axis=node.attr("axes"), keepdims=node.attr("keepdims")
+    ),
     "argmax_mask": _argmax_mask,
     "matmul": lambda node, args, ctx: np.matmul(*args).astype(node.dtype, copy=False),
     "transpose": lambda node, args, ctx: np.transpose(args[0], node.attr("perm")),

@@ -75,25 +75,62 @@ class Node:
     # Operators.  Their meaning lives in ops/; it is imported when first used so that
     # ir/ stays at the bottom of the dependency order.  `==` stays identity (nodes are dict
     # keys everywhere); use sg.equal / sg.not_equal for elementwise equality.
-    def __add__(self, other): return _api().add(self, other)  # noqa: E704
-    def __radd__(self, other): return _api().add(other, self)  # noqa: E704
-    def __sub__(self, other): return _api().subtract(self, other)  # noqa: E704
-    def __rsub__(self, other): return _api().subtract(other, self)  # noqa: E704
-    def __mul__(self, other): return _api().multiply(self, other)  # noqa: E704
-    def __rmul__(self, other): return _api().multiply(other, self)  # noqa: E704
-    def __truediv__(self, other): return _api().divide(self, other)  # noqa: E704
-    def __rtruediv__(self, other): return _api().divide(other, self)  # noqa: E704
-    def __pow__(self, other): return _api().power(self, other)  # noqa: E704
-    def __rpow__(self, other): return _api().power(other, self)  # noqa: E704
-    def __neg__(self): return _api().negative(self)  # noqa: E704
-    def __pos__(self): return self  # noqa: E704
-    def __matmul__(self, other): return _api().matmul(self, other)  # noqa: E704
-    def __rmatmul__(self, other): return _api().matmul(other, self)  # noqa: E704
-    def __lt__(self, other): return _api().less(self, other)  # noqa: E704
-    def __le__(self, other): return _api().less_equal(self, other)  # noqa: E704
-    def __gt__(self, other): return _api().greater(self, other)  # noqa: E704
-    def __ge__(self, other): return _api().greater_equal(self, other)  # noqa: E704
-    def __getitem__(self, index): return _api().getitem(self, index)  # noqa: E704
+    def __add__(self, other):
+        return _api().add(self, other)  # noqa: E704
+
+    def __radd__(self, other):
+        return _api().add(other, self)  # noqa: E704
+
+    def __sub__(self, other):
+        return _api().subtract(self, other)  # noqa: E704
+
+    def __rsub__(self, other):
+        return _api().subtract(other, self)  # noqa: E704
+
+    def __mul__(self, other):
+        return _api().multiply(self, other)  # noqa: E704
+
+    def __rmul__(self, other):
+        return _api().multiply(other, self)  # noqa: E704
+
+    def __truediv__(self, other):
+        return _api().divide(self, other)  # noqa: E704
+
+    def __rtruediv__(self, other):
+        return _api().divide(other, self)  # noqa: E704
+
+    def __pow__(self, other):
+        return _api().power(self, other)  # noqa: E704
+
+    def __rpow__(self, other):
+        return _api().power(other, self)  # noqa: E704
+
+    def __neg__(self):
+        return _api().negative(self)  # noqa: E704
+
+    def __pos__(self):
+        return self  # noqa: E704
+
+    def __matmul__(self, other):
+        return _api().matmul(self, other)  # noqa: E704
+
+    def __rmatmul__(self, other):
+        return _api().matmul(other, self)  # noqa: E704
+
+    def __lt__(self, other):
+        return _api().less(self, other)  # noqa: E704
+
+    def __le__(self, other):
+        return _api().less_equal(self, other)  # noqa: E704
+
+    def __gt__(self, other):
+        return _api().greater(self, other)  # noqa: E704
+
+    def __ge__(self, other):
+        return _api().greater_equal(self, other)  # noqa: E704
+
+    def __getitem__(self, index):
+        return _api().getitem(self, index)  # noqa: E704
 
     # NumPy must defer to our operators instead of treating a Node as an object scalar.
     __array_ufunc__ = None

@@ -50,7 +50,8 @@ def broadcast(*shapes: Shape) -> Shape:
         dims.discard(1)
         if len(dims) > 1:
             raise ShapeError(
-                "cannot broadcast shapes " + " and ".join(fmt(s) for s in shapes)
+                "cannot broadcast shapes "
+                + " and ".join(fmt(s) for s in shapes)
                 + f": dims {sorted(map(str, dims))} disagree"
             )
         out.append(dims.pop() if dims else 1)

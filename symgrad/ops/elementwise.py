@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import sympy as sp
@@ -25,7 +25,7 @@ from ..ir import dtypes as dt
 from ..ir.shapes import broadcast
 
 
-@lru_cache(maxsize=None)
+@cache
 def sym(i: int) -> sp.Symbol:
     """The symbol standing for input ``i`` of an elementwise node."""
     return sp.Symbol(f"x{i}", real=True)
@@ -54,7 +54,9 @@ FUNCTIONS = {
     "leaky_relu": lambda x, alpha: sp.Piecewise((x, x > 0), (alpha * x, True)),
     "elu": lambda x, alpha: sp.Piecewise((x, x > 0), (alpha * expm1(x), True)),
     "gelu": lambda x: x / 2 * (1 + sp.erf(x / sp.sqrt(2))),
-    "gelu_tanh": lambda x: x / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (x + sp.Rational(44715, 10**6) * x**3))),
+    "gelu_tanh": lambda x: (
+        x / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (x + sp.Rational(44715, 10**6) * x**3)))
+    ),
     # silu is x * sigmoid(x) as two nodes (see api.silu) so sigmoid's saved output is reused.
     # Softplus is written per sign so neither branch overflows: log1p(exp(-|x|)) + max(x, 0).
     "softplus": lambda x: sp.Piecewise((x + log1p(sp.exp(-x)), x > 0), (log1p(sp.exp(x)), True)),
@@ -124,8 +126,11 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
         node = kept[0]
     else:
         node = intern(
-            "ew", tuple(kept), {"expr": expr, "dtype": dtype},
-            broadcast(*(k.shape for k in kept)), dtype,
+            "ew",
+            tuple(kept),
+            {"expr": expr, "dtype": dtype},
+            broadcast(*(k.shape for k in kept)),
+            dtype,
         )
     if node.shape != shape:
         from .structural import broadcast_to
@@ -155,7 +160,7 @@ def as_number(node: Node) -> sp.Expr:
     return node.attr("expr")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fit_in_output(expr, deriv):
     """``deriv`` written as a polynomial of degree <= 2 in ``y = expr``, or None.
 
@@ -182,7 +187,7 @@ def _fit_in_output(expr, deriv):
     return poly.subs(y, sym(0))
 
 
-@lru_cache(maxsize=None)
+@cache
 def partial(expr, i: int, n_inputs: int):
     """d expr / d x_i as ``(formula, uses_output)``.
 

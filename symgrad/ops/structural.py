@@ -20,7 +20,9 @@ import sympy as sp
 from ..errors import ArgumentError, DTypeError, GraphError, ShapeError
 from ..ir import Node, intern
 from ..ir import dtypes as dt
-from ..ir.shapes import Shape, axes as norm_axes, broadcast, fmt, normalize, reshape as check_reshape
+from ..ir.shapes import Shape, broadcast, fmt, normalize
+from ..ir.shapes import axes as norm_axes
+from ..ir.shapes import reshape as check_reshape
 from .elementwise import constant, ew, is_constant, partial, sym
 
 
@@ -30,7 +32,11 @@ class ConstArray:
     def __init__(self, array: np.ndarray):
         self.array = np.array(array)  # a private copy: later changes by the caller do not leak
         self.array.setflags(write=False)
-        self.key = (self.array.dtype.str, self.array.shape, hashlib.sha1(self.array.tobytes()).hexdigest())
+        self.key = (
+            self.array.dtype.str,
+            self.array.shape,
+            hashlib.sha1(self.array.tobytes()).hexdigest(),
+        )
 
     def __eq__(self, other):
         return isinstance(other, ConstArray) and self.key == other.key
@@ -167,7 +173,11 @@ def reduce_sum(x: Node, axis=None, keepdims: bool = False) -> Node:
         if made == list(axes):
             y_full = reshape(y, (1,) * lead + y.shape)
             kept = tuple(d if i not in axes else 1 for i, d in enumerate(x.shape))
-            y_kept = broadcast_to(y_full, broadcast(y_full.shape, kept)) if y_full.shape != kept else y_full
+            y_kept = (
+                broadcast_to(y_full, broadcast(y_full.shape, kept))
+                if y_full.shape != kept
+                else y_full
+            )
             count = size([x.shape[a] for a in axes], x.dtype)
             return reshape(ew(sym(0) * sym(1), [y_kept, count]), _reduced(x, axes, keepdims))
     if x.op == "ew" and axes == (x.ndim - 1,):
@@ -176,7 +186,13 @@ def reduce_sum(x: Node, axis=None, keepdims: bool = False) -> Node:
             return picked
     if x.dtype == "bool":
         x = ew(sp.Piecewise((1, sym(0)), (0, True)), [x], "float64")
-    return intern("sum", (x,), {"axes": axes, "keepdims": bool(keepdims)}, _reduced(x, axes, keepdims), x.dtype)
+    return intern(
+        "sum",
+        (x,),
+        {"axes": axes, "keepdims": bool(keepdims)},
+        _reduced(x, axes, keepdims),
+        x.dtype,
+    )
 
 
 def _inline(x: Node, depth: int = 4):
@@ -233,7 +249,13 @@ def reduce_max(x: Node, axis=None, keepdims: bool = False) -> Node:
         return x
     if any(x.shape[a] == 0 for a in axes):
         raise ShapeError(f"max over an axis of size 0 of {fmt(x.shape)} has no value")
-    return intern("max", (x,), {"axes": axes, "keepdims": bool(keepdims)}, _reduced(x, axes, keepdims), x.dtype)
+    return intern(
+        "max",
+        (x,),
+        {"axes": axes, "keepdims": bool(keepdims)},
+        _reduced(x, axes, keepdims),
+        x.dtype,
+    )
 
 
 def argmax_mask(x: Node, axes: tuple[int, ...]) -> Node:
@@ -247,12 +269,16 @@ def argmax_mask(x: Node, axes: tuple[int, ...]) -> Node:
 def matmul(a: Node, b: Node) -> Node:
     for side, x in (("left", a), ("right", b)):
         if x.ndim not in (1, 2):
-            raise ShapeError(f"matmul takes 1-D or 2-D operands; the {side} one has shape {fmt(x.shape)}")
+            raise ShapeError(
+                f"matmul takes 1-D or 2-D operands; the {side} one has shape {fmt(x.shape)}"
+            )
         if not dt.is_float(x.dtype):
             raise DTypeError(f"matmul needs float operands; the {side} one is {x.dtype}")
     k_a, k_b = a.shape[-1], b.shape[0]
     if k_a != k_b:
-        raise ShapeError(f"matmul of {fmt(a.shape)} and {fmt(b.shape)}: inner dims {k_a} and {k_b} differ")
+        raise ShapeError(
+            f"matmul of {fmt(a.shape)} and {fmt(b.shape)}: inner dims {k_a} and {k_b} differ"
+        )
     shape = a.shape[:-1] + b.shape[1:]
     dtype = dt.result_float([a.dtype, b.dtype])
     if is_constant(a, 0) or is_constant(b, 0):
@@ -284,7 +310,13 @@ def one_hot(labels: Node, num_classes, dtype="float64") -> Node:
     _check_labels(labels, "one_hot")
     (num_classes,) = normalize((num_classes,), "num_classes")
     dtype = dt.check(dtype)
-    return intern("one_hot", (labels,), {"num_classes": num_classes, "dtype": dtype}, labels.shape + (num_classes,), dtype)
+    return intern(
+        "one_hot",
+        (labels,),
+        {"num_classes": num_classes, "dtype": dtype},
+        labels.shape + (num_classes,),
+        dtype,
+    )
 
 
 def stop_gradient(x: Node) -> Node:
@@ -315,9 +347,13 @@ def _vjp_matmul(node, g):
     if a.ndim == 2 and b.ndim == 2:
         return matmul(g, transpose(b)), matmul(transpose(a), g)
     if a.ndim == 1 and b.ndim == 2:
-        return matmul(b, g), ew(sym(0) * sym(1), [reshape(a, a.shape + (1,)), reshape(g, (1,) + g.shape)])
+        return matmul(b, g), ew(
+            sym(0) * sym(1), [reshape(a, a.shape + (1,)), reshape(g, (1,) + g.shape)]
+        )
     if a.ndim == 2:  # b is 1-D
-        return ew(sym(0) * sym(1), [reshape(g, g.shape + (1,)), reshape(b, (1,) + b.shape)]), matmul(transpose(a), g)
+        return ew(
+            sym(0) * sym(1), [reshape(g, g.shape + (1,)), reshape(b, (1,) + b.shape)]
+        ), matmul(transpose(a), g)
     return ew(sym(0) * sym(1), [g, b]), ew(sym(0) * sym(1), [g, a])
 
 

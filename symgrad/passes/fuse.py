@@ -14,7 +14,7 @@ Before and after::
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import sympy as sp
 
@@ -52,14 +52,18 @@ def fuse(outputs) -> list[Node]:
         flat, replace = [], {}
         for i, (old, new) in enumerate(zip(node.inputs, inputs)):
             inline = (
-                new.op == "ew" and new.inputs and uses[old] == 1
+                new.op == "ew"
+                and new.inputs
+                and uses[old] == 1
                 and (new.shape == node.shape or _cheap(new))
             )
             if inline:
                 offset = len(flat)
                 flat.extend(new.inputs)
                 inner = new.attr("expr")
-                replace[sym(i)] = inner.xreplace({sym(j): _slot(offset + j) for j in range(len(new.inputs))})
+                replace[sym(i)] = inner.xreplace(
+                    {sym(j): _slot(offset + j) for j in range(len(new.inputs))}
+                )
             else:
                 replace[sym(i)] = _slot(len(flat))
                 flat.append(new)
@@ -72,7 +76,7 @@ def fuse(outputs) -> list[Node]:
     return rewrite(outputs, rule)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _slot(i: int) -> sp.Symbol:
     # placeholders while formulas are spliced, so x-numbers of two formulas cannot clash
     return sp.Symbol(f"_slot{i}", real=True)
