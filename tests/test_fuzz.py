@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, note, settings
+from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
 import symgrad as sg
@@ -207,7 +207,8 @@ class FuzzBuilder(Builder):
             labels = self.emit(*self.run(code, build), prefix="lab")
         f = self.choose(["pick", "one_hot", "softmax_cross_entropy", "multiclass_hinge"])
         rs, rl = self.ref(scores), self.ref(labels)
-        direct = labels.op == "input" and labels.dtype == "int64"
+        source = label_source(labels)
+        direct = source is not None and source.op == "input" and source.dtype == "int64"
         if f == "one_hot":
             classes = self.draw(st.one_of(st.integers(-1, 4), st.sampled_from(["N", "M", 2.0, None])))
             node = self.run(f"sg.one_hot({rl}, {classes!r})", lambda: sg.one_hot(labels, classes))
@@ -218,7 +219,7 @@ class FuzzBuilder(Builder):
             classes = scores.shape[-1] if scores.ndim else None
             node = self.run(f"sg.losses.{f}({rs}, {rl})", lambda: getattr(sg.losses, f)(scores, labels))
         if direct:
-            self.classes.setdefault(labels.name, []).append(classes)
+            self.classes.setdefault(source.name, []).append(classes)
         return node
 
     def op_param(self):
@@ -275,14 +276,22 @@ def valid_inputs(b: FuzzBuilder, names, dims, rng) -> dict:
     return out
 
 
+def label_source(labels):
+    """The input whose values ``labels`` are (through reshapes and transposes), or None."""
+    while isinstance(labels, sg.Tensor) and labels.op in ("reshape", "transpose", "broadcast_to"):
+        labels = labels.inputs[0]
+    return labels if isinstance(labels, sg.Tensor) and labels.op == "input" else None
+
+
 def direct_label_inputs(outputs) -> dict:
     """Input tensors read as labels by a pick/one_hot of the graph -> their class-count dim."""
     found = {}
     for node in toposort(outputs):
-        if node.op == "pick" and node.inputs[1].op == "input":
-            found.setdefault(node.inputs[1].name, node.inputs[0].shape[-1])
-        elif node.op == "one_hot" and node.inputs[0].op == "input":
-            found.setdefault(node.inputs[0].name, node.attr("num_classes"))
+        if node.op in ("pick", "one_hot"):
+            source = label_source(node.inputs[1] if node.op == "pick" else node.inputs[0])
+            classes = node.inputs[0].shape[-1] if node.op == "pick" else node.attr("num_classes")
+            if source is not None:
+                found.setdefault(source.name, classes)
     return found
 
 
@@ -380,7 +389,10 @@ def fuzz_once(data, backends):
 
     # The function: a loss that may be non-scalar or integer, w.r.t. anything declared.
     out = b.pool[-1]
-    how = draw(st.sampled_from(["cotangent", "sum", "raw", "forward"]))
+    # (rare choices are drawn as a middle value of a range: Hypothesis favours the ends)
+    # mostly a scalar float loss; sometimes the raw node (maybe not a scalar: GraphError),
+    # sometimes a forward-only compile of several outputs
+    how = draw(st.sampled_from(["cotangent", "cotangent", "cotangent", "sum", "raw", "forward", "forward"]))
     code = b.header() + b.code
     try:
         if how == "cotangent" and out.ndim:
@@ -391,8 +403,11 @@ def fuzz_once(data, backends):
         else:
             f, fcode = out, b.ref(out)
         names = sorted(b.declared)
-        wrt = [b.declared[n] for n in names if draw(st.booleans())] or [b.declared[names[0]]]
-        if draw(st.integers(0, 6)) == 0:  # not a tensor, or not an input tensor
+        floats = [n for n in names if b.declared[n].dtype == "float64"]
+        wrt = [b.declared[n] for n in floats if draw(st.booleans())]
+        if not wrt or draw(st.integers(1, 8)) == 5:  # any dtype: int64 and bool are refused
+            wrt.append(b.declared[draw(st.sampled_from(names))])
+        if draw(st.integers(1, 8)) == 5:  # not a tensor, or not an input tensor
             junk = draw(st.sampled_from(["3.0", "'x'", "None", "out"]))
             wrt.append(out if junk == "out" else eval(junk))
         code = b.header() + b.code + [f"f = {fcode}", f"wrt = [{', '.join(b.ref(w) for w in wrt)}]"]
@@ -406,6 +421,7 @@ def fuzz_once(data, backends):
             compiled = {be: sg.value_and_grad(f, wrt, backend=be) for be in backends}
     except sg.SymgradError as exc:
         code.append(f"# raised {type(exc).__name__}: {exc}")
+        event(f"compile refused: {type(exc).__name__}: {str(exc)[:30]}")
         return
     finally:
         note("\n".join(code))
@@ -428,6 +444,7 @@ def fuzz_once(data, backends):
     assert len(set(errors.values())) == 1, f"backends disagree on raising: {errors}"
 
     value, error = results[backends[0]]
+    event(f"valid call: {'raised ' + type(error).__name__ if error else 'computed'}")
     if error is None:
         flat = {be: flatten(results[be][0], how) for be in backends}
         check_outputs(outputs, flat[backends[0]], dims, backends[0], forward=how == "forward")
@@ -443,10 +460,11 @@ def fuzz_once(data, backends):
             grads = as_list(value[1])
             if finite_and_moderate(value[0], grads) and min((np.size(v) for v in kwargs.values()), default=1) > 0:
                 case = Case(f, wrt, kwargs, dims, code)
-                check_finite_differences(case, first, grads, unstable=lambda ok: None)
+                checked = check_finite_differences(case, first, grads, unstable=lambda ok: None)
+                event(f"finite differences: {'compared' if checked else 'unstable, skipped'}")
 
     # corrupted calls: surely-invalid ones must raise SymgradError, none may raise anything else
-    bad = corruptions(first, b, kwargs, dims, [f] if how != "forward" else first.outputs)
+    bad = corruptions(first, b, kwargs, dims, outputs)
     for what, bad_kwargs, surely in draw(st.lists(st.sampled_from(bad), max_size=4, unique_by=lambda t: t[0])) if bad else []:
         for be, fn in compiled.items():
             got, error = call(fn, bad_kwargs)

@@ -132,7 +132,9 @@ def _digest(files: list[Path]) -> str:
 
 def _record_machine_code(path: Path) -> None:
     """Write a checksum of Numba's cache files for this kernel next to the module."""
-    _write_atomic(path.with_suffix(".sum"), _digest(_machine_code(path)))
+    digest, checksum = _digest(_machine_code(path)), path.with_suffix(".sum")
+    if not checksum.exists() or checksum.read_bytes() != digest.encode():
+        _write_atomic(checksum, digest)
 
 
 def _verify_machine_code(path: Path) -> None:
@@ -149,7 +151,10 @@ def _verify_machine_code(path: Path) -> None:
     except (OSError, UnicodeDecodeError):
         ok = False
     if not ok:
-        warnings.warn(f"symgrad: compiled code for {path.name} failed its checksum; recompiling", stacklevel=3)
+        warnings.warn(
+            f"symgrad: kernel cache entry {path.stem}: compiled code failed its checksum; recompiling",
+            stacklevel=3,
+        )
         for f in files:
             f.unlink(missing_ok=True)
 
