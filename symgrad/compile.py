@@ -195,7 +195,10 @@ def _build(outputs, pack, backend, extra_inputs, options, stats, kind="compile")
     optimised = optimize(outputs)
     stats.nodes_after = len(toposort(optimised))
     stats.simplify = time.perf_counter() - started
-    program = backends.get(backend)(optimised, signature, dict(options, stats=stats))
+    started = time.perf_counter()
+    build = backends.get(backend)  # the first use imports Numba: part of its cost
+    stats.numba += time.perf_counter() - started if backend == "numba" else 0.0
+    program = build(optimised, signature, dict(options, stats=stats))
     return Compiled(optimised, signature, program, backend, pack, stats, kind, dict(options))
 
 

@@ -148,7 +148,11 @@ class Kernel:
     def formula(self, node: Node, read, depth: int) -> str:
         """Emit the loads and common subexpressions of an ew node's formula; return the
         final expression.  ``read(x)`` is how the loop reads input ``x``."""
-        float32 = node.dtype == "float32" or node.dtype == "bool" and any(x.dtype == "float32" for x in node.inputs)
+        float32 = (
+            node.dtype == "float32"
+            or node.dtype == "bool"
+            and any(x.dtype == "float32" for x in node.inputs)
+        )
         printer = _printer("float32" if float32 else "float64")
         names = {}
         for k, x in enumerate(node.inputs):
@@ -183,10 +187,17 @@ class Kernel:
 
     def flush(self):
         """Emit the open loop group as one loop nest."""
-        group, self.group = self.group, []
-        if not group:
+        if not self.group:
             return
-        shape = self.loop_shape(group[0])
+        shape = self.loop_shape(self.group[0])
+        # Reductions further down over the same loop whose inputs are ready join now
+        # (e.g. a bias gradient summing the rows of an adjoint computed here).
+        for node in self.order[self._position :]:
+            ready = node not in self.var and all(i in self.var for i in node.inputs)
+            if ready and node.op in ("sum", "max") and self.joins_group(node):
+                self.var[node] = f"v{len(self.var)}"
+                self.group.append(node)
+        group, self.group = self.group, []
         inside = set(group)
         stored = [
             n
@@ -241,17 +252,15 @@ class Kernel:
         for k, n in enumerate(self.consts):
             self.var[n] = f"c{k}"
         args = [self.var[n] for n in self.args + self.consts]
-        for node in self.order:
-            if node in self.var:
+        for self._position, node in enumerate(self.order):
+            if node in self.var:  # given, or pulled into a loop group early
                 continue
+            if not self.joins_group(node):
+                # a node reading the open group, or a new loop, comes after the group
+                if self.loop_shape(node) is not None or any(i in self.group for i in node.inputs):
+                    self.flush()
             self.var[node] = f"v{len(self.var)}"
-            if self.joins_group(node):
-                self.group.append(node)
-                continue
-            if any(i in self.group for i in node.inputs):
-                self.flush()
-            if self.loop_shape(node) is not None:  # starts a new group
-                self.flush()
+            if self.loop_shape(node) is not None:
                 self.group.append(node)
             else:
                 LOWER[node.op](self, node)

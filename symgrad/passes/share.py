@@ -1,0 +1,78 @@
+"""Sharing of function calls between elementwise formulas.
+
+After fusion, the forward formula of an activation and the backward formula of its
+derivative often call the same function on the same values: GELU's forward and backward
+both compute ``erf(z / sqrt(2))``.  Each such call that appears in two or more formulas
+becomes a node of its own, computed once and read by both (the backward pass then reuses
+the forward's value instead of calling ``erf`` again).
+
+Before and after::
+
+    %5 = ew x0*(erf(sqrt(2)*x0/2) + 1)/2 (%4)                       forward
+    %9 = ew x1*(x0*exp(-x0**2/2)/sqrt(2*pi) + erf(sqrt(2)*x0/2)/2 + 1/2) (%4, %8)
+    ->  %5' = ew erf(sqrt(2)*x0/2) (%4)
+        %5 = ew x0*(x1 + 1)/2 (%4, %5')      %9 = ew x2*(... + x1/2 + 1/2) (%4, %5', %8)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import sympy as sp
+
+from ..ir import Node, toposort
+from ..ops.elementwise import ew, sym
+from ..ops.structural import rebuild
+from .rewrite import rewrite
+
+
+def _calls(expr) -> set:
+    """The function calls in ``expr`` (exp, log, erf, tanh, ...), outermost and inner."""
+    return {
+        e
+        for e in sp.preorder_traversal(expr)
+        if isinstance(e, sp.Function) and not isinstance(e, sp.Piecewise)
+    }
+
+
+def _by_node(call, inputs):
+    """A call written over the input nodes themselves (so formulas can be compared)."""
+    used = sorted({inputs[int(s.name[1:])] for s in call.free_symbols}, key=lambda n: n.serial)
+    return call.xreplace(
+        {sym(i): sp.Symbol(f"n{inputs[i].serial}", real=True) for i in range(len(inputs))}
+    ), tuple(used)
+
+
+def share_calls(outputs) -> list[Node]:
+    """Give each call that several elementwise formulas make a node of its own."""
+    seen = defaultdict(set)  # (call over nodes, its input nodes) -> formulas making it
+    for node in toposort(outputs):
+        if node.op == "ew" and node.inputs:
+            for call in _calls(node.attr("expr")):
+                seen[_by_node(call, node.inputs)].add(node)
+    # larger calls first: a call inside a shared call is then shared only if still repeated
+    shared = sorted(
+        (key for key, users in seen.items() if len(users) > 1),
+        key=lambda key: -sp.count_ops(key[0]),
+    )
+    if not shared:
+        return list(outputs)
+    shared = {call for call, _ in shared}
+
+    def rule(node: Node, inputs: list[Node]) -> Node:
+        if node.op != "ew" or not node.inputs:
+            return rebuild(node, inputs)
+        expr, extra = node.attr("expr"), []
+        for call in sorted(_calls(expr), key=lambda c: -sp.count_ops(c)):
+            key, used = _by_node(call, node.inputs)
+            if key in shared and call in _calls(expr):
+                # the call as a node over the rebuilt inputs (interned: one node per call)
+                positions = [node.inputs.index(u) for u in used]
+                over = {sym(p): sym(i) for i, p in enumerate(positions)}
+                extra.append(ew(call.xreplace(over), [inputs[p] for p in positions]))
+                expr = expr.xreplace({call: sym(len(inputs) + len(extra) - 1)})
+        if not extra:
+            return rebuild(node, inputs)
+        return ew(expr, list(inputs) + extra, node.dtype)
+
+    return rewrite(outputs, rule)
