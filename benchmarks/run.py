@@ -20,7 +20,9 @@ timed.  A mismatch is printed loudly and the run exits with status 1.
    small and shared, so the variants are *interleaved*: each round times one batch of each
    variant, in a shuffled order; a batch is as many back-to-back calls as fill
    ``--batch-ms``; the per-call time of a round is batch time / calls.  Reported: the median
-   over rounds, the inter-quartile range and the minimum.
+   over rounds, the inter-quartile range and the minimum.  BLAS runs single-threaded for all
+   variants (``--blas-threads``; a multi-threaded OpenBLAS on two busy cores spins and
+   scatters timings by 10x), so the comparison is of the code around the matmuls.
 2. **Ratios** from the same rounds, *paired*: within every round the ratio of two variants
    is taken, and the median of those per-round ratios is reported (drift of the machine's
    speed during the run cancels out).  ``interp/sg`` and ``NumPy/sg`` are speed-ups of the

@@ -275,14 +275,26 @@ def test_outputs_are_not_reused_by_later_calls(backend):
         assert not np.shares_memory(a, c), f"output {k} of two calls share memory"
 
     value, grads = call_net(backend)
-    saved = [g.copy() if isinstance(g, np.ndarray) else g for g in grads]
-    for g in grads:  # the caller owns its results: writing them changes nothing later
-        if isinstance(g, np.ndarray):
-            g[...] = 123.0
+    arrays = [g for g in grads if isinstance(g, np.ndarray)]
+    for g in arrays:  # the caller owns its results: writing them changes nothing later ...
+        g[...] = 123.0
     assert_net(call_net(backend))
     call_net(backend, x=2 * x0)
-    for g, s in zip(grads[:-1], saved[:-1]):
+    for g in arrays:  # ... and later calls do not write them either
         assert np.all(g == 123.0)
+
+
+def test_gradients_that_are_one_node_are_distinct_arrays(backend):
+    """sum(u) + sum(v): both gradients are the same node (ones); wrt [u, u] asks twice."""
+    u, v = sg.tensor("u_in", (2, 3)), sg.tensor("v_in", (2, 3))
+    fn = compiled("ones", backend, lambda be: sg.value_and_grad(sg.sum(u) + sg.sum(v), [u, v, u], backend=be))
+    value, grads = fn(u_in=np.ones((2, 3)), v_in=np.ones((2, 3)))
+    assert value == 12.0
+    for k, g in enumerate(grads):
+        np.testing.assert_array_equal(g, np.ones((2, 3)))
+        assert g.flags.writeable, f"gradient {k} is read-only"
+        for j in range(k):
+            assert not np.shares_memory(g, grads[j]), f"gradients {j} and {k} share memory"
 
 
 # --- float32 -----------------------------------------------------------------------------------

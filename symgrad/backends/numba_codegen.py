@@ -252,7 +252,8 @@ class Kernel:
         for k, n in enumerate(self.consts):
             self.var[n] = f"c{k}"
         args = [self.var[n] for n in self.args + self.consts]
-        for self._position, node in enumerate(self.order):
+        for position, node in enumerate(self.order):
+            self._position = position  # flush() looks ahead from here
             if node in self.var:  # given, or pulled into a loop group early
                 continue
             if not self.joins_group(node):
