@@ -7,6 +7,7 @@ backend program, and returns a float for a scalar output and fresh arrays otherw
 
 from __future__ import annotations
 
+import builtins
 import time
 from dataclasses import dataclass, field
 
@@ -46,12 +47,12 @@ class Compiled:
     signature: Signature
     program: object
     backend: str
-    pack: object  # turns the list of output values into what the call returns
+    pack: str  # how a call returns the outputs: see _finisher
     stats: Stats = field(default_factory=Stats)
     kind: str = "compile"
     options: dict = field(default_factory=dict)
     _split_programs: object = field(default=None, repr=False)
-    _finish: object = field(default=None, repr=False)
+    _finish: object = field(default=None, repr=False)  # generated in __post_init__
 
     @property
     def source(self) -> str:
@@ -69,13 +70,10 @@ class Compiled:
 
     def __call__(self, **inputs):
         bound = self.signature.fast_bind(inputs) or self.signature.bind(inputs)
-        return self.pack(self.finish(self.program(*bound)))
+        return self._finish(self.program(*bound))
 
-    @property
-    def finish(self):
-        if self._finish is None:
-            self._finish = _finisher(self.outputs)
-        return self._finish
+    def __post_init__(self):
+        self._finish = _finisher(self.outputs, self.pack)
 
     # --- separate forward and backward kernels (value_and_grad only) ---------------------
 
@@ -88,7 +86,7 @@ class Compiled:
         split = self._split()
         values, dims = self.signature.fast_bind(inputs) or self.signature.bind(inputs)
         value, *saved = split.forward(values, dims)
-        saved = tuple(np.ascontiguousarray(v) for v in saved)
+        saved = tuple(v if np.ndim(v) == 0 else np.ascontiguousarray(v) for v in saved)
         return float(value), Residuals(values, dims, saved)
 
     def backward(self, residuals: Residuals):
@@ -97,7 +95,7 @@ class Compiled:
             raise ArgumentError("backward takes the residuals returned by forward()")
         split = self._split()
         grads = split.backward(residuals.values, residuals.dims, residuals.saved)
-        return self.pack([None] + split.finish(grads))[1]
+        return split.finish(grads)
 
     @property
     def split_source(self) -> tuple[str, str]:
@@ -145,7 +143,7 @@ class _Split:
         options = dict(compiled.options)
         self.forward = build([f] + self.saved, compiled.signature, dict(options, name="forward"))
         self.backward = build(grads, compiled.signature, dict(options, name="backward"), self.saved)
-        self.finish = _finisher(grads)
+        self.finish = _finisher(grads, "one" if compiled.pack == "value_grad" else "list")
 
 
 # Ops whose value both backends compute into memory of its own (an input or a view never).
@@ -154,38 +152,52 @@ FRESH_OPS = frozenset(
 )
 
 
-def _finisher(outputs: list[Node]):
+def _own(value):
+    return (
+        value if value.flags.writeable and value.flags.c_contiguous else np.array(value, order="C")
+    )
+
+
+def _copy(value):
+    return np.array(value, order="C")
+
+
+def _finisher(outputs: list[Node], pack: str):
     """A function making a program's output values into what the caller gets.
 
     Scalars become floats; arrays are the caller's own: an array that could be an input,
     a view, a read-only broadcast or another output's memory is copied, a freshly computed
-    one is handed over as it is.
+    one is handed over as it is.  ``pack`` is how the values are returned ("one", "tuple",
+    "list", "value_grad", "value_grads").  Generated as straight-line code, since it runs
+    on every call:
+
+        def finish(r):
+            o0 = float(r[0])
+            o1 = _own(r[1])
+            return (o0, [o1])
     """
-    plan, seen = [], set()
-    for node in outputs:
-        plan.append(
-            "scalar"
-            if not node.shape
-            else "own"
-            if node.op in FRESH_OPS and node not in seen
-            else "copy"
-        )
+    lines, seen = ["def finish(r):"], set()
+    for i, node in enumerate(outputs):
+        if not node.shape:
+            value = f"float(r[{i}])"
+        elif node.op in FRESH_OPS and node not in seen:
+            value = f"_own(r[{i}])"
+        else:
+            value = f"_copy(r[{i}])"
         seen.add(node)
-    if all(p == "scalar" for p in plan):
-        return lambda values: [float(v) for v in values]
-
-    def finish(values):
-        out = []
-        for how, value in zip(plan, values):
-            if how == "scalar":
-                out.append(float(value))
-            elif how == "own" and value.flags.writeable and value.flags.c_contiguous:
-                out.append(value)
-            else:
-                out.append(np.array(value, order="C"))
-        return out
-
-    return finish
+        lines.append(f"    o{i} = {value}")
+    names = [f"o{i}" for i in range(len(outputs))]
+    returns = {
+        "one": names[0],
+        "tuple": f"({', '.join(names)},)",
+        "list": f"[{', '.join(names)}]",
+        "value_grad": f"({names[0]}, {names[-1]})",
+        "value_grads": f"({names[0]}, [{', '.join(names[1:])}])",
+    }
+    lines.append(f"    return {returns[pack]}")
+    namespace = {"_own": _own, "_copy": _copy}
+    exec(builtins.compile("\n".join(lines) + "\n", "<symgrad finish>", "exec"), namespace)
+    return namespace["finish"]
 
 
 def _build(outputs, pack, backend, extra_inputs, options, stats, kind="compile") -> Compiled:
@@ -206,8 +218,8 @@ def _as_outputs(outputs):
     if isinstance(outputs, (list, tuple)):
         if not outputs:
             raise ArgumentError("compile needs at least one output")
-        return [as_node(o) for o in outputs], tuple
-    return [as_node(outputs)], lambda values: values[0]
+        return [as_node(o) for o in outputs], "tuple"
+    return [as_node(outputs)], "one"
 
 
 def compile(outputs, backend: str = "numba", **options) -> Compiled:  # noqa: A001
@@ -243,8 +255,8 @@ def value_and_grad(f, wrt, backend: str = "numba", **options) -> Compiled:
     single = not isinstance(wrt, (list, tuple))
     wrt_list = [wrt] if single else list(wrt)
     if single:
-        pack = lambda values: (values[0], values[1])  # noqa: E731
+        pack = "value_grad"
     else:
-        pack = lambda values: (values[0], list(values[1:]))  # noqa: E731
+        pack = "value_grads"
     outputs = [f] + ([grads] if single else grads)
     return _build(outputs, pack, backend, wrt_list, options, stats, kind="value_and_grad")

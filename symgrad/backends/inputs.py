@@ -64,14 +64,17 @@ class Signature:
             )
         namespace = {"ndarray": np.ndarray, "DTYPES": {d: np.dtype(d) for d in _KINDS}}
         exec(compile(_fast_binder_source(self), "<symgrad fast_bind>", "exec"), namespace)
-        self._fast = namespace["fast_bind"]
+        # ``bind`` for calls whose values need no conversion, else None (then call ``bind``);
+        # straight-line checks generated per signature (see _fast_binder_source), since
+        # per-call overhead is all a scalar function like (x + y) * z costs
+        self.fast_bind = namespace["fast_bind"]
 
     def bind(self, kwargs: dict) -> tuple[tuple, dict[str, int]]:
         """Check and convert a call's keyword arguments.
 
         Returns the values in the order of ``self.inputs`` and the named dim sizes.  Arrays
         come back C-contiguous in the declared dtype; scalar inputs as scalars of that dtype
-        (a Python float for float64).  :meth:`fast_bind` is tried first on every call;
+        (a Python float for float64).  ``fast_bind`` is tried first on every call;
         this is the complete version, which converts what needs converting and explains
         what is wrong.
         """
@@ -107,14 +110,6 @@ class Signature:
             what = f"labels {labels.name!r}" if labels.op == "input" else "constant labels"
             check_labels(what, np.asarray(array), dims.get(classes, classes))
         return tuple(values[n] for n in self.names), dims
-
-    def fast_bind(self, kwargs: dict):
-        """``bind`` for calls whose values need no conversion, else None (then call ``bind``).
-
-        Generated per signature as straight-line checks (see :func:`_fast_binder_source`):
-        per-call overhead is what a scalar function like (x + y) * z costs.
-        """
-        return self._fast(kwargs)
 
     def _explain_keywords(self, kwargs):
         unknown = sorted(set(kwargs) - self._name_set)
