@@ -111,7 +111,9 @@ def numba_backend_exists() -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
-    parser.add_argument("--no-numba", action="store_true", help="skip Numba code generation and compile")
+    parser.add_argument(
+        "--no-numba", action="store_true", help="skip Numba code generation and compile"
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size, JSON out
     args = parser.parse_args()
     numba = not args.no_numba and numba_backend_exists()
@@ -120,14 +122,19 @@ def main() -> None:
         print(json.dumps(measure(args.one, numba)))
         return
 
-    columns = ["build", "grad", "optimise", "numpy", "call"] + (["codegen", "numba"] if numba else [])
+    columns = ["build", "grad", "optimise", "numpy", "call"] + (
+        ["codegen", "numba"] if numba else []
+    )
     print("chain x = x*0.999 + 0.001*tanh(x); seconds per stage, one fresh process per size\n")
     print("| ew nodes | graph nodes (fwd+bwd) | after optimise | " + " | ".join(columns) + " |")
     print("|---:|---:|---:|" + "---:|" * len(columns))
     for n in args.sizes:
         row = run_isolated(n, numba)
         cells = " | ".join(f"{row[c]:.3f}" for c in columns)
-        print(f"| {row['ew_nodes']:,} | {row['graph_nodes']:,} | {row['optimised_nodes']:,} | {cells} |", flush=True)
+        print(
+            f"| {row['ew_nodes']:,} | {row['graph_nodes']:,} | {row['optimised_nodes']:,} | {cells} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -35,9 +35,6 @@ import numpy as np
 import pytest
 from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
-
-import symgrad as sg
-from symgrad.ir import toposort
 from test_properties import (
     NUMBA_EXAMPLES,
     PROFILE,
@@ -52,12 +49,39 @@ from test_properties import (
     resolve,
 )
 
+import symgrad as sg
+from symgrad.ir import toposort
+
 DIMS = [1, 2, 3, "N", "M", 0]
 DTYPES = ["float64", "float64", "float64", "float32", "int64", "bool"]
-CHAOS = ["mismatch", "axes", "reshape_any", "int_use", "labels_any", "param", "cast", "index",
-         "matmul_any", "junk_const"]
-JUNK = [None, "a", 1j, float("nan"), float("inf"), True, (0, 0), [0], [[1.0, 2.0], [3.0]],
-        np.array(["x"]), np.array([1 + 2j]), -1, 2.5, ()]
+CHAOS = [
+    "mismatch",
+    "axes",
+    "reshape_any",
+    "int_use",
+    "labels_any",
+    "param",
+    "cast",
+    "index",
+    "matmul_any",
+    "junk_const",
+]
+JUNK = [
+    None,
+    "a",
+    1j,
+    float("nan"),
+    float("inf"),
+    True,
+    (0, 0),
+    [0],
+    [[1.0, 2.0], [3.0]],
+    np.array(["x"]),
+    np.array([1 + 2j]),
+    -1,
+    2.5,
+    (),
+]
 JUNK_AXES = [None, True, 1.0, "a", [0], (0, 0), (), (-1, 1), 5, -5, (0, 7)]
 
 
@@ -144,10 +168,19 @@ class FuzzBuilder(Builder):
         ra, rb = self.ref(a), self.ref(b)
         if f == "where":
             c = self.any_node()
-            return self.run(f"sg.where(sg.less({ra}, {rb}), {self.ref(c)}, {ra})", lambda: sg.where(sg.less(a, b), c, a))
+            return self.run(
+                f"sg.where(sg.less({ra}, {rb}), {self.ref(c)}, {ra})",
+                lambda: sg.where(sg.less(a, b), c, a),
+            )
         if f in ("maximum", "minimum", "less", "equal"):
             return self.run(f"sg.{f}({ra}, {rb})", lambda: getattr(sg, f)(a, b))
-        method = {"+": a.__add__, "-": a.__sub__, "*": a.__mul__, "/": a.__truediv__, "**": a.__pow__}[f]
+        method = {
+            "+": a.__add__,
+            "-": a.__sub__,
+            "*": a.__mul__,
+            "/": a.__truediv__,
+            "**": a.__pow__,
+        }[f]
         return self.run(f"{ra} {f} {rb}", lambda: method(b))
 
     def op_axes(self):
@@ -160,20 +193,29 @@ class FuzzBuilder(Builder):
         if f in ("softmax", "log_softmax"):
             return self.run(f"sg.{f}({r}, axis={axis!r})", lambda: getattr(sg, f)(x, axis=axis))
         keepdims = self.draw(st.booleans())
-        return self.run(f"sg.{f}({r}, axis={axis!r}, keepdims={keepdims})", lambda: getattr(sg, f)(x, axis=axis, keepdims=keepdims))
+        return self.run(
+            f"sg.{f}({r}, axis={axis!r}, keepdims={keepdims})",
+            lambda: getattr(sg, f)(x, axis=axis, keepdims=keepdims),
+        )
 
     def op_reshape_any(self):
         x = self.any_node()
-        target = self.draw(st.one_of(
-            st.lists(st.one_of(st.integers(-2, 7), st.sampled_from(["N", "M"])), max_size=3).map(tuple),
-            st.sampled_from([None, "N", 6, 6.0, ((2,),)]),
-        ))
+        target = self.draw(
+            st.one_of(
+                st.lists(
+                    st.one_of(st.integers(-2, 7), st.sampled_from(["N", "M"])), max_size=3
+                ).map(tuple),
+                st.sampled_from([None, "N", 6, 6.0, ((2,),)]),
+            )
+        )
         return self.run(f"sg.reshape({self.ref(x)}, {target!r})", lambda: sg.reshape(x, target))
 
     def op_int_use(self):
         i = self.any_input(dtype=self.choose(["int64", "bool"]))
         other = self.any_node()
-        f = self.choose(["matmul", "log", "softmax", "sum", "mean", "max", "exp", "add", "pick", "where"])
+        f = self.choose(
+            ["matmul", "log", "softmax", "sum", "mean", "max", "exp", "add", "pick", "where"]
+        )
         ri, ro = self.ref(i), self.ref(other)
         if f == "matmul":
             return self.run(f"{ri} @ {ro}", lambda: i @ other)
@@ -211,14 +253,18 @@ class FuzzBuilder(Builder):
         source = label_source(labels)
         direct = source is not None and source.op == "input" and source.dtype == "int64"
         if f == "one_hot":
-            classes = self.draw(st.one_of(st.integers(-1, 4), st.sampled_from(["N", "M", 2.0, None])))
+            classes = self.draw(
+                st.one_of(st.integers(-1, 4), st.sampled_from(["N", "M", 2.0, None]))
+            )
             node = self.run(f"sg.one_hot({rl}, {classes!r})", lambda: sg.one_hot(labels, classes))
         elif f == "pick":
             classes = scores.shape[-1] if scores.ndim else None
             node = self.run(f"sg.pick({rs}, {rl})", lambda: sg.pick(scores, labels))
         else:
             classes = scores.shape[-1] if scores.ndim else None
-            node = self.run(f"sg.losses.{f}({rs}, {rl})", lambda: getattr(sg.losses, f)(scores, labels))
+            node = self.run(
+                f"sg.losses.{f}({rs}, {rl})", lambda: getattr(sg.losses, f)(scores, labels)
+            )
         if direct:
             self.classes.setdefault(source.name, []).append(classes)
         return node
@@ -229,8 +275,13 @@ class FuzzBuilder(Builder):
         value = self.choose(JUNK + [0.3])
         r = self.ref(x)
         if f == "gelu":
-            return self.run(f"sg.gelu({r}, approximate={junk_repr(value)})", lambda: sg.gelu(x, approximate=value))
-        return self.run(f"sg.{f}({r}, alpha={junk_repr(value)})", lambda: getattr(sg, f)(x, alpha=value))
+            return self.run(
+                f"sg.gelu({r}, approximate={junk_repr(value)})",
+                lambda: sg.gelu(x, approximate=value),
+            )
+        return self.run(
+            f"sg.{f}({r}, alpha={junk_repr(value)})", lambda: getattr(sg, f)(x, alpha=value)
+        )
 
     def op_junk_const(self):
         x = self.any_node()
@@ -244,11 +295,17 @@ class FuzzBuilder(Builder):
 
     def op_index(self):
         x = self.any_node()
-        index, text = self.choose([
-            ((None,), "None"), ((Ellipsis, None), "..., None"), ((slice(None), None), ":, None"),
-            ((0,), "0"), ((Ellipsis, Ellipsis), "..., ..."), ((None, None, slice(None)), "None, None, :"),
-            ((slice(None), slice(None), slice(None), slice(None)), ":, :, :, :"),
-        ])
+        index, text = self.choose(
+            [
+                ((None,), "None"),
+                ((Ellipsis, None), "..., None"),
+                ((slice(None), None), ":, None"),
+                ((0,), "0"),
+                ((Ellipsis, Ellipsis), "..., ..."),
+                ((None, None, slice(None)), "None, None, :"),
+                ((slice(None), slice(None), slice(None), slice(None)), ":, :, :, :"),
+            ]
+        )
         return self.run(f"{self.ref(x)}[{text}]", lambda: x[index])
 
     def op_matmul_any(self):
@@ -270,7 +327,9 @@ def valid_inputs(b: FuzzBuilder, names, dims, rng) -> dict:
         elif node.dtype == "bool":
             out[name] = rng.random(shape) < 0.5
         else:
-            counts = [resolve((c,), dims)[0] for c in b.classes.get(name, []) if isinstance(c, (int, str))]
+            counts = [
+                resolve((c,), dims)[0] for c in b.classes.get(name, []) if isinstance(c, (int, str))
+            ]
             counts = [c for c in counts if isinstance(c, int) and not isinstance(c, bool)]
             high = min(counts, default=3)
             out[name] = rng.integers(0, max(high, 1), size=shape)
@@ -307,18 +366,39 @@ def corruptions(compiled, b: FuzzBuilder, kwargs: dict, dims: dict, outputs):
         out.append((f"missing {name}", rest, True))
         out.append((f"{name} with an extra axis", dict(kwargs, **{name: value[None]}), True))
         if value.ndim:
-            out.append((f"{name} with one axis less", dict(kwargs, **{name: value[..., 0] if value.shape[-1] else value.sum(-1)}), True))
+            out.append(
+                (
+                    f"{name} with one axis less",
+                    dict(kwargs, **{name: value[..., 0] if value.shape[-1] else value.sum(-1)}),
+                    True,
+                )
+            )
         for axis, d in enumerate(node.shape):
             if isinstance(d, int):
                 shape = list(value.shape)
                 shape[axis] += 1
-                out.append((f"{name} axis {axis} of size {shape[axis]}", dict(kwargs, **{name: np.zeros(shape, value.dtype)}), True))
+                out.append(
+                    (
+                        f"{name} axis {axis} of size {shape[axis]}",
+                        dict(kwargs, **{name: np.zeros(shape, value.dtype)}),
+                        True,
+                    )
+                )
         named = [d for d in node.shape if isinstance(d, str)]
         for d in named:
             uses = sum(dd == d for n in names for dd in b.declared[n].shape)
             if uses > 1:
-                shape = [s + 1 if dd == d and i == node.shape.index(d) else s for i, (dd, s) in enumerate(zip(node.shape, value.shape))]
-                out.append((f"{name} with a different size of {d}", dict(kwargs, **{name: np.zeros(shape, value.dtype)}), True))
+                shape = [
+                    s + 1 if dd == d and i == node.shape.index(d) else s
+                    for i, (dd, s) in enumerate(zip(node.shape, value.shape))
+                ]
+                out.append(
+                    (
+                        f"{name} with a different size of {d}",
+                        dict(kwargs, **{name: np.zeros(shape, value.dtype)}),
+                        True,
+                    )
+                )
         if node.dtype == "int64":
             out.append((f"float labels {name}", dict(kwargs, **{name: value.astype(float)}), True))
             out.append((f"bool labels {name}", dict(kwargs, **{name: value > 0}), True))
@@ -327,12 +407,20 @@ def corruptions(compiled, b: FuzzBuilder, kwargs: dict, dims: dict, outputs):
                 for bad in (-1, classes, 2**40):
                     worse = value.copy()
                     worse.flat[value.size // 2] = bad
-                    out.append((f"label {bad} in {name} for {classes} classes", dict(kwargs, **{name: worse}), True))
+                    out.append(
+                        (
+                            f"label {bad} in {name} for {classes} classes",
+                            dict(kwargs, **{name: worse}),
+                            True,
+                        )
+                    )
         if node.dtype in ("float64", "float32"):
             out.append((f"complex {name}", dict(kwargs, **{name: value.astype(complex)}), True))
             out.append((f"string {name}", dict(kwargs, **{name: np.full(value.shape, "x")}), True))
             out.append((f"None for {name}", dict(kwargs, **{name: None}), True))
-            out.append((f"int list for {name}", dict(kwargs, **{name: value.astype(int).tolist()}), False))
+            out.append(
+                (f"int list for {name}", dict(kwargs, **{name: value.astype(int).tolist()}), False)
+            )
             out.append((f"NaN in {name}", dict(kwargs, **{name: value * np.nan}), False))
     return out
 
@@ -361,11 +449,15 @@ def check_outputs(outputs, values, dims, what, forward=True):
         else:
             assert isinstance(value, np.ndarray), f"{what}: output is {type(value)}"
             want = resolve(node.shape, dims)
-            assert value.shape == want, f"{what}: shape {value.shape}, declared {node.shape} = {want}"
+            assert value.shape == want, (
+                f"{what}: shape {value.shape}, declared {node.shape} = {want}"
+            )
             if grad:  # the gradient of a float32 input in a float64 graph may be float64
                 assert value.dtype.kind == "f", f"{what}: gradient of dtype {value.dtype}"
             else:
-                assert value.dtype == np.dtype(node.dtype), f"{what}: dtype {value.dtype}, declared {node.dtype}"
+                assert value.dtype == np.dtype(node.dtype), (
+                    f"{what}: dtype {value.dtype}, declared {node.dtype}"
+                )
 
 
 def call(compiled, kwargs):
@@ -393,7 +485,9 @@ def fuzz_once(data, backends):
     # (rare choices are drawn as a middle value of a range: Hypothesis favours the ends)
     # mostly a scalar float loss; sometimes the raw node (maybe not a scalar: GraphError),
     # sometimes a forward-only compile of several outputs
-    how = draw(st.sampled_from(["cotangent", "cotangent", "cotangent", "sum", "raw", "forward", "forward"]))
+    how = draw(
+        st.sampled_from(["cotangent", "cotangent", "cotangent", "sum", "raw", "forward", "forward"])
+    )
     code = b.header() + b.code
     try:
         if how == "cotangent" and out.ndim:
@@ -414,7 +508,9 @@ def fuzz_once(data, backends):
         code = b.header() + b.code + [f"f = {fcode}", f"wrt = [{', '.join(b.ref(w) for w in wrt)}]"]
         if how == "forward":  # several outputs of any dtype, forward only
             outputs = [f] + [p for p in b.pool[:-1] if draw(st.booleans())]
-            code.append(f"fn = sg.compile([{', '.join(b.ref(o) for o in outputs)}], backend='numpy')")
+            code.append(
+                f"fn = sg.compile([{', '.join(b.ref(o) for o in outputs)}], backend='numpy')"
+            )
             compiled = {be: sg.compile(outputs, backend=be) for be in backends}
         else:
             outputs = [f] + list(wrt)  # the value, then one gradient per wrt, of its shape
@@ -428,7 +524,9 @@ def fuzz_once(data, backends):
         note("\n".join(code))
     first = compiled[backends[0]]
     for be, fn in compiled.items():
-        assert fn.input_names == first.input_names, f"{be}: inputs {fn.input_names} vs {first.input_names}"
+        assert fn.input_names == first.input_names, (
+            f"{be}: inputs {fn.input_names} vs {first.input_names}"
+        )
 
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     kwargs = valid_inputs(b, first.input_names, dims, rng)
@@ -439,7 +537,9 @@ def fuzz_once(data, backends):
     for be, fn in compiled.items():
         value, error = call(fn, kwargs)
         for k, v in kwargs.items():
-            assert np.array_equal(np.asarray(v), copies[k], equal_nan=True), f"{be} modified input {k}"
+            assert np.array_equal(np.asarray(v), copies[k], equal_nan=True), (
+                f"{be} modified input {k}"
+            )
         results[be] = (value, error)
     errors = {be: type(e) for be, (_, e) in results.items()}
     assert len(set(errors.values())) == 1, f"backends disagree on raising: {errors}"
@@ -452,22 +552,32 @@ def fuzz_once(data, backends):
         low = any(n.dtype == "float32" for n in toposort(outputs))
         for be in backends[1:]:
             for i, (x, y) in enumerate(zip(flat[be], flat[backends[0]])):
-                close_normwise(x, y, 1e-5 if low else 1e-12, what=f"{be} vs {backends[0]}, output {i}")
+                close_normwise(
+                    x, y, 1e-5 if low else 1e-12, what=f"{be} vs {backends[0]}, output {i}"
+                )
 
         # gradients against finite differences where that is an oracle
         smooth = how != "forward" and all(
-            n.dtype != "float32" and n.op != "stop_gradient" for n in toposort([f]))
+            n.dtype != "float32" and n.op != "stop_gradient" for n in toposort([f])
+        )
         if smooth and all(w.op == "input" and w.dtype == "float64" for w in wrt):
             grads = as_list(value[1])
-            if finite_and_moderate(value[0], grads) and min((np.size(v) for v in kwargs.values()), default=1) > 0:
-                body = [line for line in code if not line.startswith(("import ", "wrt = ", "fn = "))]
+            if (
+                finite_and_moderate(value[0], grads)
+                and min((np.size(v) for v in kwargs.values()), default=1) > 0
+            ):
+                body = [
+                    line for line in code if not line.startswith(("import ", "wrt = ", "fn = "))
+                ]
                 case = Case(f, wrt, kwargs, dims, body)
                 checked = check_finite_differences(case, first, grads, unstable=lambda ok: None)
                 event(f"finite differences: {'compared' if checked else 'unstable, skipped'}")
 
     # corrupted calls: surely-invalid ones must raise SymgradError, none may raise anything else
     bad = corruptions(first, b, kwargs, dims, outputs)
-    for what, bad_kwargs, surely in draw(st.lists(st.sampled_from(bad), max_size=4, unique_by=lambda t: t[0])) if bad else []:
+    for what, bad_kwargs, surely in (
+        draw(st.lists(st.sampled_from(bad), max_size=4, unique_by=lambda t: t[0])) if bad else []
+    ):
         for be, fn in compiled.items():
             got, error = call(fn, bad_kwargs)
             if surely:
@@ -480,7 +590,9 @@ def test_fuzz_numpy_backend(data):
     fuzz_once(data, ("numpy",))
 
 
-@pytest.mark.skipif(not numba_available(), reason="symgrad.backends.numba_backend is not written yet")
+@pytest.mark.skipif(
+    not numba_available(), reason="symgrad.backends.numba_backend is not written yet"
+)
 @settings(PROFILE, max_examples=NUMBA_EXAMPLES)
 @given(data=st.data())
 def test_fuzz_numpy_and_numba_backends(data):
@@ -495,7 +607,9 @@ def test_sum_over_a_unit_axis_times_a_vector_differentiates(backend):
     """Found as a RecursionError in ``structural.broadcast_to``: a reshape to () of a (1,)
     tensor looks like "all dims are 1", and broadcast_to recursed on itself."""
     a, c = sg.tensor("ra", (1, 3)), sg.tensor("rc", (1,))
-    value, g = sg.value_and_grad(sg.sum(sg.sum(a, axis=1) * c), a, backend=backend)(ra=[[1.0, 2.0, 3.0]], rc=[2.0])
+    value, g = sg.value_and_grad(sg.sum(sg.sum(a, axis=1) * c), a, backend=backend)(
+        ra=[[1.0, 2.0, 3.0]], rc=[2.0]
+    )
     assert value == 12.0
     np.testing.assert_array_equal(g, [[2.0, 2.0, 2.0]])
 
@@ -516,8 +630,12 @@ JUNK_CALLS = {
     "x * ragged list": lambda: _x3 * [[1.0, 2.0], [3.0]],
     "transpose(x, 1)": lambda: sg.transpose(_m23, 1),
     "symbols(3)": lambda: sg.symbols(3),
-    "value_and_grad wrt an intermediate": lambda: sg.value_and_grad(sg.sum(_x3 * _x3), 2 * _x3, backend="numpy"),
-    "value_and_grad wrt two intermediates": lambda: sg.value_and_grad(sg.sum(_x3), [2 * _x3, 3 * _x3], backend="numpy"),
+    "value_and_grad wrt an intermediate": lambda: sg.value_and_grad(
+        sg.sum(_x3 * _x3), 2 * _x3, backend="numpy"
+    ),
+    "value_and_grad wrt two intermediates": lambda: sg.value_and_grad(
+        sg.sum(_x3), [2 * _x3, 3 * _x3], backend="numpy"
+    ),
 }
 
 
@@ -567,7 +685,9 @@ def test_division_by_a_zero_constant_gives_inf_as_numpy(backend):
     x = sg.tensor("dz", (2,))
     with np.errstate(all="ignore"):
         got = sg.compile(x / 0, backend=backend)(dz=np.array([1.0, -1.0]))
-        mean_of_nothing = sg.compile(sg.mean(sg.tensor("d0", (0,))), backend=backend)(d0=np.zeros(0))
+        mean_of_nothing = sg.compile(sg.mean(sg.tensor("d0", (0,))), backend=backend)(
+            d0=np.zeros(0)
+        )
     np.testing.assert_array_equal(got, [np.inf, -np.inf])
     assert np.isnan(mean_of_nothing)
 
@@ -589,13 +709,17 @@ def test_abs_of_exp_of_log1p_compiles(backend):
     """Fusion lets SymPy rewrite Abs(exp(log1p(x))) with re() and im() (log1p is not known to
     be real), which the Numba printer cannot print."""
     a = sg.tensor("la", ())
-    assert sg.compile(sg.abs(sg.exp(sg.log1p(a))), backend=backend)(la=0.5) == pytest.approx(1.5, rel=1e-15)
+    assert sg.compile(sg.abs(sg.exp(sg.log1p(a))), backend=backend)(la=0.5) == pytest.approx(
+        1.5, rel=1e-15
+    )
 
 
 def test_nested_piecewise_over_a_scalar_and_an_array(backend):
     """numpy.select got choices of different shapes (a scalar and an array)."""
     a, s = sg.tensor("na", (3,)), sg.tensor("ns", ())
-    got = sg.compile(sg.relu(sg.minimum(a, s)), backend=backend)(na=np.array([0.1, -0.2, 0.6]), ns=0.3)
+    got = sg.compile(sg.relu(sg.minimum(a, s)), backend=backend)(
+        na=np.array([0.1, -0.2, 0.6]), ns=0.3
+    )
     np.testing.assert_allclose(got, [0.1, 0.0, 0.3])
 
 

@@ -72,19 +72,34 @@ def classifier(backend):
 
 
 def reductions(backend):
-    return sg.compile([sg.sum(X), sg.mean(X), sg.sum(X, axis=0), sg.mean(X, axis=0), X @ W], backend=backend)
+    return sg.compile(
+        [sg.sum(X), sg.mean(X), sg.sum(X, axis=0), sg.mean(X, axis=0), X @ W], backend=backend
+    )
 
 
 def propagation(backend):
     return sg.compile(
-        [2 * X + 1, sg.exp(X), sg.tanh(X), sg.sum(X, axis=1), sg.mean(X, axis=1),
-         sg.max(X, axis=1), sg.softmax(X), X @ W],
+        [
+            2 * X + 1,
+            sg.exp(X),
+            sg.tanh(X),
+            sg.sum(X, axis=1),
+            sg.mean(X, axis=1),
+            sg.max(X, axis=1),
+            sg.softmax(X),
+            X @ W,
+        ],
         backend=backend,
     )
 
 
 RNG = np.random.default_rng(7)
-x0, w0, b0, s0 = RNG.standard_normal((4, 3)), RNG.standard_normal((3, 2)), RNG.standard_normal(2), 0.3
+x0, w0, b0, s0 = (
+    RNG.standard_normal((4, 3)),
+    RNG.standard_normal((3, 2)),
+    RNG.standard_normal(2),
+    0.3,
+)
 
 
 def call_net(backend, x=x0, w=w0, b=b0, s=s0):
@@ -120,7 +135,9 @@ def layouts(a):
     }
 
 
-@pytest.mark.parametrize("layout", ["fortran", "strided view", "reversed view", "read-only", "big-endian", "list"])
+@pytest.mark.parametrize(
+    "layout", ["fortran", "strided view", "reversed view", "read-only", "big-endian", "list"]
+)
 def test_memory_layouts_give_the_same_results(backend, layout):
     x, w = layouts(x0)[layout], layouts(w0)[layout]
     assert_net(call_net(backend, x=x, w=w))
@@ -133,22 +150,33 @@ def test_transposed_and_broadcast_views(backend):
     assert_net(call_net(backend, w=w_t, b=b_zero_stride), w=w0, b=np.full(2, 0.25))
 
 
-@pytest.mark.parametrize("s", [2, 2.0, np.float32(2.0), np.float64(2.0), np.array(2.0), np.int64(2), True],
-                         ids=["int", "float", "np.float32", "np.float64", "0-d array", "np.int64", "bool"])
+@pytest.mark.parametrize(
+    "s",
+    [2, 2.0, np.float32(2.0), np.float64(2.0), np.array(2.0), np.int64(2), True],
+    ids=["int", "float", "np.float32", "np.float64", "0-d array", "np.int64", "bool"],
+)
 def test_python_and_numpy_scalars_for_a_scalar_tensor(backend, s):
     assert_net(call_net(backend, s=s), s=float(s))
 
 
 def test_nested_lists_and_int_arrays_for_float_tensors(backend):
     x_int = np.arange(12).reshape(4, 3) - 5
-    assert_net(call_net(backend, x=x_int.tolist(), b=[0.5, -0.5]), x=x_int.astype(float), b=np.array([0.5, -0.5]))
+    assert_net(
+        call_net(backend, x=x_int.tolist(), b=[0.5, -0.5]),
+        x=x_int.astype(float),
+        b=np.array([0.5, -0.5]),
+    )
     assert_net(call_net(backend, x=x_int), x=x_int.astype(float))
 
 
 def test_labels_as_list_and_as_int32(backend):
     fn = compiled("classifier", backend, classifier)
     ref = fn(X_in=x0, W_in=w0, b_in=b0, y_in=np.array([0, 1, 1, 0]))
-    for y in ([0, 1, 1, 0], np.array([0, 1, 1, 0], dtype=np.int32), np.array([0, 1, 1, 0], dtype=np.uint8)):
+    for y in (
+        [0, 1, 1, 0],
+        np.array([0, 1, 1, 0], dtype=np.int32),
+        np.array([0, 1, 1, 0], dtype=np.uint8),
+    ):
         value, grads = fn(X_in=x0, W_in=w0, b_in=b0, y_in=y)
         assert value == ref[0]
         for g, r in zip(grads, ref[1]):
@@ -177,7 +205,10 @@ def test_empty_batch_gradients_have_their_shapes(backend):
 
 def test_empty_batch_numpy_and_numba_agree():
     with np.errstate(all="ignore"):
-        results = {be: compiled("reductions", be, reductions)(X_in=np.zeros((0, 3)), W_in=w0) for be in ("numpy", "numba")}
+        results = {
+            be: compiled("reductions", be, reductions)(X_in=np.zeros((0, 3)), W_in=w0)
+            for be in ("numpy", "numba")
+        }
         nets = {be: call_net(be, x=np.zeros((0, 3))) for be in ("numpy", "numba")}
     for a, b in zip(results["numpy"], results["numba"]):
         np.testing.assert_array_equal(a, b)
@@ -208,8 +239,16 @@ def test_empty_batch_behaviour_is_documented():
 def propagation_reference(x, w):
     with np.errstate(all="ignore"):
         shifted = np.exp(x - np.max(x, axis=1, keepdims=True))
-        return [2 * x + 1, np.exp(x), np.tanh(x), x.sum(axis=1), x.mean(axis=1), np.max(x, axis=1),
-                shifted / shifted.sum(axis=1, keepdims=True), x @ w]
+        return [
+            2 * x + 1,
+            np.exp(x),
+            np.tanh(x),
+            x.sum(axis=1),
+            x.mean(axis=1),
+            np.max(x, axis=1),
+            shifted / shifted.sum(axis=1, keepdims=True),
+            x @ w,
+        ]
 
 
 @pytest.mark.parametrize("special", [np.nan, np.inf, -np.inf])
@@ -221,10 +260,16 @@ def test_nan_and_inf_propagate(backend, special):
     names = ["2x+1", "exp", "tanh", "sum", "mean", "max", "softmax", "matmul"]
     for name, g, want in zip(names, got, propagation_reference(x, w0)):
         np.testing.assert_array_equal(np.isnan(g), np.isnan(want), err_msg=f"{name}: NaN positions")
-        np.testing.assert_array_equal(np.isposinf(g), np.isposinf(want), err_msg=f"{name}: +inf positions")
-        np.testing.assert_array_equal(np.isneginf(g), np.isneginf(want), err_msg=f"{name}: -inf positions")
+        np.testing.assert_array_equal(
+            np.isposinf(g), np.isposinf(want), err_msg=f"{name}: +inf positions"
+        )
+        np.testing.assert_array_equal(
+            np.isneginf(g), np.isneginf(want), err_msg=f"{name}: -inf positions"
+        )
         finite = np.isfinite(want)
-        np.testing.assert_allclose(np.asarray(g)[finite], np.asarray(want)[finite], rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(
+            np.asarray(g)[finite], np.asarray(want)[finite], rtol=1e-12, err_msg=name
+        )
 
 
 def test_nan_propagates_into_value_and_gradients(backend):
@@ -271,7 +316,9 @@ def test_outputs_are_not_reused_by_later_calls(backend):
     kept = [np.array(o, copy=True) for o in first]
     second = fn(X_in=x0 + 1.0)
     for k, (a, b, c) in enumerate(zip(first, kept, second)):
-        np.testing.assert_array_equal(a, b, err_msg=f"output {k} changed when the function was called again")
+        np.testing.assert_array_equal(
+            a, b, err_msg=f"output {k} changed when the function was called again"
+        )
         assert not np.shares_memory(a, c), f"output {k} of two calls share memory"
 
     value, grads = call_net(backend)
@@ -287,7 +334,9 @@ def test_outputs_are_not_reused_by_later_calls(backend):
 def test_gradients_that_are_one_node_are_distinct_arrays(backend):
     """sum(u) + sum(v): both gradients are the same node (ones); wrt [u, u] asks twice."""
     u, v = sg.tensor("u_in", (2, 3)), sg.tensor("v_in", (2, 3))
-    fn = compiled("ones", backend, lambda be: sg.value_and_grad(sg.sum(u) + sg.sum(v), [u, v, u], backend=be))
+    fn = compiled(
+        "ones", backend, lambda be: sg.value_and_grad(sg.sum(u) + sg.sum(v), [u, v, u], backend=be)
+    )
     value, grads = fn(u_in=np.ones((2, 3)), v_in=np.ones((2, 3)))
     assert value == 12.0
     for k, g in enumerate(grads):
@@ -398,9 +447,13 @@ def test_out_of_range_label_is_rejected_before_the_kernel_runs(backend):
     process must survive and report a LabelError for every bad label."""
     result = subprocess.run(
         [sys.executable, "-c", LABEL_SCRIPT.format(backend=backend)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    assert result.returncode == 0, f"the process died ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"the process died ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+    )
     lines = result.stdout.splitlines()
     assert lines[-1] == "alive", result.stdout + result.stderr
     assert not [line for line in lines if line.startswith("ACCEPTED")], result.stdout

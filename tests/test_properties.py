@@ -63,7 +63,11 @@ _COMMON = dict(
     # no "explain" phase: it re-runs failing examples many times, for little news here
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
 )
 # "ci" shrinks only the first failure it finds (several distinct ones cost minutes to shrink);
 # "long" reports every distinct failure.
@@ -109,14 +113,41 @@ def resolve(shape, dims):
 SHAPES = [(), (3,), (2, 3), (2, 1), (1, 3), ("N",), ("N", 3), ("N", 1), (3, 2), (2, "N")]
 
 UNARY = [
-    "exp", "tanh", "sigmoid", "relu", "abs", "softplus", "gelu", "gelu_tanh", "silu",
-    "leaky_relu", "elu", "log", "log1p", "sqrt", "negative", "square", "cube", "reciprocal",
-    "pow_float", "scale",
+    "exp",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "abs",
+    "softplus",
+    "gelu",
+    "gelu_tanh",
+    "silu",
+    "leaky_relu",
+    "elu",
+    "log",
+    "log1p",
+    "sqrt",
+    "negative",
+    "square",
+    "cube",
+    "reciprocal",
+    "pow_float",
+    "scale",
 ]
 BINARY = ["add", "subtract", "multiply", "divide", "maximum", "minimum", "pow_tensor", "add_const"]
 STEPS = [
-    "unary", "binary", "reduce", "matmul", "transpose", "reshape", "softmax", "where", "pick",
-    "one_hot", "loss", "stop_gradient",
+    "unary",
+    "binary",
+    "reduce",
+    "matmul",
+    "transpose",
+    "reshape",
+    "softmax",
+    "where",
+    "pick",
+    "one_hot",
+    "loss",
+    "stop_gradient",
 ]
 _EXCLUDE = set(os.environ.get("SYMGRAD_PROPERTY_EXCLUDE", "").split(","))
 COMPARISONS = ["less", "less_equal", "greater", "greater_equal", "equal", "not_equal"]
@@ -139,10 +170,16 @@ class Case:
     def describe(self) -> str:
         """A runnable script that rebuilds the graph and its inputs."""
         with np.printoptions(precision=17, threshold=10**6):
-            values = ", ".join(f"{k}=np.array({np.asarray(v).tolist()!r})" for k, v in self.inputs.items())
+            values = ", ".join(
+                f"{k}=np.array({np.asarray(v).tolist()!r})" for k, v in self.inputs.items()
+            )
         return "\n".join(
-            ["import numpy as np, symgrad as sg"] + self.code
-            + [f"wrt = [{', '.join(w.name for w in self.wrt)}]", f"inputs = dict({values})  # dims {self.dims}"]
+            ["import numpy as np, symgrad as sg"]
+            + self.code
+            + [
+                f"wrt = [{', '.join(w.name for w in self.wrt)}]",
+                f"inputs = dict({values})  # dims {self.dims}",
+            ]
         )
 
 
@@ -188,7 +225,9 @@ class Builder:
         node = sg.tensor(name, shape, dtype="int64")
         self.labels[name] = (node, classes)
         self.names[node] = name
-        self.code.append(f"{name} = sg.tensor({name!r}, {shape!r}, dtype='int64')  # in [0, {classes})")
+        self.code.append(
+            f"{name} = sg.tensor({name!r}, {shape!r}, dtype='int64')  # in [0, {classes})"
+        )
         return node
 
     def choose(self, seq):
@@ -215,7 +254,7 @@ class Builder:
         if kind == 0:
             new = shape
         elif kind == 1:
-            new = shape[self.draw(st.integers(0, len(shape))):]
+            new = shape[self.draw(st.integers(0, len(shape))) :]
         elif kind == 2:
             new = tuple(1 if self.draw(st.booleans()) else d for d in shape)
         else:
@@ -256,7 +295,11 @@ class Builder:
         try:
             node, code = getattr(self, "op_" + kind)()
         except BaseException:
-            note("\n".join(["import numpy as np, symgrad as sg"] + self.code + [f"# failed: op_{kind}"]))
+            note(
+                "\n".join(
+                    ["import numpy as np, symgrad as sg"] + self.code + [f"# failed: op_{kind}"]
+                )
+            )
             raise
         self.pool.append(self.emit(node, code))
 
@@ -331,7 +374,9 @@ class Builder:
         form = self.draw(st.integers(0, 3))
         if form == 0:  # a @ W
             k = a.shape[-1]
-            w = self.float_input(self.choose([(k, 2), (k,), (k, "N") if a.ndim == 2 else (k, 3)]), "w")
+            w = self.float_input(
+                self.choose([(k, 2), (k,), (k, "N") if a.ndim == 2 else (k, 3)]), "w"
+            )
             return a @ w, f"{r} @ {self.ref(w)}"
         if form == 1:  # W @ a
             w = self.float_input(self.choose([(2, a.shape[0]), (a.shape[0],)]), "w")
@@ -363,8 +408,13 @@ class Builder:
             shape = tuple(d for d in x.shape if d != 1)
         elif kind == 2 and all(isinstance(d, int) for d in x.shape):
             n = math.prod(x.shape)
-            shape = self.choose([s for s in [(n,), (1, n), (n, 1), (2, n // 2), (3, n // 3), (-1,)]
-                                 if -1 in s or math.prod(s) == n])
+            shape = self.choose(
+                [
+                    s
+                    for s in [(n,), (1, n), (n, 1), (2, n // 2), (3, n // 3), (-1,)]
+                    if -1 in s or math.prod(s) == n
+                ]
+            )
         else:  # the same dims in another order: a valid reshape even with named dims
             shape = tuple(self.draw(st.permutations(x.shape)))
         return sg.reshape(x, shape), f"sg.reshape({r}, {shape!r})"
@@ -383,7 +433,10 @@ class Builder:
         x = self.partner(shape)
         y = self.partner(broadcast_shape(shape, x.shape)) if self.draw(st.booleans()) else 0.5
         node = sg.where(getattr(sg, rel)(a, b), x, y)
-        return node, f"sg.where(sg.{rel}({self.ref(a)}, {self.ref(b)}), {self.ref(x)}, {self.ref(y)})"
+        return (
+            node,
+            f"sg.where(sg.{rel}({self.ref(a)}, {self.ref(b)}), {self.ref(x)}, {self.ref(y)})",
+        )
 
     def op_pick(self):
         scores = self.operand(want_ndim=(1, 2))
@@ -404,7 +457,10 @@ class Builder:
         f = self.choose(["softmax_cross_entropy", "multiclass_hinge"])
         reduction = self.choose(["mean", "sum", "none"])
         node = getattr(sg.losses, f)(scores, labels, reduction=reduction)
-        return node, f"sg.losses.{f}({self.ref(scores)}, {self.ref(labels)}, reduction={reduction!r})"
+        return (
+            node,
+            f"sg.losses.{f}({self.ref(scores)}, {self.ref(labels)}, reduction={reduction!r})",
+        )
 
     def op_stop_gradient(self):
         x = self.operand()
@@ -480,9 +536,9 @@ def close_normwise(actual, expected, rtol, what="", floor=1.0):
     expected = np.asarray(expected, dtype=np.float64)
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     bad_a, bad_e = ~np.isfinite(actual), ~np.isfinite(expected)
-    assert np.array_equal(bad_a, bad_e) and np.array_equal(actual[bad_e], expected[bad_e], equal_nan=True), (
-        f"{what}: non-finite values differ:\nactual:\n{actual}\nexpected:\n{expected}"
-    )
+    assert np.array_equal(bad_a, bad_e) and np.array_equal(
+        actual[bad_e], expected[bad_e], equal_nan=True
+    ), f"{what}: non-finite values differ:\nactual:\n{actual}\nexpected:\n{expected}"
     a, e = actual[~bad_e], expected[~bad_e]
     if e.size == 0:
         return
@@ -539,8 +595,10 @@ def check_finite_differences(case: Case, vg, grads, h=1e-5, rtol=1e-6, atol=1e-9
     fd1, round1 = central(h)
     fd2, round2 = central(2 * h)
     # Two step sizes that disagree mean a kink (or huge curvature) within reach: no oracle.
-    stable = math.isfinite(fd1) and math.isfinite(fd2) and (
-        abs(fd1 - fd2) <= 1e-6 * max(abs(fd1), abs(fd2)) + 10 * (round1 + round2) + atol
+    stable = (
+        math.isfinite(fd1)
+        and math.isfinite(fd2)
+        and (abs(fd1 - fd2) <= 1e-6 * max(abs(fd1), abs(fd2)) + 10 * (round1 + round2) + atol)
     )
     if currently_in_test_context():
         note(f"fd(h)={fd1!r} fd(2h)={fd2!r} predicted={predicted!r}")
@@ -580,7 +638,9 @@ def test_gradients_match_finite_differences(data):
     vg, value, grads = value_and_grad(case)
     assert len(grads) == len(case.wrt)
     for w, g in zip(case.wrt, grads):
-        assert np.shape(g) == np.shape(case.inputs[w.name]), f"gradient of {w.name} has shape {np.shape(g)}"
+        assert np.shape(g) == np.shape(case.inputs[w.name]), (
+            f"gradient of {w.name} has shape {np.shape(g)}"
+        )
         if w.name.startswith("unused"):
             assert np.all(np.asarray(g) == 0), f"{w.name} is not used but its gradient is {g}"
     assume(finite_and_moderate(value, grads))
@@ -601,7 +661,9 @@ def test_optimisation_preserves_values(data):
         close_normwise(got, want, 1e-9, what=f"output {i} (0 = loss, then gradients)")
 
 
-@pytest.mark.skipif(not numba_available(), reason="symgrad.backends.numba_backend is not written yet")
+@pytest.mark.skipif(
+    not numba_available(), reason="symgrad.backends.numba_backend is not written yet"
+)
 @settings(PROFILE, max_examples=NUMBA_EXAMPLES)
 @given(data=st.data())
 def test_numpy_and_numba_backends_agree(data):
@@ -624,6 +686,11 @@ def test_the_gradient_checker_rejects_a_wrong_gradient():
     vg = sg.value_and_grad(loss, [x], backend="numpy")
     right = (1 - np.tanh(inputs["chk_x"]) ** 2) * inputs["chk_c"] + 3 * inputs["chk_x"] ** 2
     assert check_finite_differences(case, vg, [right], unstable=lambda ok: None)
-    for wrong in (right * (1 + 1e-4), right + np.array([0.0, 1e-3, 0.0]), right[::-1], np.tanh(inputs["chk_x"])):
+    for wrong in (
+        right * (1 + 1e-4),
+        right + np.array([0.0, 1e-3, 0.0]),
+        right[::-1],
+        np.tanh(inputs["chk_x"]),
+    ):
         with pytest.raises(AssertionError):
             check_finite_differences(case, vg, [wrong], unstable=lambda ok: None)
