@@ -16,7 +16,7 @@ import numpy as np
 from . import backends
 from .autodiff import grad
 from .backends.inputs import Signature
-from .errors import ArgumentError
+from .errors import ArgumentError, GraphError
 from .ir import Node, to_text, toposort
 from .ops.api import as_node
 from .passes import optimize
@@ -254,6 +254,12 @@ def value_and_grad(f, wrt, backend: str = "numba", **options) -> Compiled:
     stats.derive = time.perf_counter() - started
     single = not isinstance(wrt, (list, tuple))
     wrt_list = [wrt] if single else list(wrt)
+    for w in wrt_list:
+        if w.op != "input":
+            raise GraphError(
+                f"value_and_grad differentiates with respect to input tensors (the call's "
+                f"keywords); {w!r} is computed. Use sg.grad for intermediate nodes."
+            )
     if single:
         pack = "value_grad"
     else:

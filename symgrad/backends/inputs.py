@@ -9,6 +9,11 @@ Accepted values: NumPy arrays of any memory order (copied to C order if needed),
 arrays, Python lists and scalars.  Float tensors take any real input and convert it to the
 declared float dtype (so a float64 array passed for a float32 tensor computes in float32);
 int64 tensors (labels) take integer arrays only.  Inputs are never modified.
+
+Named dims may be 0 (an empty batch): sums over them are 0, means are nan (0/0), gradients
+keep their shapes, as in NumPy; a ``max`` (so also ``logsumexp``, ``softmax`` and the
+losses built on them) over a dim of size 0 is a :class:`ShapeError`, since it has no value.
+NaN and inf in inputs are not rejected: they propagate as IEEE arithmetic says.
 """
 
 from __future__ import annotations
@@ -53,6 +58,16 @@ class Signature:
                 if n.op in ("pick", "one_hot")
             },
             key=lambda item: (item[0].serial, str(item[1])),
+        )
+        # named dims a max reduces over: a max of nothing has no value, so they must be > 0
+        self.nonempty = sorted(
+            {
+                d
+                for n in nodes
+                if n.op in ("max", "argmax_mask")
+                for d in (n.inputs[0].shape[a] for a in n.attr("axes"))
+                if isinstance(d, str)  # int dims are checked when the graph is built
+            }
         )
         bound = {d for n in self.inputs for d in n.shape if isinstance(d, str)}
         unbound = {d for n in nodes for d in n.shape if isinstance(d, str)} - bound
@@ -105,6 +120,9 @@ class Signature:
                         f"for {name!r}"
                     )
             values[name] = array
+        for d in self.nonempty:
+            if dims[d] == 0:
+                raise ShapeError(f"dim {d} is 0, but the function takes a max over it (of nothing)")
         for labels, classes in self.label_checks:
             array = values[labels.name] if labels.op == "input" else labels.attr("value").array
             what = f"labels {labels.name!r}" if labels.op == "input" else "constant labels"
@@ -153,12 +171,19 @@ def _fast_binder_source(sig: Signature) -> str:
             else:
                 dims[d] = f"n_{d}"
                 lines.append(f"    n_{d} = {a}.shape[{axis}]")
+    for d in sig.nonempty:
+        lines.append(f"    if {dims[d]} == 0: return None")
     for labels, classes in sig.label_checks:
         if labels.op != "input":
             continue  # constants: bind checks them
         a = args[sig.inputs.index(labels)]
         bound = dims[classes] if isinstance(classes, str) else classes
-        lines.append(f"    if {a}.size and ({a}.min() < 0 or {a}.max() >= {bound}): return None")
+        if labels.shape:
+            lines.append(
+                f"    if {a}.size and ({a}.min() < 0 or {a}.max() >= {bound}): return None"
+            )
+        else:
+            lines.append(f"    if not 0 <= {a} < {bound}: return None")
     dim_items = ", ".join(f"{d!r}: {v}" for d, v in dims.items())
     values = f"({args[0]},)" if len(args) == 1 else f"({', '.join(args)})"
     lines.append(f"    return {values}, {{{dim_items}}}")
@@ -212,6 +237,10 @@ def _convert(node: Node, value) -> np.ndarray:
 def check_labels(what: str, labels: np.ndarray, classes: int) -> None:
     """Raise :class:`LabelError` unless every label is in ``[0, classes)``."""
     if labels.size == 0:
+        return
+    if labels.ndim == 0:
+        if not 0 <= labels < classes:
+            raise LabelError(f"{what} must be in [0, {classes}); got {labels}")
         return
     bad = np.flatnonzero((labels < 0) | (labels >= classes))
     if bad.size:

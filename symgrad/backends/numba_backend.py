@@ -183,6 +183,7 @@ class NumbaProgram:
             stats.cache_hit = hit
         self.args = kernel.args
         self.consts = [c.attr("value").array for c in kernel.consts]
+        self.consts = [c[()] if c.ndim == 0 else c for c in self.consts]
 
     def __call__(self, values: tuple, dims: dict, given: tuple = ()) -> tuple:
         """Run the kernel on bound input values (signature order); ``given`` holds the

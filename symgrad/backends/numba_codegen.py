@@ -40,6 +40,13 @@ class ScalarPrinter(PythonCodePrinter):
         a = self._print(expr.args[0])
         return f"(1.0 if {a} > 0 else (-1.0 if {a} < 0 else 0.0))"
 
+    # every value is real: the real part is the value, the imaginary part zero
+    def _print_re(self, expr):
+        return self._print(expr.args[0])
+
+    def _print_im(self, expr):
+        return "0.0"
+
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"
 
@@ -280,7 +287,8 @@ def _allocate(k: Kernel, node: Node):
     """The storage of a loop-group member that is read after its loop."""
     v, dtype = k.var[node], NP_DTYPES[node.dtype]
     if node.op in ("sum", "max"):
-        init = "0" if node.op == "sum" else "-np.inf"
+        lowest = "-np.inf" if node.dtype.startswith("float") else "np.iinfo(np.int64).min"
+        init = "0" if node.op == "sum" else lowest
         if node.shape == ():
             k.emit(f"{v} = {dtype}({init})")
         else:

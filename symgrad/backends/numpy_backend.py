@@ -11,6 +11,7 @@ from functools import cache
 from typing import NamedTuple
 
 import numpy as np
+import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from ..ir import Node, to_text, toposort
@@ -30,6 +31,18 @@ class _Printer(NumPyPrinter):
 
     def _print_erf(self, expr):
         return f"erf({self._print(expr.args[0])})"
+
+    def _print_Piecewise(self, expr):
+        # nested where: it broadcasts scalar and array branches alike (select does not)
+        *branches, (last, cond) = expr.args
+        text = (
+            self._print(last)
+            if cond == sp.true
+            else f"numpy.where({self._print(cond)}, {self._print(last)}, numpy.nan)"
+        )
+        for value, cond in reversed(branches):
+            text = f"numpy.where({self._print(cond)}, {self._print(value)}, {text})"
+        return text
 
 
 @cache
@@ -67,7 +80,8 @@ def _argmax_mask(node, args, ctx):
     (x,), axes = args, node.attr("axes")
     rest = [a for a in range(x.ndim) if a not in axes]
     moved = np.transpose(x, rest + list(axes))
-    flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
+    reduced = int(np.prod([x.shape[a] for a in axes]))  # explicit: -1 fails for empty rows
+    flat = moved.reshape(moved.shape[: len(rest)] + (reduced,))
     mask = np.zeros(flat.shape, dtype=bool)
     np.put_along_axis(mask, np.argmax(flat, axis=-1)[..., None], True, axis=-1)
     return np.transpose(mask.reshape(moved.shape), np.argsort(rest + list(axes)))
@@ -91,7 +105,8 @@ def _one_hot(node, args, ctx):
 
 
 EVAL = {
-    "input": lambda node, args, ctx: ctx.arrays[node.name],
+    # scalars as NumPy values, so NumPy's rules apply (a negative number ** 0.5 is nan)
+    "input": lambda node, args, ctx: np.asarray(ctx.arrays[node.name]),
     "const": lambda node, args, ctx: node.attr("value").array,
     "dim": lambda node, args, ctx: np.asarray(ctx.dims[node.attr("name")], dtype=node.dtype),
     "ew": _ew,

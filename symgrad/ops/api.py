@@ -17,7 +17,7 @@ from ..ir import Node
 from ..ir import dtypes as dt
 from ..ir.shapes import axes as norm_axes
 from . import structural as st
-from .elementwise import FUNCTIONS, ew, number, sym
+from .elementwise import FUNCTIONS, constant, ew, number, sym
 
 # --- creating tensors --------------------------------------------------------------------
 
@@ -29,6 +29,8 @@ def tensor(name: str, shape=(), dtype="float64") -> Node:
 
 def symbols(names: str, dtype="float64"):
     """Scalar inputs, as in SymPy: ``x, y = symbols("x y")``; one name gives one symbol."""
+    if not isinstance(names, str):
+        raise ArgumentError(f"symbols() takes a string of names like 'x y z', got {names!r}")
     parts = names.replace(",", " ").split()
     if not parts:
         raise ArgumentError(f"symbols() needs at least one name, got {names!r}")
@@ -47,6 +49,10 @@ def as_node(value) -> Node:
 # --- elementwise -------------------------------------------------------------------------
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, Node)
+
+
 def _apply(formula, *operands, what: str, conditions=()) -> Node:
     """``formula`` applied elementwise; Python numbers go straight into the formula.
 
@@ -55,7 +61,7 @@ def _apply(formula, *operands, what: str, conditions=()) -> Node:
     """
     args, inputs = [], []
     for position, value in enumerate(operands):
-        if isinstance(value, numbers.Number) and not isinstance(value, Node):
+        if _is_number(value):
             args.append(number(value))
             continue
         node = as_node(value)
@@ -64,10 +70,20 @@ def _apply(formula, *operands, what: str, conditions=()) -> Node:
         # booleans take part in arithmetic as 1.0 / 0.0
         as_number = node.dtype == "bool" and position not in conditions
         args.append(sp.Piecewise((1, s), (0, True)) if as_number else s)
-    if not inputs:  # only numbers: a constant
-        return ew(formula(*args), [])
     try:
-        return ew(formula(*args), inputs)
+        expr = formula(*args)
+        if expr.has(sp.zoo, sp.nan, sp.oo) and len(inputs) < len(args):
+            # A number makes the formula undefined (x / 0).  As constant nodes, numbers
+            # stay out of a formula they would make undefined (see ew), and the backends
+            # compute NumPy's inf or nan.
+            as_nodes = [constant(v) if _is_number(v) else v for v in operands]
+            return _apply(formula, *as_nodes, what=what, conditions=conditions)
+    except TypeError as exc:  # SymPy refusing a formula, e.g. a comparison with NaN
+        raise ArgumentError(f"{what}: {exc}") from None
+    if not inputs:  # only numbers: a constant
+        return ew(expr, [])
+    try:
+        return ew(expr, inputs)
     except ShapeError as exc:
         names = ", ".join(repr(i) for i in inputs)
         raise ShapeError(f"{what} of {names}: {exc}") from None
@@ -190,6 +206,8 @@ def where(condition, a, b):
 def cast(x, dtype) -> Node:
     """``x`` converted to ``dtype`` (float64 or float32; bools become 1.0 / 0.0)."""
     x, dtype = as_node(x), dt.check(dtype)
+    if not dt.is_float(dtype):
+        raise DTypeError(f"cast converts to float64 or float32, got {dtype!r}")
     value = sp.Piecewise((1, sym(0)), (0, True)) if x.dtype == "bool" else sym(0)
     return ew(value, [x], dtype)
 

@@ -120,7 +120,14 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
     for i, node in enumerate(inputs):
         if sym(i) not in replace:
             replace[sym(i)] = sym(kept.index(node)) if node in kept else sp.Integer(0)
-    expr = expr.xreplace(replace)
+    folded = expr.xreplace(replace)
+    if _undefined(folded):
+        # Folding a constant in would divide by zero (SymPy's zoo/nan); keep the constants
+        # as values instead, so the backends compute NumPy's inf or nan.
+        from .structural import opaque
+
+        return ew(expr, [opaque(n) if n.op == "ew" and not n.inputs else n for n in inputs], dtype)
+    expr = folded
 
     if expr == sym(0) and len(kept) == 1 and kept[0].dtype == dtype:
         node = kept[0]
@@ -137,6 +144,10 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
 
         node = broadcast_to(node, shape)
     return node
+
+
+def _undefined(expr) -> bool:
+    return expr.has(sp.zoo, sp.nan, sp.oo)
 
 
 def constant(value, dtype: str = "float64") -> Node:

@@ -23,7 +23,7 @@ from ..ir import dtypes as dt
 from ..ir.shapes import Shape, broadcast, fmt, normalize
 from ..ir.shapes import axes as norm_axes
 from ..ir.shapes import reshape as check_reshape
-from .elementwise import constant, ew, is_constant, partial, sym
+from .elementwise import as_number, constant, ew, is_constant, partial, sym
 
 
 class ConstArray:
@@ -63,7 +63,10 @@ def input_(name: str, shape, dtype="float64") -> Node:
 
 
 def const(value) -> Node:
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise ArgumentError(f"cannot use {value!r} as a constant array: {exc}") from None
     if array.dtype.kind == "f":
         array = array.astype(np.float32 if array.dtype == np.float32 else np.float64)
     elif array.dtype.kind in "iu":
@@ -73,6 +76,12 @@ def const(value) -> Node:
     if array.ndim == 0 and array.dtype.kind in "fiu":
         return constant(array.item(), "float64" if array.dtype.kind != "f" else array.dtype.name)
     return intern("const", (), {"value": ConstArray(array)}, array.shape, array.dtype.name)
+
+
+def opaque(scalar: Node) -> Node:
+    """A scalar constant that formulas read as a value instead of folding it in."""
+    value = np.asarray(float(as_number(scalar)), dtype=scalar.dtype)
+    return intern("const", (), {"value": ConstArray(value)}, (), scalar.dtype)
 
 
 def dim(name: str, dtype="float64") -> Node:
@@ -103,7 +112,11 @@ def reshape(x: Node, shape) -> Node:
 
 
 def transpose(x: Node, perm=None) -> Node:
-    perm = tuple(reversed(range(x.ndim))) if perm is None else tuple(perm)
+    if perm is None:
+        perm = tuple(reversed(range(x.ndim)))
+    elif not isinstance(perm, (tuple, list)) or not all(isinstance(p, int) for p in perm):
+        raise ArgumentError(f"transpose axes must be a tuple of ints, got {perm!r}")
+    perm = tuple(perm)
     if sorted(perm) != list(range(x.ndim)):
         raise ArgumentError(f"transpose axes {perm} are not a permutation of {x.ndim} dims")
     if perm == tuple(range(x.ndim)):
@@ -123,7 +136,7 @@ def broadcast_to(x: Node, shape) -> Node:
         return x
     if x.op == "broadcast_to":
         return broadcast_to(x.inputs[0], shape)
-    if x.op == "reshape" and all(d == 1 for d in x.shape):
+    if x.op == "reshape" and x.shape and all(d == 1 for d in x.shape):
         return broadcast_to(reshape(x.inputs[0], ()), shape)  # one value, whatever its dims
     return intern("broadcast_to", (x,), {"shape": shape}, shape, x.dtype)
 
