@@ -12,27 +12,11 @@ Run:  python examples/backprop_slide.py [--backend numba|numpy]
       also chooses one)
 """
 
-import argparse
-import os
-import sys
-from pathlib import Path
-
-try:
-    import symgrad as sg
-except ImportError:  # run from a source checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import symgrad as sg
-
-
-def backend_kwargs(name):
-    """Pass ``backend=`` only when one was asked for, so the default is symgrad's own."""
-    name = name or os.environ.get("SYMGRAD_BACKEND")
-    return {"backend": name} if name else {}
+from _common import backend_kwargs, make_parser, sg
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["numba", "numpy"], default=None)
+    parser = make_parser(__doc__)
     args = parser.parse_args(argv)
     kw = backend_kwargs(args.backend)
     at = {"x": -2.0, "y": 5.0, "z": -4.0}

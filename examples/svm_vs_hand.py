@@ -17,26 +17,10 @@ Run:  python examples/svm_vs_hand.py [--backend numba|numpy] [--quick] [--seed N
       (default: the library's default backend; SYMGRAD_BACKEND also chooses one)
 """
 
-import argparse
-import os
-import sys
-from pathlib import Path
-
 import numpy as np
-
-try:
-    import symgrad as sg
-except ImportError:  # run from a source checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import symgrad as sg
+from _common import backend_kwargs, make_parser, sg
 
 TOLERANCE = 1e-7
-
-
-def backend_kwargs(name):
-    """Pass ``backend=`` only when one was asked for, so the default is symgrad's own."""
-    name = name or os.environ.get("SYMGRAD_BACKEND")
-    return {"backend": name} if name else {}
 
 
 def rel_error(a, b):
@@ -71,10 +55,7 @@ def softmax_hand(X, y, W, reg):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["numba", "numpy"], default=None)
-    parser.add_argument("--quick", action="store_true", help="smaller data (N=100, D=257)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = make_parser(__doc__, quick_help="smaller data (N=100, D=257)")
     args = parser.parse_args(argv)
     kw = backend_kwargs(args.backend)
     N, D, C = (100, 257, 10) if args.quick else (500, 3073, 10)

@@ -15,25 +15,10 @@ Run:  python examples/train_softmax.py [--backend numba|numpy] [--quick] [--seed
       (default: the library's default backend; SYMGRAD_BACKEND also chooses one)
 """
 
-import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-try:
-    import symgrad as sg
-except ImportError:  # run from a source checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import symgrad as sg
-
-
-def backend_kwargs(name):
-    """Pass ``backend=`` only when one was asked for, so the default is symgrad's own."""
-    name = name or os.environ.get("SYMGRAD_BACKEND")
-    return {"backend": name} if name else {}
+from _common import accuracy, backend_kwargs, make_parser, minibatches, sg
 
 
 def make_blobs(rng, n_per_class, n_classes, dim, spread=1.2):
@@ -46,10 +31,7 @@ def make_blobs(rng, n_per_class, n_classes, dim, spread=1.2):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["numba", "numpy"], default=None)
-    parser.add_argument("--quick", action="store_true", help="less data and fewer epochs")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = make_parser(__doc__, quick_help="less data and fewer epochs")
     args = parser.parse_args(argv)
     kw = backend_kwargs(args.backend)
     rng = np.random.default_rng(args.seed)
@@ -76,9 +58,6 @@ def main(argv=None):
 
     W, b = 0.01 * rng.standard_normal((D, C)), np.zeros(C)
 
-    def accuracy(Xa, ya):
-        return float(np.mean(np.argmax(predict(X=Xa, W=W, b=b), axis=1) == ya))
-
     print(
         f"blobs: {len(y_train)} train / {n_val} validation rows, D={D}, C={C}; "
         f"batch {batch}, lr {lr} x0.1 after epochs {list(decay_at)}"
@@ -90,10 +69,8 @@ def main(argv=None):
     for epoch in range(1, epochs + 1):
         if epoch - 1 in decay_at:
             lr *= 0.1
-        order = rng.permutation(len(y_train))
         batch_losses = []
-        for start in range(0, len(order), batch):
-            rows = order[start : start + batch]
+        for rows in minibatches(rng, len(y_train), batch):
             value, (dW, db) = step(X=X_train[rows], y=y_train[rows], W=W, b=b)
             W -= lr * dW
             b -= lr * db
@@ -101,9 +78,10 @@ def main(argv=None):
         train_loss, _ = step(X=X_train, y=y_train, W=W, b=b)
         print(
             f"{epoch:5d} {lr:8.4f} {np.mean(batch_losses):11.4f} {train_loss:11.4f} "
-            f"{accuracy(X_train, y_train):10.2%} {accuracy(X_val, y_val):8.2%}"
+            f"{accuracy(predict, X_train, y_train, W=W, b=b):10.2%} "
+            f"{accuracy(predict, X_val, y_val, W=W, b=b):8.2%}"
         )
-    val_acc = accuracy(X_val, y_val)
+    val_acc = accuracy(predict, X_val, y_val, W=W, b=b)
     print(
         f"final validation accuracy: {val_acc:.2%} ({time.perf_counter() - started:.1f} s "
         "including compilation)"

@@ -16,25 +16,10 @@ Run:  python examples/train_two_layer.py [--backend numba|numpy] [--quick] [--se
       (default: the library's default backend; SYMGRAD_BACKEND also chooses one)
 """
 
-import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-try:
-    import symgrad as sg
-except ImportError:  # run from a source checkout without installing
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import symgrad as sg
-
-
-def backend_kwargs(name):
-    """Pass ``backend=`` only when one was asked for, so the default is symgrad's own."""
-    name = name or os.environ.get("SYMGRAD_BACKEND")
-    return {"backend": name} if name else {}
+from _common import accuracy, backend_kwargs, make_parser, minibatches, sg
 
 
 def slide_side_by_side(kw, rng, iterations):
@@ -114,9 +99,6 @@ def train_classifier(kw, rng, activation, quick):
         "b2": np.zeros(C),
     }
 
-    def accuracy(X, y):
-        return float(np.mean(np.argmax(predict(X=X, **params), axis=1) == y))
-
     print(
         f"\n-- {activation} hidden layer (H={H}), batch {batch}, lr {lr} x0.1 after epochs "
         f"{list(decay_at)}, reg {reg}"
@@ -125,9 +107,7 @@ def train_classifier(kw, rng, activation, quick):
     for epoch in range(1, epochs + 1):
         if epoch - 1 in decay_at:
             lr *= 0.1
-        order = rng.permutation(len(y_train))
-        for start in range(0, len(order), batch):
-            rows = order[start : start + batch]
+        for rows in minibatches(rng, len(y_train), batch):
             _, grads = step(X=X_train[rows], y=y_train[rows], **params)
             for name, g in zip(("W1", "b1", "W2", "b2"), grads):
                 params[name] -= lr * g
@@ -135,9 +115,9 @@ def train_classifier(kw, rng, activation, quick):
             full, _ = step(X=X_train, y=y_train, **params)
             print(
                 f"   epoch {epoch:4d}  lr {lr:6.3f}  loss {full:.4f}  "
-                f"train acc {accuracy(X_train, y_train):6.2%}"
+                f"train acc {accuracy(predict, X_train, y_train, **params):6.2%}"
             )
-    test_acc = accuracy(X_test, y_test)
+    test_acc = accuracy(predict, X_test, y_test, **params)
     print(
         f"{activation}: test accuracy {test_acc:.2%} "
         f"({time.perf_counter() - started:.1f} s including compilation)"
@@ -146,10 +126,7 @@ def train_classifier(kw, rng, activation, quick):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["numba", "numpy"], default=None)
-    parser.add_argument("--quick", action="store_true", help="fewer iterations and epochs")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = make_parser(__doc__, quick_help="fewer iterations and epochs")
     parser.add_argument(
         "--activations",
         default="relu,gelu",

@@ -6,21 +6,16 @@ backend is checked against.  One entry of :data:`EVAL` per op.
 
 from __future__ import annotations
 
-import math
 from functools import cache
 from typing import NamedTuple
 
 import numpy as np
 import sympy as sp
+from scipy.special import erf as _erf  # NumPy has no erf
 from sympy.printing.numpy import NumPyPrinter
 
 from ..ir import Node, to_text, toposort
 from .inputs import check_labels
-
-try:  # SciPy's erf is vectorised; without SciPy fall back to math.erf per element
-    from scipy.special import erf as _erf
-except ImportError:  # pragma: no cover - depends on the environment
-    _erf = np.vectorize(math.erf, otypes=[float])
 
 
 class _Printer(NumPyPrinter):
