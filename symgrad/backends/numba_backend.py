@@ -30,11 +30,11 @@ import numba
 import numpy as np
 
 from ..ir import Node
-from .numba_codegen import PRELUDE, Kernel
+from .numba_codegen import Kernel, prelude
 
 _lock = threading.Lock()
 _loaded: dict[str, object] = {}  # key -> kernel function, per process
-FORMAT = 1  # bump when the generated code changes meaning, to retire old cache entries
+FORMAT = 2  # bump when the generated code changes meaning, to retire old cache entries
 
 NUMBA_TYPES = {"float64": "float64", "float32": "float32", "int64": "int64", "bool": "boolean"}
 
@@ -65,11 +65,7 @@ def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
     decorated = f"@njit(({arg_types}{',' if len(kernel.args + kernel.consts) == 1 else ''}), {flags})\n{body}"
     versions = f"{FORMAT} {numba.__version__} {np.__version__} {sys.version_info[:2]}"
     key = "k_" + hashlib.sha256((decorated + versions).encode()).hexdigest()[:24]
-    prelude = PRELUDE.format(key=key).replace(
-        "from numba import njit, prange",
-        "from numba import njit, prange\nfrom numba import types as nt",
-    )
-    return prelude + decorated, key
+    return prelude(key, body) + decorated, key
 
 
 def _write_atomic(path: Path, text: str) -> None:
