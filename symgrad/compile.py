@@ -49,7 +49,6 @@ class Compiled:
     backend: str
     pack: str  # how a call returns the outputs: see _finisher
     stats: Stats = field(default_factory=Stats)
-    kind: str = "compile"
     options: dict = field(default_factory=dict)
     _split_programs: object = field(default=None, repr=False)
     _finish: object = field(default=None, repr=False)  # generated in __post_init__
@@ -87,13 +86,20 @@ class Compiled:
         values, dims = self.signature.fast_bind(inputs) or self.signature.bind(inputs)
         value, *saved = split.forward(values, dims)
         saved = tuple(v if np.ndim(v) == 0 else np.ascontiguousarray(v) for v in saved)
-        return float(value), Residuals(values, dims, saved)
+        return float(value), Residuals(split, values, dims, saved)
 
     def backward(self, residuals: Residuals):
-        """The gradients, from the residuals of :meth:`forward` (same packing as a call)."""
-        if not isinstance(residuals, Residuals):
-            raise ArgumentError("backward takes the residuals returned by forward()")
+        """The gradients, from the residuals of :meth:`forward` (same packing as a call).
+
+        The residuals hold the input arrays as passed to ``forward`` (not copies):
+        changing them in place before ``backward`` changes the gradients.
+        """
         split = self._split()
+        if not isinstance(residuals, Residuals) or residuals.owner is not split:
+            # saved arrays of another function could have other shapes: refuse them
+            raise ArgumentError(
+                "backward takes the residuals returned by this function's forward()"
+            )
         grads = split.backward(residuals.values, residuals.dims, residuals.saved)
         return split.finish(grads)
 
@@ -105,7 +111,7 @@ class Compiled:
 
     def _split(self):
         if self._split_programs is None:
-            if self.kind != "value_and_grad":
+            if not self.pack.startswith("value"):
                 raise ArgumentError("forward/backward exist for value_and_grad functions only")
             self._split_programs = _Split(self)
         return self._split_programs
@@ -114,10 +120,11 @@ class Compiled:
         return f"<symgrad.Compiled backend={self.backend!r} inputs={self.input_names}>"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Residuals:
     """What ``forward`` hands to ``backward``: the bound inputs and the saved values."""
 
+    owner: object  # the programs that made them; backward accepts only its own
     values: tuple
     dims: dict
     saved: tuple
@@ -143,7 +150,9 @@ class _Split:
         options = dict(compiled.options)
         self.forward = build([f] + self.saved, compiled.signature, dict(options, name="forward"))
         self.backward = build(grads, compiled.signature, dict(options, name="backward"), self.saved)
-        self.finish = _finisher(grads, "one" if compiled.pack == "value_grad" else "list")
+        pack = "one" if compiled.pack == "value_grad" else "list"
+        # a gradient that is a saved value would be the caller's residual buffer: copy it
+        self.finish = _finisher(grads, pack, copied=set(self.saved))
 
 
 # Ops whose value both backends compute into memory of its own (an input or a view never).
@@ -162,7 +171,7 @@ def _copy(value):
     return np.array(value, order="C")
 
 
-def _finisher(outputs: list[Node], pack: str):
+def _finisher(outputs: list[Node], pack: str, copied=frozenset()):
     """A function making a program's output values into what the caller gets.
 
     Scalars become floats; arrays are the caller's own: an array that could be an input,
@@ -180,7 +189,7 @@ def _finisher(outputs: list[Node], pack: str):
     for i, node in enumerate(outputs):
         if not node.shape:
             value = f"float(r[{i}])"
-        elif node.op in FRESH_OPS and node not in seen:
+        elif node.op in FRESH_OPS and node not in seen and node not in copied:
             value = f"_own(r[{i}])"
         else:
             value = f"_copy(r[{i}])"
@@ -200,7 +209,13 @@ def _finisher(outputs: list[Node], pack: str):
     return namespace["finish"]
 
 
-def _build(outputs, pack, backend, extra_inputs, options, stats, kind="compile") -> Compiled:
+OPTIONS = ("parallel", "fastmath")  # numba backend options; the numpy backend ignores them
+
+
+def _build(outputs, pack, backend, extra_inputs, options, stats) -> Compiled:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ArgumentError(f"unknown option {unknown[0]!r}; the options are {OPTIONS}")
     signature = Signature(outputs, extra_inputs)
     started = time.perf_counter()
     stats.nodes_before = len(toposort(outputs))
@@ -211,7 +226,7 @@ def _build(outputs, pack, backend, extra_inputs, options, stats, kind="compile")
     build = backends.get(backend)  # the first use imports Numba: part of its cost
     stats.numba += time.perf_counter() - started if backend == "numba" else 0.0
     program = build(optimised, signature, dict(options, stats=stats))
-    return Compiled(optimised, signature, program, backend, pack, stats, kind, dict(options))
+    return Compiled(optimised, signature, program, backend, pack, stats, dict(options))
 
 
 def _as_outputs(outputs):
@@ -265,4 +280,4 @@ def value_and_grad(f, wrt, backend: str = "numba", **options) -> Compiled:
     else:
         pack = "value_grads"
     outputs = [f] + ([grads] if single else grads)
-    return _build(outputs, pack, backend, wrt_list, options, stats, kind="value_and_grad")
+    return _build(outputs, pack, backend, wrt_list, options, stats)

@@ -81,4 +81,6 @@ def grad(f, wrt):
                 f"cannot differentiate with respect to {w!r}: it is {w.dtype}, not a float tensor"
             )
     grads = vjp([f], [constant(1, f.dtype)], targets)
+    # a float32 tensor in a float64 graph gets a float32 gradient, like its value
+    grads = [g if g.dtype == w.dtype else api.cast(g, w.dtype) for g, w in zip(grads, targets)]
     return grads[0] if single else grads

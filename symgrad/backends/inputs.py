@@ -158,6 +158,10 @@ def _fast_binder_source(sig: Signature) -> str:
             kind = {"float64": "float", "int64": "int", "bool": "bool", "float32": "None"}
             # (float32 scalars are never final: bind makes them np.float32)
             lines.append(f"    if {a}.__class__ is not {kind[node.dtype]}: return None")
+            if node.dtype == "int64":  # a Python int may not fit
+                lines.append(
+                    f"    if not -9223372036854775808 <= {a} <= 9223372036854775807: return None"
+                )
             continue
         lines.append(
             f"    if {a}.__class__ is not ndarray or {a}.dtype is not DTYPES[{node.dtype!r}] "

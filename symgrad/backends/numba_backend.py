@@ -33,6 +33,7 @@ from ..ir import Node
 from .numba_codegen import Kernel, prelude
 
 _lock = threading.Lock()
+_key_locks: dict[str, threading.Lock] = {}
 _loaded: dict[str, object] = {}  # key -> kernel function, per process
 FORMAT = 2  # bump when the generated code changes meaning, to retire old cache entries
 
@@ -92,7 +93,9 @@ def _import(path: Path, key: str, name: str):
 def load(kernel: Kernel, options: dict):
     """Compile ``kernel`` (or load it from the cache); returns (function, source, cache_hit)."""
     text, key = kernel_module(kernel, options)
-    with _lock:
+    with _lock:  # one lock per kernel: a thread compiling one kernel does not block others
+        key_lock = _key_locks.setdefault(key, threading.Lock())
+    with key_lock:
         if key in _loaded:
             return _loaded[key], text, True
         path = cache_dir() / f"{key}.py"

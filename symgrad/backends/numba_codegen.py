@@ -154,8 +154,8 @@ class Kernel:
         return idx, depth
 
     def formula(self, node: Node, read, depth: int) -> str:
-        """Emit the loads and common subexpressions of an ew node's formula; return the
-        final expression.  ``read(x)`` is how the loop reads input ``x``."""
+        """Emit the common subexpressions of an ew node's formula; return the final
+        expression.  ``read(x)`` names the local or scalar holding input ``x``."""
         float32 = (
             node.dtype == "float32"
             or node.dtype == "bool"
@@ -164,11 +164,7 @@ class Kernel:
         printer = _printer("float32" if float32 else "float64")
         names = {}
         for k, x in enumerate(node.inputs):
-            where = read(x)
-            if not where.isidentifier():  # an array element: load it once into a local
-                self.emit(f"x{k} = {where}", depth)
-                where = f"x{k}"
-            names[sym(k)] = sp.Symbol(where)
+            names[sym(k)] = sp.Symbol(read(x))  # a local or a scalar: a plain name
         expr = node.attr("expr").xreplace(names)
         temps, (reduced,) = sp.cse(expr, symbols=sp.numbered_symbols("t"), optimizations=None)
         for t, value in temps:
@@ -204,7 +200,7 @@ class Kernel:
         for node in sorted(later, key=self.rank.__getitem__):
             ready = node not in self.var and all(i in self.var for i in node.inputs)
             if ready and self.joins_group(node):
-                self.var[node] = f"v{len(self.var)}"
+                self.var[node] = f"v{self.rank[node]}"
                 self.group[node] = None
         group, self.group = list(self.group), {}
         inside = set(group)
@@ -217,26 +213,30 @@ class Kernel:
         ]
         for n in stored:
             _allocate(self, n)
-        kept_outer = all(
-            n.op != "max" and (n.op != "sum" or 0 not in n.attr("axes") or n.shape == ())
+        # prange runs the outermost loop (the first axis longer than 1) in parallel: safe when
+        # every iteration writes its own slots, i.e. no sum over that axis into an array
+        # (a sum to a scalar is a reduction Numba parallelises) and no max
+        outer = next((a for a, d in enumerate(shape) if d != 1), None)
+        safe = all(
+            n.op != "max" and (n.op != "sum" or n.shape == () or outer not in n.attr("axes"))
             for n in group
         )
-        idx, depth = self.loops(shape, 1, parallel_ok=kept_outer and shape != ())
+        idx, depth = self.loops(shape, 1, parallel_ok=safe and outer is not None)
 
         loaded: dict[Node, str] = {}
 
         def read(x):  # each value a loop body reads is loaded once per iteration
             if x in inside:
-                return f"e{self.var[x][1:]}"
+                return f"e{self.rank[x]}"
             if x.shape == ():
                 return self.var[x]
             if x not in loaded:
-                loaded[x] = f"{self.var[x]}_i"
+                loaded[x] = f"ld_{self.var[x]}"
                 self.emit(f"{loaded[x]} = {self.index(x, shape, idx)}", depth)
             return loaded[x]
 
         for n in group:
-            local = f"e{self.var[n][1:]}"
+            local = f"e{self.rank[n]}"
             if n.op == "ew":
                 self.emit(f"{local} = {self.formula(n, read, depth)}", depth)
             elif n.op == "broadcast_to":
@@ -268,7 +268,7 @@ class Kernel:
                 # a node reading the open group, or a new loop, comes after the group
                 if self.loop_shape(node) is not None or any(i in self.group for i in node.inputs):
                     self.flush()
-            self.var[node] = f"v{len(self.var)}"
+            self.var[node] = f"v{self.rank[node]}"
             if self.loop_shape(node) is not None:
                 self.group[node] = None
             else:

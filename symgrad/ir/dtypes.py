@@ -10,7 +10,10 @@ DTYPES = ("float64", "float32", "int64", "bool")
 
 def check(dtype) -> str:
     """Return the canonical name of ``dtype`` or raise :class:`DTypeError`."""
-    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
     if name not in DTYPES:
         raise DTypeError(f"dtype {dtype!r} is not supported; expected one of {DTYPES}")
     return name

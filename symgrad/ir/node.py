@@ -27,6 +27,7 @@ import threading
 import weakref
 from dataclasses import dataclass, field
 
+from ..errors import ArgumentError
 from .shapes import Shape, fmt
 
 _table: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -72,84 +73,18 @@ class Node:
             return f"tensor({self.name!r}, {fmt(self.shape)}, {self.dtype})"
         return f"<{self.op} {fmt(self.shape)} {self.dtype} #{self.serial}>"
 
-    # Operators.  Their meaning lives in ops/; it is imported when first used so that
-    # ir/ stays at the bottom of the dependency order.  `==` stays identity (nodes are dict
-    # keys everywhere); use sg.equal / sg.not_equal for elementwise equality.
-    def __add__(self, other):
-        return _api().add(self, other)  # noqa: E704
-
-    def __radd__(self, other):
-        return _api().add(other, self)  # noqa: E704
-
-    def __sub__(self, other):
-        return _api().subtract(self, other)  # noqa: E704
-
-    def __rsub__(self, other):
-        return _api().subtract(other, self)  # noqa: E704
-
-    def __mul__(self, other):
-        return _api().multiply(self, other)  # noqa: E704
-
-    def __rmul__(self, other):
-        return _api().multiply(other, self)  # noqa: E704
-
-    def __truediv__(self, other):
-        return _api().divide(self, other)  # noqa: E704
-
-    def __rtruediv__(self, other):
-        return _api().divide(other, self)  # noqa: E704
-
-    def __pow__(self, other):
-        return _api().power(self, other)  # noqa: E704
-
-    def __rpow__(self, other):
-        return _api().power(other, self)  # noqa: E704
-
-    def __neg__(self):
-        return _api().negative(self)  # noqa: E704
-
-    def __pos__(self):
-        return self  # noqa: E704
-
-    def __matmul__(self, other):
-        return _api().matmul(self, other)  # noqa: E704
-
-    def __rmatmul__(self, other):
-        return _api().matmul(other, self)  # noqa: E704
-
-    def __lt__(self, other):
-        return _api().less(self, other)  # noqa: E704
-
-    def __le__(self, other):
-        return _api().less_equal(self, other)  # noqa: E704
-
-    def __gt__(self, other):
-        return _api().greater(self, other)  # noqa: E704
-
-    def __ge__(self, other):
-        return _api().greater_equal(self, other)  # noqa: E704
-
-    def __getitem__(self, index):
-        return _api().getitem(self, index)  # noqa: E704
-
     # NumPy must defer to our operators instead of treating a Node as an object scalar.
     __array_ufunc__ = None
 
-    @property
-    def T(self) -> Node:
-        return _api().transpose(self)
-
     def __bool__(self):
-        raise TypeError(
+        raise ArgumentError(
             "a symgrad tensor has no truth value when the graph is built; "
             "use sg.where for a data-dependent choice"
         )
 
-
-def _api():
-    from ..ops import api
-
-    return api
+    # The arithmetic operators (+, @, <, .T, ...) are attached in ops/api.py, next to their
+    # meaning, so that ir/ depends on nothing above it.  `==` stays identity (nodes are
+    # dict keys everywhere); sg.equal / sg.not_equal compare elementwise.
 
 
 def intern(op: str, inputs: tuple, attrs: dict, shape: Shape, dtype: str) -> Node:

@@ -17,7 +17,7 @@ from ..ir import Node
 from ..ir import dtypes as dt
 from ..ir.shapes import axes as norm_axes
 from . import structural as st
-from .elementwise import FUNCTIONS, constant, ew, number, sym
+from .elementwise import FUNCTIONS, boolean_as_number, ew, number, sym
 
 # --- creating tensors --------------------------------------------------------------------
 
@@ -54,38 +54,29 @@ def _is_number(value) -> bool:
 
 
 def _apply(formula, *operands, what: str, conditions=()) -> Node:
-    """``formula`` applied elementwise; Python numbers go straight into the formula.
+    """``formula`` applied elementwise to tensors and numbers.
 
-    A bool operand is read as 1.0 / 0.0, except at the positions in ``conditions``, where
-    it is the condition of a ``Piecewise``.
+    Python numbers are weakly typed, as in NumPy: they take the float dtype of the tensors
+    they meet (``x32 * 0.5`` stays float32); ``ew`` folds them into the formula.  A bool
+    operand is read as 1.0 / 0.0, except at the positions in ``conditions``, where it is
+    the condition of a ``Piecewise``.
     """
-    args, inputs = [], []
-    for position, value in enumerate(operands):
-        if _is_number(value):
-            args.append(number(value))
-            continue
-        node = as_node(value)
-        s = sym(len(inputs))
-        inputs.append(node)
-        # booleans take part in arithmetic as 1.0 / 0.0
-        as_number = node.dtype == "bool" and position not in conditions
-        args.append(sp.Piecewise((1, s), (0, True)) if as_number else s)
+    tensors = [as_node(v) for v in operands if not _is_number(v)]
+    weak = dt.result_float([t.dtype for t in tensors])
+    nodes = [st.scalar(v, weak) if _is_number(v) else as_node(v) for v in operands]
+    args = []
+    for position, node in enumerate(nodes):
+        s = sym(position)
+        is_flag = node.dtype == "bool" and position not in conditions
+        args.append(boolean_as_number(s) if is_flag else s)
     try:
         expr = formula(*args)
-        if expr.has(sp.zoo, sp.nan, sp.oo) and len(inputs) < len(args):
-            # A number makes the formula undefined (x / 0).  As constant nodes, numbers
-            # stay out of a formula they would make undefined (see ew), and the backends
-            # compute NumPy's inf or nan.
-            as_nodes = [constant(v) if _is_number(v) else v for v in operands]
-            return _apply(formula, *as_nodes, what=what, conditions=conditions)
-    except TypeError as exc:  # SymPy refusing a formula, e.g. a comparison with NaN
+    except TypeError as exc:  # SymPy refusing a formula
         raise ArgumentError(f"{what}: {exc}") from None
-    if not inputs:  # only numbers: a constant
-        return ew(expr, [])
     try:
-        return ew(expr, inputs)
+        return ew(expr, nodes)
     except ShapeError as exc:
-        names = ", ".join(repr(i) for i in inputs)
+        names = ", ".join(repr(n) for n in nodes)
         raise ShapeError(f"{what} of {names}: {exc}") from None
 
 
@@ -208,7 +199,7 @@ def cast(x, dtype) -> Node:
     x, dtype = as_node(x), dt.check(dtype)
     if not dt.is_float(dtype):
         raise DTypeError(f"cast converts to float64 or float32, got {dtype!r}")
-    value = sp.Piecewise((1, sym(0)), (0, True)) if x.dtype == "bool" else sym(0)
+    value = boolean_as_number(sym(0)) if x.dtype == "bool" else sym(0)
     return ew(value, [x], dtype)
 
 
@@ -298,9 +289,10 @@ def stop_gradient(x):
 def getitem(x: Node, index) -> Node:
     """Indexing that adds axes: ``x[:, None]``, ``x[None]``, ``x[..., None]``."""
     index = index if isinstance(index, tuple) else (index,)
-    if index.count(Ellipsis) > 1 or any(
-        not (i is None or i is Ellipsis or i == slice(None)) for i in index
-    ):
+    allowed = [
+        i is None or i is Ellipsis or (isinstance(i, slice) and i == slice(None)) for i in index
+    ]
+    if not all(allowed) or [i is Ellipsis for i in index].count(True) > 1:
         raise ArgumentError(f"indexing supports only ':', '...' and None, got {index!r}")
     if Ellipsis not in index:
         index = index + (Ellipsis,)
@@ -313,3 +305,28 @@ def getitem(x: Node, index) -> Node:
     for i in expanded:
         shape.append(1 if i is None else next(dims))
     return st.reshape(x, tuple(shape))
+
+
+# --- operators on tensors ----------------------------------------------------------------
+# Attached here, next to their meaning, so that ir/ depends on nothing above it.
+
+Node.__add__ = add
+Node.__radd__ = lambda self, other: add(other, self)
+Node.__sub__ = subtract
+Node.__rsub__ = lambda self, other: subtract(other, self)
+Node.__mul__ = multiply
+Node.__rmul__ = lambda self, other: multiply(other, self)
+Node.__truediv__ = divide
+Node.__rtruediv__ = lambda self, other: divide(other, self)
+Node.__pow__ = power
+Node.__rpow__ = lambda self, other: power(other, self)
+Node.__neg__ = negative
+Node.__pos__ = lambda self: self
+Node.__matmul__ = matmul
+Node.__rmatmul__ = lambda self, other: matmul(other, self)
+Node.__lt__ = less
+Node.__le__ = less_equal
+Node.__gt__ = greater
+Node.__ge__ = greater_equal
+Node.__getitem__ = getitem
+Node.T = property(transpose)

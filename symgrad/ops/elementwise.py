@@ -19,7 +19,7 @@ import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-from ..errors import ArgumentError, DTypeError
+from ..errors import ArgumentError
 from ..ir import Node, intern
 from ..ir import dtypes as dt
 from ..ir.shapes import broadcast
@@ -82,6 +82,11 @@ def number(value) -> sp.Expr:
     if ratio.denominator <= 1 << 16 and abs(ratio.numerator) < 1 << 53:
         return sp.Rational(ratio.numerator, ratio.denominator)
     return sp.Float(value, precision=53)
+
+
+def boolean_as_number(s: sp.Symbol) -> sp.Expr:
+    """A boolean input read as a number: 1 where it holds, else 0."""
+    return sp.Piecewise((1, s), (0, True))
 
 
 def _is_boolean(expr) -> bool:
@@ -211,8 +216,3 @@ def partial(expr, i: int, n_inputs: int):
         if reused is not None:
             return reused, True
     return deriv, False
-
-
-def check_float(node: Node, what: str) -> None:
-    if not dt.is_float(node.dtype):
-        raise DTypeError(f"{what} needs a float tensor, got {node.dtype} {node!r}")

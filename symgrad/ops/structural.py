@@ -17,13 +17,13 @@ import hashlib
 import numpy as np
 import sympy as sp
 
-from ..errors import ArgumentError, DTypeError, GraphError, ShapeError
+from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ir import Node, intern
 from ..ir import dtypes as dt
 from ..ir.shapes import Shape, broadcast, fmt, normalize
 from ..ir.shapes import axes as norm_axes
 from ..ir.shapes import reshape as check_reshape
-from .elementwise import as_number, constant, ew, is_constant, partial, sym
+from .elementwise import as_number, boolean_as_number, constant, ew, is_constant, partial, sym
 
 
 class ConstArray:
@@ -43,9 +43,6 @@ class ConstArray:
 
     def __hash__(self):
         return hash(self.key)
-
-    def __lt__(self, other):  # attrs are sorted by key; values never tie, but keep it total
-        return self.key < other.key
 
     def __repr__(self):
         return np.array2string(self.array, threshold=6, precision=4).replace("\n", "")
@@ -74,14 +71,25 @@ def const(value) -> Node:
     elif array.dtype.kind != "b":
         raise DTypeError(f"cannot use an array of dtype {array.dtype} as a constant")
     if array.ndim == 0 and array.dtype.kind in "fiu":
-        return constant(array.item(), "float64" if array.dtype.kind != "f" else array.dtype.name)
+        return scalar(array.item(), "float64" if array.dtype.kind != "f" else array.dtype.name)
     return intern("const", (), {"value": ConstArray(array)}, array.shape, array.dtype.name)
+
+
+def scalar(value, dtype="float64") -> Node:
+    """A scalar constant: folded into formulas, or kept as a value if it is not finite."""
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return _opaque(value, dtype)
+    return constant(value, dtype)
 
 
 def opaque(scalar: Node) -> Node:
     """A scalar constant that formulas read as a value instead of folding it in."""
-    value = np.asarray(float(as_number(scalar)), dtype=scalar.dtype)
-    return intern("const", (), {"value": ConstArray(value)}, (), scalar.dtype)
+    return _opaque(float(as_number(scalar)), scalar.dtype)
+
+
+def _opaque(value: float, dtype: str) -> Node:
+    array = np.asarray(value, dtype=dtype)
+    return intern("const", (), {"value": ConstArray(array)}, (), dtype)
 
 
 def dim(name: str, dtype="float64") -> Node:
@@ -170,8 +178,14 @@ def _reduced(x: Node, axes, keepdims: bool) -> Shape:
     return tuple(d for i, d in enumerate(x.shape) if i not in axes)
 
 
+def _numeric(x: Node) -> Node:
+    """Booleans as 1.0 / 0.0, so that reductions count and compare numbers."""
+    return ew(boolean_as_number(sym(0)), [x], "float64") if x.dtype == "bool" else x
+
+
 def reduce_sum(x: Node, axis=None, keepdims: bool = False) -> Node:
     axes = norm_axes(axis, x.ndim)
+    x = _numeric(x)
     if not axes:
         return x
     if is_constant(x, 0):
@@ -197,8 +211,6 @@ def reduce_sum(x: Node, axis=None, keepdims: bool = False) -> Node:
         picked = _sum_of_one_hot(x, keepdims)
         if picked is not None:
             return picked
-    if x.dtype == "bool":
-        x = ew(sp.Piecewise((1, sym(0)), (0, True)), [x], "float64")
     return intern(
         "sum",
         (x,),
@@ -246,7 +258,8 @@ def _sum_of_one_hot(x: Node, keepdims: bool) -> Node | None:
     last = x.ndim - 1
     for k, h in enumerate(leaves):
         others = [i for j, i in enumerate(leaves) if j != k]
-        if h.op != "one_hot" or any(i.ndim == x.ndim and i.shape[last] != 1 for i in others):
+        # every other operand must be constant along the last axis (operands align right)
+        if h.op != "one_hot" or any(i.ndim and i.shape[-1] != 1 for i in others):
             continue
         if sp.diff(expr, sym(k), 2) == 0 and expr.xreplace({sym(k): sp.Integer(0)}) == 0:
             inputs = [constant(0, x.dtype) if j == k else i for j, i in enumerate(leaves)]
@@ -258,6 +271,7 @@ def _sum_of_one_hot(x: Node, keepdims: bool) -> Node | None:
 
 def reduce_max(x: Node, axis=None, keepdims: bool = False) -> Node:
     axes = norm_axes(axis, x.ndim)
+    x = _numeric(x)
     if not axes:
         return x
     if any(x.shape[a] == 0 for a in axes):
@@ -416,11 +430,6 @@ VJP = {
     "one_hot": lambda node, g: (None,),
     "stop_gradient": lambda node, g: (None,),
 }
-
-
-def check_op(op: str) -> None:
-    if op not in VJP:
-        raise GraphError(f"unknown op {op!r}")
 
 
 # --- rebuilding a node from its op, new inputs and attributes ----------------------------

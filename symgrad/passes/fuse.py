@@ -19,6 +19,7 @@ from functools import cache, lru_cache
 import sympy as sp
 
 from ..ir import Node, consumers
+from ..ir import dtypes as dt
 from ..ops.elementwise import ew, sym
 from ..ops.structural import rebuild
 from .rewrite import rewrite
@@ -42,6 +43,13 @@ def _cheap(node: Node) -> bool:
     return sp.count_ops(expr) <= 2 and not expr.atoms(sp.Function)
 
 
+def _same_arithmetic(producer: Node, user: Node) -> bool:
+    # Inlining is exact only if the producer computes in the user's dtype: a cast
+    # (float64 -> float32) must keep its rounding.  Booleans are conditions: always fine.
+    natural = dt.result_float([i.dtype for i in producer.inputs])
+    return producer.dtype == "bool" or producer.dtype == user.dtype == natural
+
+
 def fuse(outputs) -> list[Node]:
     """Fuse single-use elementwise producers into their elementwise users."""
     uses = consumers(outputs)
@@ -56,6 +64,7 @@ def fuse(outputs) -> list[Node]:
                 and new.inputs
                 and uses[old] == 1
                 and (new.shape == node.shape or _cheap(new))
+                and _same_arithmetic(new, node)
             )
             if inline:
                 offset = len(flat)
