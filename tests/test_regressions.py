@@ -1,0 +1,91 @@
+"""One test per bug found in review, each on the backends it concerned."""
+
+import numpy as np
+import pytest
+
+import symgrad as sg
+
+
+def test_parallel_sum_over_the_outer_loop_is_not_a_race():
+    x = sg.tensor("pr", (1, "M"))
+    fn = sg.compile(sg.sum(sg.exp(x), axis=1), parallel=True)
+    values = np.linspace(-1, 1, 200_000)[None, :]
+    assert "prange" not in fn.source.split("def kernel")[1]  # the only loop sums: serial
+    np.testing.assert_allclose(fn(pr=values), np.exp(values).sum(axis=1), rtol=1e-12)
+
+
+def test_max_of_a_bool_tensor(backend):
+    x = sg.tensor("bm", (3,))
+    fn = sg.compile(sg.max(x > 0), backend=backend)
+    assert fn(bm=np.array([-1.0, -2.0, -3.0])) == 0.0
+    assert fn(bm=np.array([-1.0, 2.0, -3.0])) == 1.0
+
+
+def test_fusion_keeps_the_rounding_of_a_cast(backend):
+    x = sg.tensor("cr", ())
+    got = sg.compile(sg.cast(x, "float32") - x, backend=backend)(cr=1 + 1e-9)
+    assert got == pytest.approx(np.float64(np.float32(1 + 1e-9)) - (1 + 1e-9), rel=1e-6)
+
+
+def test_backward_returns_arrays_the_caller_owns(backend):
+    x = sg.tensor("ba", (3,))
+    vg = sg.value_and_grad(sg.sum(sg.exp(x)), x, backend=backend)
+    _, residuals = vg.forward(ba=np.zeros(3))
+    g = vg.backward(residuals)
+    g *= 100
+    np.testing.assert_array_equal(vg.backward(residuals), np.ones(3))
+
+
+def test_backward_refuses_residuals_of_another_function():
+    x = sg.tensor("bo", (3,))
+    a = sg.value_and_grad(sg.sum(sg.exp(x)), x, backend="numpy")
+    b = sg.value_and_grad(sg.sum(sg.tanh(x)), x, backend="numpy")
+    _, residuals = a.forward(bo=np.zeros(3))
+    with pytest.raises(sg.SymgradError, match="this function"):
+        b.backward(residuals)
+
+
+def test_one_hot_sum_with_class_weights(backend):
+    y = sg.tensor("cw_y", ("N",), dtype="int64")
+    w = sg.tensor("cw_w", (3,))
+    fn = sg.compile(sg.sum(sg.one_hot(y, 3) * w, axis=-1), backend=backend)
+    np.testing.assert_array_equal(
+        fn(cw_y=np.array([2, 0]), cw_w=np.array([1.0, 2.0, 3.0])), [3.0, 1.0]
+    )
+
+
+def test_input_names_cannot_clash_with_kernel_locals(backend):
+    x, x_i = sg.tensor("x", (2,)), sg.tensor("x_i", (2,))
+    fn = sg.compile(sg.exp(x) * x_i + x, backend=backend)
+    a, b = np.array([0.0, 1.0]), np.array([2.0, 3.0])
+    np.testing.assert_allclose(fn(x=a, x_i=b), np.exp(a) * b + a, rtol=1e-15)
+
+
+def test_infinite_constants_mix_with_tensors(backend):
+    m = sg.tensor("ic", (3,))
+    fn = sg.compile([sg.where(m > 0, m, -np.inf), m / 0], backend=backend)
+    with np.errstate(divide="ignore"):
+        masked, divided = fn(ic=np.array([1.0, -1.0, 2.0]))
+    np.testing.assert_array_equal(masked, [1.0, -np.inf, 2.0])
+    np.testing.assert_array_equal(divided, [np.inf, -np.inf, np.inf])
+
+
+def test_unknown_option_is_an_error():
+    x = sg.tensor("uo", ())
+    with pytest.raises(sg.ArgumentError, match="paralel"):
+        sg.compile(x * 2, paralel=True)
+
+
+def test_float32_tensor_in_a_float64_graph_gets_a_float32_gradient():
+    a, b = sg.tensor("f32", (2,), dtype="float32"), sg.tensor("f64", (2,))
+    ga, gb = sg.grad(sg.sum(a * b), [a, b])
+    assert (ga.dtype, gb.dtype) == ("float32", "float64")
+
+
+def test_bad_dtype_and_index_are_symgrad_errors():
+    with pytest.raises(sg.DTypeError):
+        sg.tensor("bd", (2,), dtype=5)
+    with pytest.raises(sg.ArgumentError):
+        sg.tensor("bi", (2,))[np.array([0, 1])]
+    with pytest.raises(sg.SymgradError):
+        bool(sg.tensor("bb", ()) > 0)
