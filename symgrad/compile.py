@@ -243,7 +243,9 @@ def compile(outputs, backend: str = "numba", **options) -> Compiled:  # noqa: A0
     ``sg.compile(f)`` returns a callable giving ``f``'s value; ``sg.compile([a, b])`` one
     giving a tuple.  ``backend`` is ``"numba"`` (default) or ``"numpy"``.
 
-    >>> fwd = compile((x + y) * z)
+    >>> import symgrad as sg
+    >>> x, y, z = sg.symbols("x y z")
+    >>> fwd = sg.compile((x + y) * z)
     >>> fwd(x=-2.0, y=5.0, z=-4.0)
     -12.0
     """
@@ -258,7 +260,9 @@ def value_and_grad(f, wrt, backend: str = "numba", **options) -> Compiled:
     for a list, as in ``sg.grad``.  Every tensor in ``wrt`` is accepted as an input even if
     ``f`` does not use it.
 
-    >>> vg = value_and_grad((x + y) * z, wrt=[x, y, z])
+    >>> import symgrad as sg
+    >>> x, y, z = sg.symbols("x y z")
+    >>> vg = sg.value_and_grad((x + y) * z, wrt=[x, y, z])
     >>> vg(x=-2.0, y=5.0, z=-4.0)
     (-12.0, [-4.0, -4.0, 3.0])
     """

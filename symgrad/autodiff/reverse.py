@@ -57,9 +57,10 @@ def grad(f, wrt):
     ``wrt`` is one tensor (returns one graph) or a list (returns a list).  A tensor ``f``
     does not depend on gets zeros of its shape.
 
-    >>> x, y, z = symbols("x y z")
-    >>> dx, dy, dz = grad((x + y) * z, [x, y, z])
-    >>> to_sympy(dz)
+    >>> import symgrad as sg
+    >>> x, y, z = sg.symbols("x y z")
+    >>> dx, dy, dz = sg.grad((x + y) * z, [x, y, z])
+    >>> sg.to_sympy(dz)
     x + y
     """
     f = api.as_node(f)

@@ -1,7 +1,10 @@
 """Backends lower an optimised graph to something callable.
 
-A backend is a function ``build(outputs, signature, options) -> program`` where
-``program(arrays, dims)`` returns the output arrays and ``program.source`` shows what runs.
+A backend is a function ``build(outputs, signature, options, given=()) -> program``, where
+``program(values, dims, given_values=())`` takes the bound input values (in the order of
+``signature.inputs``), the named dim sizes and the values of the ``given`` nodes (saved
+forward values, for a backward program), returns the output values in order, and
+``program.source`` shows what runs.
 Backends import neither ``autodiff`` nor ``passes``: they see finished graphs only.
 """
 

@@ -12,8 +12,9 @@ from .elementwise import sym
 def to_sympy(node: Node) -> sp.Expr:
     """The SymPy expression of a graph of scalars; inputs become plain symbols by name.
 
-    >>> x, y, z = symbols("x y z")
-    >>> to_sympy(grad((x + y) * z, z))
+    >>> import symgrad as sg
+    >>> x, y, z = sg.symbols("x y z")
+    >>> sg.to_sympy(sg.grad((x + y) * z, z))
     x + y
     """
     if not isinstance(node, Node):
