@@ -58,12 +58,15 @@ def _arg_type(node: Node) -> str:
 def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
     """The full module source for ``kernel`` and its cache key."""
     body = kernel.source()
-    arg_types = ", ".join(_arg_type(n) for n in kernel.args + kernel.consts)
-    flags = (
-        f"cache=True, error_model='numpy', boundscheck=False, "
-        f"fastmath={bool(options.get('fastmath', False))}, parallel={bool(options.get('parallel', False))}"
+    arg_types = "".join(f"        {_arg_type(n)},\n" for n in kernel.args + kernel.consts)
+    # parallel only where codegen found a loop to run in parallel (else Numba warns)
+    parallel = bool(options.get("parallel", False)) and "prange(" in body
+    fastmath = bool(options.get("fastmath", False))
+    decorated = (
+        f"@njit(\n    (\n{arg_types}    ),\n"
+        f'    cache=True, error_model="numpy", boundscheck=False,\n'
+        f"    fastmath={fastmath}, parallel={parallel},\n)\n{body}"
     )
-    decorated = f"@njit(({arg_types}{',' if len(kernel.args + kernel.consts) == 1 else ''}), {flags})\n{body}"
     versions = f"{FORMAT} {numba.__version__} {np.__version__} {sys.version_info[:2]}"
     key = "k_" + hashlib.sha256((decorated + versions).encode()).hexdigest()[:24]
     return prelude(key, body) + decorated, key

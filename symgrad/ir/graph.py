@@ -60,10 +60,12 @@ def _describe(node: Node) -> str:
 def to_text(outputs) -> str:
     """The graph as numbered lines, one node a line, inputs before users.
 
-    >>> print(to_text([x * y]))            # doctest: +SKIP
-    %0 = input 'x'            : float64[]
-    %1 = input 'y'            : float64[]
-    %2 = ew x0*x1 (%0, %1)    : float64[]
+    >>> import symgrad as sg
+    >>> x, y = sg.symbols("x y")
+    >>> print(to_text([x * y]))  # doctest: +NORMALIZE_WHITESPACE
+    %0 = input 'x'           : float64()
+    %1 = input 'y'           : float64()
+    %2 = ew x0*x1 (%0, %1)   : float64()
     return %2
     """
     outputs = list(outputs)
