@@ -17,7 +17,7 @@ except ImportError:  # run from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import symgrad as sg
 
-__all__ = ["accuracy", "backend_kwargs", "make_parser", "minibatches", "sg"]
+__all__ = ["accuracy", "backend_kwargs", "make_parser", "sg"]
 
 
 def backend_kwargs(name):
@@ -41,10 +41,3 @@ def make_parser(doc, quick_help=None):
 def accuracy(predict, X, y, **params):
     """Share of rows of ``X`` whose highest score from ``predict`` is at the label ``y``."""
     return float(np.mean(np.argmax(predict(X=X, **params), axis=1) == y))
-
-
-def minibatches(rng, n, batch):
-    """Row indices of one epoch: a fresh permutation of ``range(n)``, in slices of ``batch``."""
-    order = rng.permutation(n)
-    for start in range(0, len(order), batch):
-        yield order[start : start + batch]

@@ -8,8 +8,9 @@ The lecture's recipe, with the gradient derived and compiled by symgrad instead 
     step decay: lr *= 0.1 at fixed epochs
 
 on a synthetic, separable-ish data set generated here (Gaussian blobs, one per class; no
-downloads).  Prints the loss and the train / validation accuracy after every epoch and exits
-with status 1 if the final validation accuracy is below 85 %.
+downloads).  The shuffle, the update and the schedule are ``sg.nn.optim.minibatches`` and
+``sg.nn.optim.SGD``.  Prints the loss and the train / validation accuracy after every epoch
+and exits with status 1 if the final validation accuracy is below 85 %.
 
 Run:  python examples/train_softmax.py [--backend numba|numpy] [--quick] [--seed N]
       (default: the library's default backend; SYMGRAD_BACKEND also chooses one)
@@ -18,7 +19,9 @@ Run:  python examples/train_softmax.py [--backend numba|numpy] [--quick] [--seed
 import time
 
 import numpy as np
-from _common import accuracy, backend_kwargs, make_parser, minibatches, sg
+from _common import accuracy, backend_kwargs, make_parser, sg
+
+optim = sg.nn.optim
 
 
 def make_blobs(rng, n_per_class, n_classes, dim, spread=1.2):
@@ -56,7 +59,8 @@ def main(argv=None):
     step = sg.value_and_grad(loss, wrt=[Ws, bs], **kw)
     predict = sg.compile(scores, **kw)
 
-    W, b = 0.01 * rng.standard_normal((D, C)), np.zeros(C)
+    params = {"W": 0.01 * rng.standard_normal((D, C)), "b": np.zeros(C)}
+    opt = optim.SGD(params, lr=lr, milestones=decay_at)  # updates params' arrays in place
 
     print(
         f"blobs: {len(y_train)} train / {n_val} validation rows, D={D}, C={C}; "
@@ -67,21 +71,19 @@ def main(argv=None):
         f"{'val acc':>8}"
     )
     for epoch in range(1, epochs + 1):
-        if epoch - 1 in decay_at:
-            lr *= 0.1
         batch_losses = []
-        for rows in minibatches(rng, len(y_train), batch):
-            value, (dW, db) = step(X=X_train[rows], y=y_train[rows], W=W, b=b)
-            W -= lr * dW
-            b -= lr * db
+        for rows in optim.minibatches(len(y_train), batch, rng):
+            value, grads = step(X=X_train[rows], y=y_train[rows], **params)
+            opt.step(grads)  # W -= lr * dW, b -= lr * db
             batch_losses.append(value)
-        train_loss, _ = step(X=X_train, y=y_train, W=W, b=b)
+        train_loss, _ = step(X=X_train, y=y_train, **params)
         print(
-            f"{epoch:5d} {lr:8.4f} {np.mean(batch_losses):11.4f} {train_loss:11.4f} "
-            f"{accuracy(predict, X_train, y_train, W=W, b=b):10.2%} "
-            f"{accuracy(predict, X_val, y_val, W=W, b=b):8.2%}"
+            f"{epoch:5d} {opt.lr:8.4f} {np.mean(batch_losses):11.4f} {train_loss:11.4f} "
+            f"{accuracy(predict, X_train, y_train, **params):10.2%} "
+            f"{accuracy(predict, X_val, y_val, **params):8.2%}"
         )
-    val_acc = accuracy(predict, X_val, y_val, W=W, b=b)
+        opt.next_epoch()  # lr *= 0.1 once the epochs in decay_at are done
+    val_acc = accuracy(predict, X_val, y_val, **params)
     print(
         f"final validation accuracy: {val_acc:.2%} ({time.perf_counter() - started:.1f} s "
         "including compilation)"

@@ -8,8 +8,9 @@ weights; the losses agree to the last digits at every iteration.
 Part 2 trains a classifier the slide's way but with the lecture's other pieces: a ReLU (or
 GELU) hidden layer, softmax cross-entropy + reg * (R(W1) + R(W2)), minibatch SGD and a
 step-decayed learning rate, on the classic synthetic 2-D spiral (3 interleaved arms, not
-linearly separable).  It reports the train and test accuracy; exits with status 1 if a
-net's test accuracy is below 90 % (below 80 % with --quick).
+linearly separable), with ``sg.nn.optim``'s minibatches and SGD.  It reports the train and
+test accuracy; exits with status 1 if a net's test accuracy is below 90 % (below 80 % with
+--quick).
 
 Run:  python examples/train_two_layer.py [--backend numba|numpy] [--quick] [--seed N]
                                          [--activations relu,gelu]
@@ -19,7 +20,9 @@ Run:  python examples/train_two_layer.py [--backend numba|numpy] [--quick] [--se
 import time
 
 import numpy as np
-from _common import accuracy, backend_kwargs, make_parser, minibatches, sg
+from _common import accuracy, backend_kwargs, make_parser, sg
+
+optim = sg.nn.optim
 
 
 def slide_side_by_side(kw, rng, iterations):
@@ -33,6 +36,7 @@ def slide_side_by_side(kw, rng, iterations):
     y_pred_s = sg.sigmoid(xs @ w1s) @ w2s
     step = sg.value_and_grad(sg.losses.squared_error(y_pred_s, ys), wrt=[w1s, w2s], **kw)
     v1, v2 = w1.copy(), w2.copy()  # symgrad's copy of the weights
+    opt = optim.SGD({"w1": v1, "w2": v2}, lr=1e-4)  # v -= 1e-4 * grad, as the slide does
 
     print(f"{'t':>3} {'loss (slide NumPy)':>22} {'loss (symgrad)':>22} {'max grad rel diff':>18}")
     worst = 0.0
@@ -49,8 +53,7 @@ def slide_side_by_side(kw, rng, iterations):
         w2 -= 1e-4 * grad_w2
         # --- symgrad ---
         loss_s, (g1, g2) = step(x=x, y=y, w1=v1, w2=v2)
-        v1 -= 1e-4 * g1
-        v2 -= 1e-4 * g2
+        opt.step([g1, g2])
         diff = max(
             np.max(np.abs(g - r)) / np.max(np.abs(r)) for g, r in ((g1, grad_w1), (g2, grad_w2))
         )
@@ -99,24 +102,24 @@ def train_classifier(kw, rng, activation, quick):
         "b2": np.zeros(C),
     }
 
+    opt = optim.SGD(params, lr=lr, milestones=decay_at)  # updates params' arrays in place
+
     print(
         f"\n-- {activation} hidden layer (H={H}), batch {batch}, lr {lr} x0.1 after epochs "
         f"{list(decay_at)}, reg {reg}"
     )
     report = max(1, epochs // 5)
     for epoch in range(1, epochs + 1):
-        if epoch - 1 in decay_at:
-            lr *= 0.1
-        for rows in minibatches(rng, len(y_train), batch):
+        for rows in optim.minibatches(len(y_train), batch, rng):
             _, grads = step(X=X_train[rows], y=y_train[rows], **params)
-            for name, g in zip(("W1", "b1", "W2", "b2"), grads):
-                params[name] -= lr * g
+            opt.step(grads)  # in the order of params: W1, b1, W2, b2
         if epoch % report == 0 or epoch == 1:
             full, _ = step(X=X_train, y=y_train, **params)
             print(
-                f"   epoch {epoch:4d}  lr {lr:6.3f}  loss {full:.4f}  "
+                f"   epoch {epoch:4d}  lr {opt.lr:6.3f}  loss {full:.4f}  "
                 f"train acc {accuracy(predict, X_train, y_train, **params):6.2%}"
             )
+        opt.next_epoch()
     test_acc = accuracy(predict, X_test, y_test, **params)
     print(
         f"{activation}: test accuracy {test_acc:.2%} "

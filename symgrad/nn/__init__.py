@@ -1,5 +1,5 @@
-"""Neural-network pieces on top of the public API: losses."""
+"""Neural-network pieces on top of the public API: losses, and SGD in ``optim``."""
 
-from . import losses
+from . import losses, optim
 
-__all__ = ["losses"]
+__all__ = ["losses", "optim"]

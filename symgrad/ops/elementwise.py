@@ -127,6 +127,9 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
             replace[sym(i)] = sym(kept.index(node)) if node in kept else sp.Integer(0)
     folded = expr.xreplace(replace)
     if _undefined(folded):
+        if _undefined(expr) or not _has_constants(inputs):
+            # undefined whatever the inputs (log(0) in a branch, say): nothing to print
+            raise ArgumentError(f"the formula {expr} is undefined (it divides by zero)")
         # Folding a constant in would divide by zero (SymPy's zoo/nan); keep the constants
         # as values instead, so the backends compute NumPy's inf or nan.
         from .structural import opaque
@@ -149,6 +152,11 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
 
         node = broadcast_to(node, shape)
     return node
+
+
+def _has_constants(inputs) -> bool:
+    """Whether any input is a scalar constant (folded into formulas)."""
+    return any(n.op == "ew" and not n.inputs for n in inputs)
 
 
 def _undefined(expr) -> bool:
