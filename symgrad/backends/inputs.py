@@ -33,7 +33,7 @@ class Signature:
         nodes = toposort(outputs)
         found = {n for n in nodes if n.op == "input"} | set(extra_inputs)
         by_name: dict[str, Node] = {}
-        for node in sorted(found, key=lambda n: n.serial):
+        for node in sorted(found, key=lambda n: n.digest):
             other = by_name.setdefault(node.name, node)
             if other is not node:
                 raise ArgumentError(
@@ -58,7 +58,7 @@ class Signature:
                 for n in nodes
                 if n.op in ("pick", "one_hot")
             },
-            key=lambda item: (item[0].serial, str(item[1])),
+            key=lambda item: (item[0].digest, str(item[1])),
         )
         # named dims a max reduces over: a max of nothing has no value, so they must be > 0
         self.nonempty = sorted(

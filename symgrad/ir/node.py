@@ -22,7 +22,7 @@ node is built (``ops/`` holds the rules) and stored for convenience.
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -32,7 +32,11 @@ from .shapes import Shape, fmt
 
 _table: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _lock = threading.Lock()
-_serials = itertools.count()
+
+
+def _text(value) -> str:
+    """An attribute as text that does not depend on the process (for the digest)."""
+    return getattr(value, "digest_text", None) or repr(value)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -42,8 +46,9 @@ class Node:
     attrs: tuple[tuple[str, object], ...]
     shape: Shape
     dtype: str
-    # creation order: a stable key for canonical input order and deterministic output
-    serial: int = field(compare=False)
+    # a hash of the structure (op, attributes, inputs' digests): the same in every process,
+    # so canonical input orders, and the kernels generated from them, are too
+    digest: str = field(compare=False)
 
     # Interned nodes: structurally equal means identical, so identity is equality.
     def __eq__(self, other):
@@ -71,7 +76,7 @@ class Node:
     def __repr__(self) -> str:
         if self.op == "input":
             return f"tensor({self.name!r}, {fmt(self.shape)}, {self.dtype})"
-        return f"<{self.op} {fmt(self.shape)} {self.dtype} #{self.serial}>"
+        return f"<{self.op} {fmt(self.shape)} {self.dtype} #{self.digest[:6]}>"
 
     # NumPy must defer to our operators instead of treating a Node as an object scalar.
     __array_ufunc__ = None
@@ -98,6 +103,8 @@ def intern(op: str, inputs: tuple, attrs: dict, shape: Shape, dtype: str) -> Nod
     with _lock:
         node = _table.get(key)
         if node is None:
-            node = Node(op, tuple(inputs), attrs_t, tuple(shape), dtype, next(_serials))
+            text = repr((op, [i.digest for i in inputs], [(k, _text(v)) for k, v in attrs_t]))
+            digest = hashlib.sha1(text.encode()).hexdigest()
+            node = Node(op, tuple(inputs), attrs_t, tuple(shape), dtype, digest)
             _table[key] = node
     return node

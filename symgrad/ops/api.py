@@ -228,10 +228,12 @@ def logsumexp(x, axis=None, keepdims=False):
     """log(sum(exp(x))) over ``axis``, shifted by the max so it never overflows.
 
     The shift is a ``stop_gradient``: the result does not depend on it, so its
-    derivative is exactly softmax, with no max-selection term.
+    derivative is exactly softmax, with no max-selection term.  A row that is all -inf (a
+    fully masked row) is shifted by 0, so it gives -inf, not nan.
     """
     x = as_node(x)
-    shift = st.stop_gradient(st.reduce_max(x, axis, keepdims=True))
+    top = st.reduce_max(x, axis, keepdims=True)
+    shift = st.stop_gradient(where(greater(top, -np.inf), top, 0))
     total = sum(exp(subtract(x, shift)), axis, keepdims=True)
     out = add(log(total), shift)
     return out if keepdims else st.reshape(out, _drop(out.shape, norm_axes(axis, x.ndim)))

@@ -121,7 +121,7 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
             replace[sym(i)] = node.attr("expr")
         elif sym(i) in expr.free_symbols:
             kept.append(node)
-    kept = sorted(set(kept), key=lambda n: n.serial)
+    kept = sorted(set(kept), key=lambda n: n.digest)
     for i, node in enumerate(inputs):
         if sym(i) not in replace:
             replace[sym(i)] = sym(kept.index(node)) if node in kept else sp.Integer(0)

@@ -38,6 +38,10 @@ class ConstArray:
             hashlib.sha1(self.array.tobytes()).hexdigest(),
         )
 
+    @property
+    def digest_text(self) -> str:
+        return repr(self.key)
+
     def __eq__(self, other):
         return isinstance(other, ConstArray) and self.key == other.key
 

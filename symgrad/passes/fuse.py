@@ -46,8 +46,12 @@ def _cheap(node: Node) -> bool:
 def _same_arithmetic(producer: Node, user: Node) -> bool:
     # Inlining is exact only if the producer computes in the user's dtype: a cast
     # (float64 -> float32) must keep its rounding.  Booleans are conditions: always fine.
+    def computes_in(node):  # a comparison computes in its operands' float dtype
+        natural = dt.result_float([i.dtype for i in node.inputs])
+        return natural if node.dtype == "bool" else node.dtype
+
     natural = dt.result_float([i.dtype for i in producer.inputs])
-    return producer.dtype == "bool" or producer.dtype == user.dtype == natural
+    return producer.dtype == "bool" or producer.dtype == computes_in(user) == natural
 
 
 def fuse(outputs) -> list[Node]:

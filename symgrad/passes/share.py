@@ -28,18 +28,19 @@ from .rewrite import rewrite
 
 def _calls(expr) -> set:
     """The function calls in ``expr`` (exp, log, erf, tanh, ...), outermost and inner."""
+    cheap = (sp.Piecewise, sp.Abs, sp.sign)  # recomputing these costs less than a load
     return {
         e
         for e in sp.preorder_traversal(expr)
-        if isinstance(e, sp.Function) and not isinstance(e, sp.Piecewise)
+        if isinstance(e, sp.Function) and not isinstance(e, cheap)
     }
 
 
 def _by_node(call, inputs):
     """A call written over the input nodes themselves (so formulas can be compared)."""
-    used = sorted({inputs[int(s.name[1:])] for s in call.free_symbols}, key=lambda n: n.serial)
+    used = sorted({inputs[int(s.name[1:])] for s in call.free_symbols}, key=lambda n: n.digest)
     return call.xreplace(
-        {sym(i): sp.Symbol(f"n{inputs[i].serial}", real=True) for i in range(len(inputs))}
+        {sym(i): sp.Symbol(f"n{inputs[i].digest}", real=True) for i in range(len(inputs))}
     ), tuple(used)
 
 
