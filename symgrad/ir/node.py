@@ -26,6 +26,7 @@ import hashlib
 import threading
 import weakref
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..errors import ArgumentError
 from .shapes import Shape, fmt
@@ -34,6 +35,7 @@ _table: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _lock = threading.Lock()
 
 
+@lru_cache(maxsize=1 << 16)  # formulas repeat across nodes; printing them is the cost
 def _text(value) -> str:
     """An attribute as text that does not depend on the process (for the digest)."""
     return getattr(value, "digest_text", None) or repr(value)
