@@ -42,7 +42,6 @@ class Signature:
         self.inputs = [by_name[k] for k in sorted(by_name)]
         self.names = [n.name for n in self.inputs]
         self._name_set = set(self.names)
-        self._plan = [(n.name, n) for n in self.inputs]
         self._first = {}  # named dim -> the first input (by name) that has it
         for n in self.inputs:
             for d in n.shape:
@@ -97,7 +96,7 @@ class Signature:
         if kwargs.keys() != self._name_set:
             self._explain_keywords(kwargs)
         values, dims = {}, {}
-        for name, node in self._plan:
+        for node, name in zip(self.inputs, self.names):
             value = kwargs[name]
             if not node.shape:
                 values[name] = _scalar(node, value)

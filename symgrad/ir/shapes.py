@@ -73,6 +73,13 @@ def axes(axis, ndim: int, what: str = "axis") -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
+def reduced(shape: Shape, axes: tuple[int, ...], keepdims: bool) -> Shape:
+    """The shape left by reducing ``axes`` (kept as 1s with ``keepdims``)."""
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
 def factors(shape: Shape) -> tuple[int, tuple[str, ...]]:
     """A shape's element count as (product of int dims, sorted names)."""
     return prod(d for d in shape if isinstance(d, int)), tuple(

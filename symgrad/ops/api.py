@@ -16,6 +16,7 @@ from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ir import Node
 from ..ir import dtypes as dt
 from ..ir.shapes import axes as norm_axes
+from ..ir.shapes import reduced
 from . import structural as st
 from .elementwise import FUNCTIONS, boolean_as_number, ew, number, sym
 
@@ -236,11 +237,7 @@ def logsumexp(x, axis=None, keepdims=False):
     shift = st.stop_gradient(where(greater(top, -np.inf), top, 0))
     total = sum(exp(subtract(x, shift)), axis, keepdims=True)
     out = add(log(total), shift)
-    return out if keepdims else st.reshape(out, _drop(out.shape, norm_axes(axis, x.ndim)))
-
-
-def _drop(shape, axes):
-    return tuple(d for i, d in enumerate(shape) if i not in axes)
+    return out if keepdims else st.reshape(out, reduced(out.shape, norm_axes(axis, x.ndim), False))
 
 
 def log_softmax(x, axis=-1):

@@ -20,7 +20,7 @@ import sympy as sp
 from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ir import Node, intern
 from ..ir import dtypes as dt
-from ..ir.shapes import Shape, broadcast, fmt, normalize
+from ..ir.shapes import Shape, broadcast, fmt, normalize, reduced
 from ..ir.shapes import axes as norm_axes
 from ..ir.shapes import reshape as check_reshape
 from .elementwise import as_number, boolean_as_number, constant, ew, is_constant, partial, sym
@@ -177,9 +177,7 @@ def unbroadcast(g: Node, shape: Shape) -> Node:
 
 
 def _reduced(x: Node, axes, keepdims: bool) -> Shape:
-    if keepdims:
-        return tuple(1 if i in axes else d for i, d in enumerate(x.shape))
-    return tuple(d for i, d in enumerate(x.shape) if i not in axes)
+    return reduced(x.shape, axes, keepdims)
 
 
 def _numeric(x: Node) -> Node:
