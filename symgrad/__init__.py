@@ -11,6 +11,7 @@ or a NumPy interpreter).
 (-12.0, [-4.0, -4.0, 3.0])
 """
 
+from . import cache
 from .autodiff import grad
 from .compile import Compiled, compile, value_and_grad
 from .errors import (

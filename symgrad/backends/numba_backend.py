@@ -6,7 +6,8 @@ module is imported, or loads the machine code it cached next to the file in an e
 process.  The key is a hash of the source, the options and the Numba/NumPy versions: the
 same optimised graph with the same dtypes and options finds the same file.
 
-The cache folder is ``$SYMGRAD_CACHE_DIR`` or ``~/.cache/symgrad``.  Files are written to a
+The cache folder is ``$SYMGRAD_CACHE_DIR`` or ``~/.cache/symgrad``, kept under a size cap
+with least-recently-used eviction (``kernel_cache.py``; ``sg.cache.info()``).  Files are written to a
 temporary name and renamed into place, so processes compiling the same kernel at once each
 see a complete file.  A damaged module file is simply written again (its text is derived
 from the graph); Numba's compiled code is checked against a checksum (``<key>.sum``) before
@@ -30,6 +31,7 @@ import numba
 import numpy as np
 
 from ..ir import Node
+from .kernel_cache import cache_dir, evict, mark_used
 from .numba_codegen import Kernel, prelude
 
 _lock = threading.Lock()
@@ -38,12 +40,6 @@ _loaded: dict[str, object] = {}  # key -> kernel function, per process
 FORMAT = 2  # bump when the generated code changes meaning, to retire old cache entries
 
 NUMBA_TYPES = {"float64": "float64", "float32": "float32", "int64": "int64", "bool": "boolean"}
-
-
-def cache_dir() -> Path:
-    path = Path(os.environ.get("SYMGRAD_CACHE_DIR") or Path.home() / ".cache" / "symgrad")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _arg_type(node: Node) -> str:
@@ -117,6 +113,9 @@ def load(kernel: Kernel, options: dict):
             _write_atomic(path, text)
             function = _import(path, key, kernel.name)
         _record_machine_code(path)
+        mark_used(path)
+        if fresh:
+            evict(keep=key)
         _loaded[key] = function
         return function, text, sum(function.stats.cache_hits.values()) > 0
 
