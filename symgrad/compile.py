@@ -18,6 +18,7 @@ from .autodiff import grad
 from .backends.inputs import Signature
 from .errors import ArgumentError, GraphError
 from .ir import Node, to_text, toposort
+from .ir.op import OPS
 from .ops.api import as_node
 from .passes import optimize
 
@@ -140,11 +141,10 @@ class _Split:
     def __init__(self, compiled: Compiled):
         f, grads = compiled.outputs[0], compiled.outputs[1:]
         forward = set(toposort([f]))
-        leaves = ("input", "const", "dim")
-        saved = [g for g in grads if g in forward and g.op not in leaves]
+        saved = [g for g in grads if g in forward and g.op.leaf is None]
         for node in toposort(grads, stop=forward):
             if node not in forward:
-                saved += [i for i in node.inputs if i in forward and i.op not in leaves]
+                saved += [i for i in node.inputs if i in forward and i.op.leaf is None]
         self.saved = list(dict.fromkeys(saved))
         build = backends.get(compiled.backend)
         options = dict(compiled.options)
@@ -155,10 +155,12 @@ class _Split:
         self.finish = _finisher(grads, pack, copied=set(self.saved))
 
 
-# Ops whose value both backends compute into memory of its own (an input or a view never).
-FRESH_OPS = frozenset(
-    {"ew", "sum", "max", "matmul", "pick", "one_hot", "argmax_mask", "broadcast_to"}
-)
+# Ops whose value both backends compute into memory of its own (an input or a view never):
+# each op's `fresh` fact, declared with the op.
+FRESH_OPS = frozenset(name for name, op in OPS.items() if op.fresh)
+
+
+_SCALARS = {"float64": "float", "float32": "float", "int64": "int", "bool": "bool"}
 
 
 def _own(value):
@@ -188,8 +190,8 @@ def _finisher(outputs: list[Node], pack: str, copied=frozenset()):
     lines, seen = ["def finish(r):"], set()
     for i, node in enumerate(outputs):
         if not node.shape:
-            value = f"float(r[{i}])"
-        elif node.op in FRESH_OPS and node not in seen and node not in copied:
+            value = f"{_SCALARS[node.dtype]}(r[{i}])"
+        elif node.op.fresh and node not in seen and node not in copied:
             value = f"_own(r[{i}])"
         else:
             value = f"_copy(r[{i}])"
@@ -274,7 +276,7 @@ def value_and_grad(f, wrt, backend: str = "numba", **options) -> Compiled:
     single = not isinstance(wrt, (list, tuple))
     wrt_list = [wrt] if single else list(wrt)
     for w in wrt_list:
-        if w.op != "input":
+        if w.op.leaf != "input":
             raise GraphError(
                 f"value_and_grad differentiates with respect to input tensors (the call's "
                 f"keywords); {w!r} is computed. Use sg.grad for intermediate nodes."

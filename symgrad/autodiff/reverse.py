@@ -1,7 +1,7 @@
 """Symbolic reverse mode: one sweep over the graph in reverse topological order.
 
 Each node's adjoint is the sum of the contributions of its users; each contribution comes
-from the user's VJP rule in ``ops/structural.py``.  Everything built is an ordinary graph,
+from the user's op's VJP rule (``node.op.vjp``, declared with the op in ``ops/``).  Everything built is an ordinary graph,
 so gradients can be printed, simplified, compiled and differentiated again.
 """
 
@@ -12,8 +12,8 @@ from ..ir import Node, toposort
 from ..ir import dtypes as dt
 from ..ir.shapes import fmt
 from ..ops import api
-from ..ops.elementwise import constant, ew, sym
-from ..ops.structural import VJP, broadcast_to
+from ..ops.core import broadcast_to, constant, ew
+from ..ops.elementwise import sym
 
 
 def _zeros(node: Node) -> Node:
@@ -34,8 +34,14 @@ def vjp(outputs: list[Node], cotangents: list[Node], wrt: list[Node]) -> list[No
     # Only nodes that depend on some wrt node need an adjoint.
     depends = set()
     for node in order:
-        if node in wrt_set or any(i in depends for i in node.inputs):
+        flows = not node.op.stops_gradient and any(i in depends for i in node.inputs)
+        if node in wrt_set or flows:
             depends.add(node)
+            if not node.op.differentiable and node not in wrt_set:
+                raise GraphError(
+                    f"cannot differentiate through {node.op.name} ({node!r}): it has no "
+                    "derivative; apply it to sg.stop_gradient(x) where no gradient should flow"
+                )
     adjoints: dict[Node, list[Node]] = {}
     for out, ct in zip(outputs, cotangents):
         adjoints.setdefault(out, []).append(ct)
@@ -45,7 +51,7 @@ def vjp(outputs: list[Node], cotangents: list[Node], wrt: list[Node]) -> list[No
             continue
         g = _total(parts)
         adjoints[node] = [g]
-        for x, gx in zip(node.inputs, VJP[node.op](node, g)):
+        for x, gx in zip(node.inputs, node.op.vjp(node, g)):
             if gx is not None and x in depends:
                 adjoints.setdefault(x, []).append(gx)
     return [_total(adjoints[w]) if adjoints.get(w) else _zeros(w) for w in wrt]

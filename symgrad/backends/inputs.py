@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ArgumentError, DTypeError, GraphError, LabelError, ShapeError
 from ..ir import Node, toposort
-from ..ir.shapes import fmt
+from ..ir.shapes import DimExpr, evaluate, fmt, names_of
 
 
 class Signature:
@@ -31,7 +31,7 @@ class Signature:
 
     def __init__(self, outputs: list[Node], extra_inputs=()):
         nodes = toposort(outputs)
-        found = {n for n in nodes if n.op == "input"} | set(extra_inputs)
+        found = {n for n in nodes if n.op.leaf == "input"} | set(extra_inputs)
         by_name: dict[str, Node] = {}
         for node in sorted(found, key=lambda n: n.digest):
             other = by_name.setdefault(node.name, node)
@@ -47,31 +47,30 @@ class Signature:
             for d in n.shape:
                 if isinstance(d, str):
                     self._first.setdefault(d, n.name)
-        # (labels input, class-count dim) for every pick/one_hot that reads an input directly
+        # (labels source, class-count dim) for every op reading labels (its `labels` fact)
+        reads = [(n, n.op.labels(n)) for n in nodes]
         self.label_checks = sorted(
-            {
-                (
-                    _label_source(n.inputs[1] if n.op == "pick" else n.inputs[0]),
-                    n.inputs[0].shape[-1] if n.op == "pick" else n.attr("num_classes"),
-                )
-                for n in nodes
-                if n.op in ("pick", "one_hot")
-            },
+            {(_label_source(n.inputs[at]), classes) for n, (at, classes) in
+             ((n, r) for n, r in reads if r is not None)},
             key=lambda item: (item[0].digest, str(item[1])),
         )
-        # named dims a max reduces over: a max of nothing has no value, so they must be > 0
-        self.nonempty = sorted(
-            {
-                d
-                for n in nodes
-                if n.op in ("max", "argmax_mask")
-                for d in (n.inputs[0].shape[a] for a in n.attr("axes"))
-                if isinstance(d, str)  # int dims are checked when the graph is built
-            }
+        # dims known only at call time with a lower bound (each op's `requires` fact, and
+        # every expression dim, which must not be negative), in a deterministic order
+        need = {}
+        for n in nodes:
+            for d, minimum, reason in n.op.requires(n):
+                need.setdefault((d, minimum), reason)
+            for d in n.shape:
+                if isinstance(d, DimExpr):
+                    need.setdefault((d, 0), "a dim cannot be negative")
+        self.requires = sorted(
+            ((d, m, r) for (d, m), r in need.items()), key=lambda t: (str(t[0]), t[1])
         )
         bound = {d for n in self.inputs for d in n.shape if isinstance(d, str)}
-        unbound = {d for n in nodes for d in n.shape if isinstance(d, str)} - bound
-        unbound |= {n.attr("name") for n in nodes if n.op == "dim"} - bound
+        used = {name for n in nodes for d in n.shape for name in names_of(d)}
+        used |= {name for d, _, _ in self.requires for name in names_of(d)}
+        unbound = used - bound
+        unbound |= {n.attr("name") for n in nodes if n.op.leaf == "dim"} - bound
         if unbound:
             raise ShapeError(
                 f"named dims {sorted(unbound)} are not the size of any input, so no call could "
@@ -108,6 +107,8 @@ class Signature:
                     f"got shape {array.shape}"
                 )
             for axis, (want, got) in enumerate(zip(node.shape, array.shape)):
+                if want.__class__ is DimExpr:
+                    continue  # checked once every name has its size, below
                 if want.__class__ is int:
                     if want != got:
                         raise ShapeError(
@@ -120,13 +121,24 @@ class Signature:
                         f"for {name!r}"
                     )
             values[name] = array
-        for d in self.nonempty:
-            if dims[d] == 0:
-                raise ShapeError(f"dim {d} is 0, but the function takes a max over it (of nothing)")
+        for node in self.inputs:
+            for axis, want in enumerate(node.shape):
+                if want.__class__ is DimExpr:
+                    got, expected = values[node.attr("name")].shape[axis], want.evaluate(dims)
+                    if got != expected:
+                        raise ShapeError(
+                            f"input {node.name!r} should have shape {fmt(node.shape)}, got "
+                            f"{values[node.attr('name')].shape}: axis {axis} is {got}, expected "
+                            f"{want} = {expected}"
+                        )
+        for d, minimum, reason in self.requires:
+            value = evaluate(d, dims)
+            if value < minimum:
+                raise ShapeError(_too_small(d, value, dims, reason))
         for labels, classes in self.label_checks:
-            array = values[labels.name] if labels.op == "input" else labels.attr("value").array
-            what = f"labels {labels.name!r}" if labels.op == "input" else "constant labels"
-            check_labels(what, np.asarray(array), dims.get(classes, classes))
+            array = values[labels.name] if labels.op.leaf == "input" else labels.attr("value").array
+            what = f"labels {labels.name!r}" if labels.op.leaf == "input" else "constant labels"
+            check_labels(what, np.asarray(array), evaluate(classes, dims))
         return tuple(values[n] for n in self.names), dims
 
     def _explain_keywords(self, kwargs):
@@ -150,14 +162,16 @@ def _fast_binder_source(sig: Signature) -> str:
             a1 = kw['y']
         except KeyError: return None
         if a0.__class__ is not ndarray or a0.dtype is not DTYPES['float64'] or a0.ndim != 2 or not a0.flags.c_contiguous: return None
-        n_N = a0.shape[0]
+        n0 = a0.shape[0]
         if a0.shape[1] != 3: return None
         if a1.__class__ is not ndarray or a1.dtype is not DTYPES['int64'] or a1.ndim != 1 or not a1.flags.c_contiguous: return None
-        if a1.shape[0] != n_N: return None
+        if a1.shape[0] != n0: return None
         if a1.size and (a1.min() < 0 or a1.max() >= 3): return None
-        return (a0, a1), {'N': n_N}
+        return (a0, a1), {'N': n0}
     <BLANKLINE>
     """
+    # variables are numbered, never made from a user's names (Python would read the
+    # look-alike names "ℕ" and "N" as one identifier)
     lines = ["def fast_bind(kw):", f"    if len(kw) != {len(sig.inputs)}: return None"]
     args = [f"a{k}" for k in range(len(sig.inputs))]
     if args:
@@ -165,6 +179,7 @@ def _fast_binder_source(sig: Signature) -> str:
         lines += [f"        {a} = kw[{node.name!r}]" for a, node in zip(args, sig.inputs)]
         lines.append("    except KeyError: return None")
     dims: dict[str, str] = {}
+    later = []  # checks of expression dims, once every name has its size
     for a, node in zip(args, sig.inputs):
         if not node.shape:
             kind = {"float64": "float", "int64": "int", "bool": "bool", "float32": "None"}
@@ -182,18 +197,25 @@ def _fast_binder_source(sig: Signature) -> str:
         for axis, d in enumerate(node.shape):
             if isinstance(d, int):
                 lines.append(f"    if {a}.shape[{axis}] != {d}: return None")
+            elif isinstance(d, DimExpr):
+                later.append(f"    if {a}.shape[{axis}] != {d.code(dims.__getitem__)}: return None")
             elif d in dims:
                 lines.append(f"    if {a}.shape[{axis}] != {dims[d]}: return None")
             else:
-                dims[d] = f"n_{d}"
-                lines.append(f"    n_{d} = {a}.shape[{axis}]")
-    for d in sig.nonempty:
-        lines.append(f"    if {dims[d]} == 0: return None")
+                dims[d] = f"n{len(dims)}"
+                lines.append(f"    {dims[d]} = {a}.shape[{axis}]")
+    lines += later
+    for d, minimum, _ in sig.requires:
+        size = d.code(dims.__getitem__) if isinstance(d, DimExpr) else dims[d]
+        lines.append(f"    if {size} < {minimum}: return None")
     for labels, classes in sig.label_checks:
-        if labels.op != "input":
+        if labels.op.leaf != "input":
             continue  # constants: bind checks them
         a = args[sig.inputs.index(labels)]
-        bound = dims[classes] if isinstance(classes, str) else classes
+        bound = (
+            classes.code(dims.__getitem__) if isinstance(classes, DimExpr)
+            else dims[classes] if isinstance(classes, str) else classes
+        )
         if labels.shape:
             lines.append(
                 f"    if {a}.size and ({a}.min() < 0 or {a}.max() >= {bound}): return None"
@@ -206,15 +228,24 @@ def _fast_binder_source(sig: Signature) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _too_small(d, value, dims, reason) -> str:
+    if isinstance(d, str):
+        return f"dim {d} is {value}, but {reason}"
+    sizes = ", ".join(f"{n} = {dims[n]}" for n in names_of(d))
+    return f"dim {d} is {value} (for {sizes}), but {reason}"
+
+
 def _label_source(labels: Node) -> Node:
     """The input or constant whose values the labels are.
 
-    Only ``input`` and ``const`` nodes hold int64 values; reshapes and transposes move them
-    around without changing the set of values, so checking the source checks the labels.
+    Only ``input`` and ``const`` nodes hold int64 values (and ``argmax``, which computes
+    valid indices of its own axis, not of a class count); ops that only move values around
+    (their ``moves_values`` fact: reshapes, transposes, slices) keep the set of values, so
+    checking the source checks the labels.
     """
-    while labels.op in ("reshape", "transpose", "broadcast_to", "stop_gradient"):
+    while labels.op.moves_values:
         labels = labels.inputs[0]
-    if labels.op not in ("input", "const"):
+    if labels.op.leaf not in ("input", "const"):
         raise GraphError(f"labels must come from an int64 input or constant, not {labels!r}")
     return labels
 

@@ -6,19 +6,28 @@ broadcasts are explicit loops whose body loads each operand into a local, comput
 formula (common subexpressions first) and stores one element; a reduction whose input is
 an elementwise formula used nowhere else evaluates the formula inside its own loop, so no
 temporary is written; matmuls call ``np.dot`` (BLAS); ``pick`` and ``one_hot`` loop over the
-labels.  Scalars (shape ``()``) are plain locals.  Labels were checked before the call
-(``inputs.py``), so the kernel indexes without bounds checks.
+labels.  Scalars (shape ``()``) are plain locals.  Labels and windows were checked before
+the call (``inputs.py``), so the kernel indexes without bounds checks.
 
-One entry of :data:`LOWER` per op.
+One entry of :data:`LOWER` per op: a function emitting the node on its own, or, for the ops
+whose ``loop`` fact says they join loop groups, a :class:`Map` or :class:`Reduce` saying how
+they compute one element inside the group.  Variables are numbered, never derived from a
+user's names (Python folds look-alike identifiers together: ``ℕ`` is ``N``); the names are
+kept in comments.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..ir import Node, toposort
+from ..ir.shapes import DimExpr
 from ..ops.elementwise import sym
+from ..ops.layout import offsets
 
 NP_DTYPES = {
     "float64": "np.float64",
@@ -117,7 +126,9 @@ class Kernel:
         self.var: dict[Node, str] = {}
         self.lines: list[str] = []
         given = set(args)
-        self.consts: list[Node] = [n for n in self.order if n.op == "const" and n not in given]
+        self.consts: list[Node] = [
+            n for n in self.order if n.op.leaf == "const" and n not in given
+        ]
         self.dims: dict[str, str] = {}
         self.group: dict[Node, None] = {}  # the open loop group (a dict: ordered, O(1) `in`)
         self.rank = {n: i for i, n in enumerate(self.order)}  # topological position
@@ -132,6 +143,8 @@ class Kernel:
         return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
     def size(self, d) -> str:
+        if isinstance(d, DimExpr):
+            return d.code(self.dims.__getitem__)
         return self.dims[d] if isinstance(d, str) else str(d)
 
     def index(self, node: Node, shape, idx: list[str]) -> str:
@@ -175,10 +188,10 @@ class Kernel:
 
     @staticmethod
     def loop_shape(node: Node):
-        """The iteration space of a node that loops elementwise, or None."""
-        if node.op in ("ew", "broadcast_to") and node.shape != ():
+        """The iteration space of a node that joins loop groups (its ``loop`` fact), or None."""
+        if node.op.loop == "map" and node.shape != ():
             return node.shape
-        if node.op in ("sum", "max"):
+        if node.op.loop == "reduce":
             return node.inputs[0].shape
         return None
 
@@ -187,7 +200,7 @@ class Kernel:
         if shape is None or self.group and shape != self.loop_shape(next(iter(self.group))):
             return False
         # a reduction's result is complete only after the loop: its readers cannot join
-        return not any(i in self.group and i.op in ("sum", "max") for i in node.inputs)
+        return not any(i in self.group and i.op.loop == "reduce" for i in node.inputs)
 
     def flush(self):
         """Emit the open loop group as one loop nest."""
@@ -196,7 +209,7 @@ class Kernel:
         shape = self.loop_shape(next(iter(self.group)))
         # Reductions further down over the same loop whose inputs are ready join now
         # (e.g. a bias gradient summing the rows of an adjoint computed here).
-        later = {u for n in self.group for u in self.users.get(n, []) if u.op in ("sum", "max")}
+        later = {u for n in self.group for u in self.users.get(n, []) if u.op.loop == "reduce"}
         for node in sorted(later, key=self.rank.__getitem__):
             ready = node not in self.var and all(i in self.var for i in node.inputs)
             if ready and self.joins_group(node):
@@ -207,20 +220,16 @@ class Kernel:
         stored = [
             n
             for n in group
-            if n.op in ("sum", "max")
+            if n.op.loop == "reduce"
             or n in self.outputs
             or any(u not in inside for u in self.users.get(n, []))
         ]
         for n in stored:
             _allocate(self, n)
         # prange runs the outermost loop (the first axis longer than 1) in parallel: safe when
-        # every iteration writes its own slots, i.e. no sum over that axis into an array
-        # (a sum to a scalar is a reduction Numba parallelises) and no max
+        # every iteration writes its own slots (each reduction's lowering says when it does)
         outer = next((a for a, d in enumerate(shape) if d != 1), None)
-        safe = all(
-            n.op != "max" and (n.op != "sum" or n.shape == () or outer not in n.attr("axes"))
-            for n in group
-        )
+        safe = all(n.op.loop != "reduce" or LOWER[n.op].parallel_safe(n, outer) for n in group)
         idx, depth = self.loops(shape, 1, parallel_ok=safe and outer is not None)
 
         loaded: dict[Node, str] = {}
@@ -237,13 +246,11 @@ class Kernel:
 
         for n in group:
             local = f"e{self.rank[n]}"
-            if n.op == "ew":
-                self.emit(f"{local} = {self.formula(n, read, depth)}", depth)
-            elif n.op == "broadcast_to":
-                self.emit(f"{local} = {read(n.inputs[0])}", depth)
-            else:
-                _accumulate(self, n, read(n.inputs[0]), idx, depth)
+            lowering = LOWER[n.op]
+            if n.op.loop == "reduce":
+                lowering.accumulate(self, n, _target(self, n, idx), read(n.inputs[0]), depth)
                 continue
+            self.emit(f"{local} = {lowering.element(self, n, read, depth)}", depth)
             if n in stored:
                 self.emit(f"{self.var[n]}[{', '.join(idx)}] = {local}", depth)
 
@@ -253,11 +260,11 @@ class Kernel:
         if self.lines:  # generated already
             return self._text
         for k, n in enumerate(self.args):
-            self.var[n] = f"in_{n.name}" if n.op == "input" else f"saved{k}"
+            self.var[n] = f"in{k}" if n.op.leaf == "input" else f"saved{k}"
             for axis, d in enumerate(n.shape):
                 if isinstance(d, str) and d not in self.dims:
-                    self.dims[d] = f"n_{d}"
-                    self.emit(f"n_{d} = {self.var[n]}.shape[{axis}]")
+                    self.dims[d] = f"n{len(self.dims)}"
+                    self.emit(f"{self.dims[d]} = {self.var[n]}.shape[{axis}]  # {d}")
         for k, n in enumerate(self.consts):
             self.var[n] = f"c{k}"
         args = [self.var[n] for n in self.args + self.consts]
@@ -271,25 +278,44 @@ class Kernel:
             self.var[node] = f"v{self.rank[node]}"
             if self.loop_shape(node) is not None:
                 self.group[node] = None
+            elif node.op.loop == "map":  # a scalar: no loop
+                LOWER[node.op].scalar(self, node)
             else:
                 LOWER[node.op](self, node)
         self.flush()
         outs = ", ".join(self.var[o] for o in self.outputs)
         self.emit(f"return ({outs},)")
         header = f"def {self.name}({', '.join(args)}):"
-        self._text = "\n".join([header] + self.lines) + "\n"
+        named = [f"    # {self.var[n]}: {n.name}" for n in self.args if n.op.leaf == "input"]
+        self._text = "\n".join([header] + named + self.lines) + "\n"
         return self._text
 
 
 # --- lowerings ---------------------------------------------------------------------------
 
 
+class Map(NamedTuple):
+    """How an op whose ``loop`` fact is "map" lowers: one element inside a loop group, or a
+    plain local when its value is a scalar."""
+
+    element: Callable  # (kernel, node, read, depth) -> expression of one element
+    scalar: Callable  # (kernel, node) -> emits the scalar value
+
+
+class Reduce(NamedTuple):
+    """How an op whose ``loop`` fact is "reduce" lowers: its initial value and one step of
+    accumulation inside the loop over its input."""
+
+    init: Callable  # node -> the initial value (source text)
+    accumulate: Callable  # (kernel, node, target, value, depth) -> emits one step
+    parallel_safe: Callable  # (node, outer axis) -> whether prange over that axis is safe
+
+
 def _allocate(k: Kernel, node: Node):
     """The storage of a loop-group member that is read after its loop."""
     v, dtype = k.var[node], NP_DTYPES[node.dtype]
-    if node.op in ("sum", "max"):
-        lowest = "-np.inf" if node.dtype.startswith("float") else "np.iinfo(np.int64).min"
-        init = "0" if node.op == "sum" else lowest
+    if node.op.loop == "reduce":
+        init = LOWER[node.op].init(node)
         if node.shape == ():
             k.emit(f"{v} = {dtype}({init})")
         else:
@@ -298,19 +324,33 @@ def _allocate(k: Kernel, node: Node):
         k.emit(f"{v} = np.empty({k.shape(node.shape)}, dtype={dtype})")
 
 
-def _accumulate(k: Kernel, node: Node, value: str, idx, depth: int):
-    """One step of a reduction inside its loop."""
+def _target(k: Kernel, node: Node, idx) -> str:
+    """The slot of a reduction that the loop iteration at ``idx`` accumulates into."""
     axes, v = node.attr("axes"), k.var[node]
     if node.shape == ():
-        target = v
-    elif node.attr("keepdims"):
-        target = f"{v}[{', '.join('0' if i in axes else idx[i] for i in range(len(idx)))}]"
-    else:
-        target = f"{v}[{', '.join(idx[i] for i in range(len(idx)) if i not in axes)}]"
-    if node.op == "sum":
-        k.emit(f"{target} += {value}", depth)
-    else:  # NaN propagates as in np.max: once the running max is NaN it stays
-        k.emit(f"{target} = _max_nan({target}, {value})", depth)
+        return v
+    if node.attr("keepdims"):
+        return f"{v}[{', '.join('0' if i in axes else idx[i] for i in range(len(idx)))}]"
+    return f"{v}[{', '.join(idx[i] for i in range(len(idx)) if i not in axes)}]"
+
+
+def _accumulate_sum(k: Kernel, node: Node, target: str, value: str, depth: int):
+    k.emit(f"{target} += {value}", depth)
+
+
+def _accumulate_max(k: Kernel, node: Node, target: str, value: str, depth: int):
+    # NaN propagates as in np.max: once the running max is NaN it stays
+    k.emit(f"{target} = _max_nan({target}, {value})", depth)
+
+
+def _lowest(node: Node) -> str:
+    return "-np.inf" if node.dtype.startswith("float") else "np.iinfo(np.int64).min"
+
+
+def _sum_parallel_safe(node: Node, outer) -> bool:
+    # each iteration of the outer loop writes its own slots unless it sums over that axis
+    # into an array (a sum to a scalar is a reduction Numba parallelises)
+    return node.shape == () or outer not in node.attr("axes")
 
 
 def _scalar_ew(k: Kernel, node: Node):
@@ -387,6 +427,74 @@ def _one_hot(k: Kernel, node: Node):
     k.emit(f"{v}[{at}, {k.var[labels]}[{at}]] = 1", depth)
 
 
+def _loops_over(k: Kernel, shape, parallel_ok=False):
+    return k.loops(shape, 1, parallel_ok=parallel_ok)
+
+
+def _slice(k: Kernel, node: Node):
+    (x,) = node.inputs
+    v = k.var[node]
+    k.emit(f"{v} = np.empty({k.shape(node.shape)}, dtype={NP_DTYPES[node.dtype]})")
+    idx, depth = _loops_over(k, node.shape, parallel_ok=True)
+    at = [_strided(k, s, st, i) for s, st, i in zip(node.attr("starts"), node.attr("steps"), idx)]
+    k.emit(f"{v}[{', '.join(idx)}] = {k.var[x]}[{', '.join(at)}]", depth)
+
+
+def _strided(k: Kernel, start, step, i: str) -> str:
+    """The index ``start + step * i`` as source (windows were checked before the call)."""
+    text = k.size(start)
+    if i == "0":
+        return text
+    return f"{text} + {step} * {i}" if step != 1 else f"{text} + {i}"
+
+
+def _slice_scatter(k: Kernel, node: Node):
+    (g,) = node.inputs
+    v = k.var[node]
+    k.emit(f"{v} = np.zeros({k.shape(node.shape)}, dtype={NP_DTYPES[node.dtype]})")
+    idx, depth = _loops_over(k, g.shape, parallel_ok=True)
+    at = [_strided(k, s, st, i) for s, st, i in zip(node.attr("starts"), node.attr("steps"), idx)]
+    k.emit(f"{v}[{', '.join(at)}] = {k.index(g, g.shape, idx)}", depth)
+
+
+def _concatenate(k: Kernel, node: Node):
+    v, axis = k.var[node], node.attr("axis")
+    k.emit(f"{v} = np.empty({k.shape(node.shape)}, dtype={NP_DTYPES[node.dtype]})")
+    for x, start in zip(node.inputs, offsets(node)):
+        idx, depth = _loops_over(k, x.shape, parallel_ok=True)
+        at = [_strided(k, start, 1, i) if a == axis else i for a, i in enumerate(idx)]
+        k.emit(f"{v}[{', '.join(at)}] = {k.index(x, x.shape, idx)}", depth)
+
+
+def _argmax(k: Kernel, node: Node):
+    # the first maximal index along the axis; a NaN counts as the maximum (np.argmax)
+    (x,), (axis,), v = node.inputs, node.attr("axes"), k.var[node]
+    kept = k.shape(node.shape or (1,))
+    out = f"{v}_at" if node.shape == () else v
+    k.emit(f"{out} = np.zeros({kept}, dtype=np.int64)")
+    k.emit(f"{v}_best = np.empty({kept}, dtype={NP_DTYPES[x.dtype]})")
+    k.emit(f"{v}_state = np.zeros({kept}, dtype=np.int8)  # 0 unseen, 1 seen, 2 found a NaN")
+    idx, depth = _loops_over(k, x.shape)
+    rest = [i for a, i in enumerate(idx) if a != axis]
+    slot = f"[{', '.join(rest)}]" if rest else "[0]"
+    k.emit(f"{v}_val = {k.index(x, x.shape, idx)}", depth)
+    k.emit(f"{v}_st = {v}_state{slot}", depth)
+    k.emit(
+        f"if {v}_st == 0 or ({v}_st == 1 and ({v}_val > {v}_best{slot} or {v}_val != {v}_val)):",
+        depth,
+    )
+    k.emit(f"{v}_best{slot} = {v}_val", depth + 1)
+    k.emit(f"{out}{slot} = {idx[axis]}", depth + 1)
+    k.emit(f"{v}_state{slot} = 2 if {v}_val != {v}_val else 1", depth + 1)
+    if node.shape == ():
+        k.emit(f"{v} = {out}[0]")
+
+
+def _argument(k: Kernel, node: Node):
+    """Inputs and constant arrays are the kernel's arguments, named in ``Kernel.source``."""
+    raise AssertionError(f"{node!r} is a kernel argument; it is never emitted")
+
+
 def _dim(k: Kernel, node: Node):
     k.emit(f"{k.var[node]} = {NP_DTYPES[node.dtype]}({k.dims[node.attr('name')]})")
 
@@ -396,17 +504,23 @@ def _identity(k: Kernel, node: Node):
 
 
 LOWER = {
-    "input": None,  # kernel arguments
-    "const": None,  # kernel arguments
+    "input": _argument,
+    "const": _argument,
     "dim": _dim,
-    "ew": _scalar_ew,  # scalars; arrays loop in groups (Kernel.flush)
-    "sum": None,  # loop groups
-    "max": None,  # loop groups
+    "ew": Map(element=lambda k, n, read, depth: k.formula(n, read, depth), scalar=_scalar_ew),
+    "broadcast_to": Map(element=lambda k, n, read, depth: read(n.inputs[0]), scalar=_identity),
+    "sum": Reduce(init=lambda node: "0", accumulate=_accumulate_sum,
+                  parallel_safe=_sum_parallel_safe),
+    "max": Reduce(init=_lowest, accumulate=_accumulate_max,
+                  parallel_safe=lambda node, outer: False),
     "argmax_mask": _argmax_mask,
+    "argmax": _argmax,
     "matmul": _matmul,
     "transpose": _transpose,
     "reshape": _reshape,
-    "broadcast_to": None,  # loop groups
+    "slice": _slice,
+    "slice_scatter": _slice_scatter,
+    "concatenate": _concatenate,
     "pick": _pick,
     "one_hot": _one_hot,
     "stop_gradient": _identity,

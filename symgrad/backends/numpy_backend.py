@@ -15,6 +15,7 @@ from scipy.special import erf as _erf  # NumPy has no erf
 from sympy.printing.numpy import NumPyPrinter
 
 from ..ir import Node, to_text, toposort
+from ..ir.shapes import evaluate
 from .inputs import check_labels
 
 
@@ -60,7 +61,31 @@ class Call(NamedTuple):
 
 def resolve(shape, dims: dict[str, int]) -> tuple[int, ...]:
     """A shape with its named dims replaced by their sizes in this call."""
-    return tuple(dims[d] if isinstance(d, str) else d for d in shape)
+    return tuple(evaluate(d, dims) for d in shape)
+
+
+def _window(node, ctx, counts):
+    """The slices of a window (``starts``, ``steps``) with ``counts`` entries per axis."""
+    out = []
+    for start, step, count in zip(resolve(node.attr("starts"), ctx.dims), node.attr("steps"),
+                                  resolve(counts, ctx.dims)):
+        if count == 0:
+            out.append(slice(0, 0))
+            continue
+        stop = start + step * count
+        out.append(slice(start, stop if stop >= 0 else None, step))
+    return tuple(out)
+
+
+def _slice_scatter(node, args, ctx):
+    out = np.zeros(resolve(node.shape, ctx.dims), dtype=node.dtype)
+    out[_window(node, ctx, node.inputs[0].shape)] = args[0]
+    return out
+
+
+def _argmax(node, args, ctx):
+    (x,), (axis,) = args, node.attr("axes")
+    return np.argmax(x, axis=axis).astype(np.int64)
 
 
 def _ew(node, args, ctx):
@@ -101,7 +126,7 @@ def _one_hot(node, args, ctx):
 
 EVAL = {
     # scalars as NumPy values, so NumPy's rules apply (a negative number ** 0.5 is nan)
-    "input": lambda node, args, ctx: np.asarray(ctx.arrays[node.name]),
+    "input": lambda node, args, ctx: np.asarray(ctx.arrays[node.attr("name")]),
     "const": lambda node, args, ctx: node.attr("value").array,
     "dim": lambda node, args, ctx: np.asarray(ctx.dims[node.attr("name")], dtype=node.dtype),
     "ew": _ew,
@@ -119,6 +144,10 @@ EVAL = {
     "pick": _pick,
     "one_hot": _one_hot,
     "stop_gradient": lambda node, args, ctx: args[0],
+    "slice": lambda node, args, ctx: args[0][_window(node, ctx, node.shape)],
+    "slice_scatter": _slice_scatter,
+    "concatenate": lambda node, args, ctx: np.concatenate(args, axis=node.attr("axis")),
+    "argmax": _argmax,
 }
 
 

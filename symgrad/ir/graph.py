@@ -42,18 +42,20 @@ def consumers(outputs) -> Counter:
 
 def inputs_of(outputs) -> list[Node]:
     """The ``input`` nodes the outputs depend on, sorted by name."""
-    return sorted((n for n in toposort(outputs) if n.op == "input"), key=lambda n: n.name)
+    return sorted((n for n in toposort(outputs) if n.op.leaf == "input"), key=lambda n: n.name)
+
+
+# attributes that are the node's content, printed bare (``ew x0*x1``, ``const [1. 2.]``)
+_CONTENT = ("expr", "value")
 
 
 def _describe(node: Node) -> str:
-    if node.op == "input":
+    if node.op.leaf == "input":
         return f"input {node.name!r}"
-    attrs = dict(node.attrs)
-    if node.op == "ew":
-        return f"ew {attrs['expr']}"
-    if node.op == "const":
-        return f"const {attrs['value']}"
-    shown = ", ".join(f"{k}={v}" for k, v in attrs.items() if k != "dtype")
+    attrs = {k: v for k, v in node.attrs if k != "dtype"}
+    if len(attrs) == 1 and next(iter(attrs)) in _CONTENT:
+        return f"{node.op} {next(iter(attrs.values()))}"
+    shown = ", ".join(f"{k}={v}" for k, v in attrs.items())
     return node.op + (f" [{shown}]" if shown else "")
 
 

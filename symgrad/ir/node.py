@@ -1,23 +1,15 @@
 """The expression graph: immutable, hash-consed tensor nodes.
 
-Grammar of the IR (every node is one of these; the op set is closed)::
+A node is ``op(inputs; attributes)`` with a shape and a dtype.  The op set is closed: it is
+the registry :data:`symgrad.ir.op.OPS`, and each op is declared once in ``symgrad/ops/``
+with its constructor, rules and facts (docs/design.md lists them all).  The leaves are
+``input`` (a value the caller passes), ``const`` (an array known when the graph is built)
+and ``dim`` (the run-time size of a named dim); a scalar constant is ``ew`` with no inputs.
 
-    node   := input(name, shape, dtype)            a value the caller passes
-            | const(array)                          an array known when the graph is built
-            | dim(name)                             the run-time size of a named dim
-            | ew(expr; node*)                       elementwise SymPy expr over x0..xk, broadcast
-            | sum(node; axes, keepdims) | max(node; axes, keepdims)
-            | argmax_mask(node; axes)               1 at the first maximum along axes
-            | matmul(node, node)                    1-D and 2-D operands
-            | transpose(node; perm) | reshape(node; shape) | broadcast_to(node; shape)
-            | pick(scores, labels)                  scores[..., labels] along the last axis
-            | one_hot(labels; num_classes, dtype)
-            | stop_gradient(node)                   identity whose derivative is zero
-
-A scalar constant is ``ew`` with no inputs.  Two nodes built from the same op, inputs and
-attributes are the *same object* (hash-consing), so common subexpressions are shared from
-the start and equality is identity.  The shape and dtype are derived from the rest when the
-node is built (``ops/`` holds the rules) and stored for convenience.
+Two nodes built from the same op, inputs and attributes are the *same object*
+(hash-consing), so common subexpressions are shared from the start and equality is
+identity.  The shape and dtype are derived from the rest when the node is built (the op's
+constructor holds the rule) and stored for convenience.
 """
 
 from __future__ import annotations
@@ -29,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..errors import ArgumentError
+from .op import Op
 from .shapes import Shape, fmt
 
 _table: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -43,7 +36,7 @@ def _text(value) -> str:
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Node:
-    op: str
+    op: Op  # the op object (a str subclass: it prints and compares as its name)
     inputs: tuple[Node, ...]
     attrs: tuple[tuple[str, object], ...]
     shape: Shape
@@ -73,10 +66,10 @@ class Node:
     @property
     def name(self) -> str | None:
         """The name of an ``input`` node (None for other ops)."""
-        return self.attr("name") if self.op == "input" else None
+        return self.attr("name") if self.op.leaf == "input" else None
 
     def __repr__(self) -> str:
-        if self.op == "input":
+        if self.op.leaf == "input":
             return f"tensor({self.name!r}, {fmt(self.shape)}, {self.dtype})"
         return f"<{self.op} {fmt(self.shape)} {self.dtype} #{self.digest[:6]}>"
 
@@ -94,7 +87,7 @@ class Node:
     # dict keys everywhere); sg.equal / sg.not_equal compare elementwise.
 
 
-def intern(op: str, inputs: tuple, attrs: dict, shape: Shape, dtype: str) -> Node:
+def intern(op: Op, inputs: tuple, attrs: dict, shape: Shape, dtype: str) -> Node:
     """The unique node for ``(op, inputs, attrs)``; built with ``shape`` and ``dtype`` if new.
 
     Callers (ops/) compute shape and dtype from the same op, inputs and attrs, so they are

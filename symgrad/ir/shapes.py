@@ -1,36 +1,172 @@
-"""Shapes whose dims are ints or names (``("N", 3073)``), and NumPy broadcasting over them.
+"""Shapes whose dims are ints, names or expressions of names (``("N", "D + 1")``), and
+NumPy broadcasting over them.
 
 A named dim stands for one size fixed per call: ``"N"`` in two inputs must be the same
-size.  Broadcasting follows NumPy, with one rule for names: a name matches itself or 1,
-never an int other than 1 (the sizes could differ at run time, so the graph is rejected
-when it is built rather than when it runs).
+size.  A dim may also be an expression of names and ints with ``+``, ``-`` and ``*``
+(``"N - 1"``, ``"D + 1"``, ``"2*H"``): slicing and concatenating named dims produce them,
+and a user may declare them.  Shapes are checked symbolically when the graph is built
+(``N + 1 - 1`` is ``N``) and evaluated when it is called; messages print them as written,
+``(N, D + 1)``.  An expression dim is a :class:`DimExpr`; a plain name stays a ``str`` and a
+constant an ``int``, so most shapes are the tuples they always were.
+
+Broadcasting follows NumPy, with one rule for names: a name (or an expression) matches
+itself or 1, never an int other than 1 (the sizes could differ at run time, so the graph is
+rejected when it is built rather than when it runs).
 """
 
+from __future__ import annotations
+
+import io
+import tokenize
+from functools import lru_cache
 from math import prod
+
+import sympy as sp
 
 from ..errors import ArgumentError, ShapeError
 
-Dim = int | str
+
+@lru_cache(maxsize=None)
+def symbol(name: str) -> sp.Symbol:
+    """The SymPy symbol of a named dim (sizes are non-negative integers)."""
+    return sp.Symbol(name, integer=True, nonnegative=True)
+
+
+class DimExpr:
+    """A dim that is an expression of named dims and ints, such as ``N - 1``.
+
+    Hashed and compared by its canonical SymPy form, so ``N - 1`` built twice is one dim.
+    Build one with :func:`dim_of`, which gives back an ``int`` or a name where it can.
+    """
+
+    __slots__ = ("expr", "names", "_text")
+
+    def __init__(self, expr: sp.Expr):
+        self.expr = expr
+        self.names = tuple(sorted(s.name for s in expr.free_symbols))
+        self._text = str(expr)
+
+    def __eq__(self, other):
+        return isinstance(other, DimExpr) and self.expr == other.expr
+
+    def __hash__(self):
+        return hash(self.expr)
+
+    def __str__(self):
+        return self._text
+
+    def __repr__(self):
+        return repr(self._text)
+
+    def evaluate(self, sizes: dict) -> int:
+        """The value for the named dims' sizes in ``sizes``."""
+        value = self.expr.xreplace({symbol(n): sp.Integer(sizes[n]) for n in self.names})
+        return int(value)
+
+    def code(self, variable) -> str:
+        """Python source computing the dim, with ``variable(name)`` naming each size."""
+        from sympy.printing.pycode import pycode
+
+        renamed = self.expr.xreplace({symbol(n): sp.Symbol(variable(n)) for n in self.names})
+        return f"({pycode(renamed, fully_qualified_modules=True)})"
+
+
+Dim = int | str | DimExpr
 Shape = tuple[Dim, ...]
 
 
+def as_expr(d: Dim) -> sp.Expr:
+    """A dim as a SymPy expression."""
+    if isinstance(d, DimExpr):
+        return d.expr
+    return symbol(d) if isinstance(d, str) else sp.Integer(d)
+
+
+def dim_of(expr) -> Dim:
+    """The canonical dim of a SymPy expression: an int, a name, or a :class:`DimExpr`."""
+    expr = sp.expand(sp.sympify(expr))
+    if expr.is_Integer:
+        return int(expr)
+    if expr.is_Symbol:
+        return expr.name
+    return DimExpr(expr)
+
+
+def is_named(d: Dim) -> bool:
+    """Whether ``d`` is known only at call time (a name or an expression of names)."""
+    return not isinstance(d, int)
+
+
+def names_of(d: Dim) -> tuple[str, ...]:
+    """The named dims ``d`` is made of."""
+    if isinstance(d, DimExpr):
+        return d.names
+    return (d,) if isinstance(d, str) else ()
+
+
+def evaluate(d: Dim, sizes: dict) -> int:
+    """The size of ``d`` for the named dims' sizes in ``sizes``."""
+    if isinstance(d, str):
+        return sizes[d]
+    return d.evaluate(sizes) if isinstance(d, DimExpr) else d
+
+
+def _parse(text: str, what: str) -> Dim:
+    """A dim written as an expression: names, ints, ``+ - *`` and parentheses.
+
+    Names are read from the tokens themselves (never through Python's identifier
+    normalization, which would make ``"ℕ"`` and ``"N"`` one name).
+    """
+    bad = ShapeError(
+        f"{what}: a dim must be an int >= 0, a name like 'N' or an expression like 'N - 1', "
+        f"got {text!r}"
+    )
+    local, parts = {}, []
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        raise bad from None
+    for tok in tokens:
+        if tok.type == tokenize.NAME:
+            key = f"_dim{len(local)}"
+            local[key] = symbol(tok.string)
+            parts.append(key)
+        elif tok.type == tokenize.NUMBER and tok.string.isdigit():
+            parts.append(tok.string)
+        elif tok.type == tokenize.OP and tok.string in "+-*()":
+            parts.append(tok.string)
+        elif tok.type not in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER):
+            raise bad
+    try:
+        expr = sp.sympify(" ".join(parts), locals=local, rational=True)
+    except (sp.SympifyError, SyntaxError, TypeError):
+        raise bad from None
+    if not isinstance(expr, sp.Expr) or not _whole(expr, signed=True):
+        raise bad
+    return dim_of(expr)
+
+
 def normalize(shape, what: str = "shape") -> Shape:
-    """Check a user's shape: a tuple (or a single dim) of non-negative ints and names."""
-    if isinstance(shape, (int, str)):
+    """Check a user's shape: a tuple (or a single dim) of ints >= 0, names and expressions."""
+    if isinstance(shape, (int, str, DimExpr)):
         shape = (shape,)
     try:
         dims = tuple(shape)
     except TypeError:
         raise ShapeError(f"{what} must be a tuple of ints and names, got {shape!r}") from None
+    out = []
     for d in dims:
-        ok = (isinstance(d, str) and d.isidentifier()) or (
+        if isinstance(d, str) and not d.isidentifier():
+            d = _parse(d, f"{what} {shape!r}")
+        ok = isinstance(d, (str, DimExpr)) or (
             isinstance(d, int) and not isinstance(d, bool) and d >= 0
         )
         if not ok:
             raise ShapeError(
                 f"{what} {shape!r}: each dim must be an int >= 0 or a name like 'N', got {d!r}"
             )
-    return dims
+        out.append(d)
+    return tuple(out)
 
 
 def fmt(shape: Shape) -> str:
@@ -80,11 +216,10 @@ def reduced(shape: Shape, axes: tuple[int, ...], keepdims: bool) -> Shape:
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
-def factors(shape: Shape) -> tuple[int, tuple[str, ...]]:
-    """A shape's element count as (product of int dims, sorted names)."""
-    return prod(d for d in shape if isinstance(d, int)), tuple(
-        sorted(d for d in shape if isinstance(d, str))
-    )
+def size_expr(shape: Shape) -> tuple[sp.Expr, tuple[str, ...]]:
+    """A shape's element count as a SymPy expression, and the names it depends on."""
+    expr = sp.expand(prod((as_expr(d) for d in shape), start=sp.Integer(1)))
+    return expr, tuple(sorted(s.name for s in expr.free_symbols))
 
 
 def reshape(old: Shape, new: Shape) -> Shape:
@@ -93,20 +228,22 @@ def reshape(old: Shape, new: Shape) -> Shape:
     if len(holes) > 1:
         raise ShapeError(f"reshape to {new!r}: at most one dim may be -1")
     if holes:
-        rest = new[: holes[0]] + new[holes[0] + 1 :]
-        (n_old, names_old), (n_rest, names_rest) = factors(old), factors(normalize(rest))
-        left = list(names_old)
-        for name in names_rest:
-            if name not in left:
-                break
-            left.remove(name)
-        else:
-            if not left and n_rest and n_old % n_rest == 0:
-                return new[: holes[0]] + (n_old // n_rest,) + new[holes[0] + 1 :]
-            if len(left) == 1 and n_old == n_rest:
-                return new[: holes[0]] + (left[0],) + new[holes[0] + 1 :]
+        rest = normalize(new[: holes[0]] + new[holes[0] + 1 :])
+        (n_old, _), (n_rest, _) = size_expr(old), size_expr(rest)
+        inferred = sp.cancel(n_old / n_rest) if n_rest != 0 else None
+        if inferred is not None and _whole(inferred):
+            return rest[: holes[0]] + (dim_of(inferred),) + rest[holes[0] :]
         raise ShapeError(f"cannot infer the -1 in reshape of {fmt(old)} to {new!r}")
     new = normalize(new, "reshape target")
-    if factors(old) != factors(new):
+    if size_expr(old)[0] != size_expr(new)[0]:
         raise ShapeError(f"cannot reshape {fmt(old)} to {fmt(new)}: element counts differ")
     return new
+
+
+def _whole(expr, signed: bool = False) -> bool:
+    """Whether ``expr`` is a polynomial in the dims with integer coefficients (a size)."""
+    if not expr.free_symbols:
+        return bool(expr.is_Integer and (signed or expr >= 0))
+    if not expr.is_polynomial(*expr.free_symbols):
+        return False
+    return all(c.is_Integer for c in sp.Poly(expr, *expr.free_symbols).coeffs())

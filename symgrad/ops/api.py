@@ -16,16 +16,18 @@ from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ir import Node
 from ..ir import dtypes as dt
 from ..ir.shapes import axes as norm_axes
-from ..ir.shapes import reduced
-from . import structural as st
-from .elementwise import FUNCTIONS, boolean_as_number, ew, number, sym
+from ..ir.shapes import fmt, reduced
+from . import core, layout, linalg, reductions
+from . import labels as label_ops
+from .core import ew
+from .elementwise import FUNCTIONS, boolean_as_number, number, sym
 
 # --- creating tensors --------------------------------------------------------------------
 
 
 def tensor(name: str, shape=(), dtype="float64") -> Node:
     """A named input tensor; dims are ints or names (``tensor("X", ("N", "D"))``)."""
-    return st.input_(name, shape, dtype)
+    return core.input_(name, shape, dtype)
 
 
 def symbols(names: str, dtype="float64"):
@@ -35,7 +37,7 @@ def symbols(names: str, dtype="float64"):
     parts = names.replace(",", " ").split()
     if not parts:
         raise ArgumentError(f"symbols() needs at least one name, got {names!r}")
-    nodes = tuple(st.input_(p, (), dtype) for p in parts)
+    nodes = tuple(core.input_(p, (), dtype) for p in parts)
     return nodes[0] if len(nodes) == 1 else nodes
 
 
@@ -43,7 +45,7 @@ def as_node(value) -> Node:
     if isinstance(value, Node):
         return value
     if isinstance(value, (numbers.Number, np.ndarray, np.generic, list, tuple)):
-        return st.const(value)
+        return core.const(value)
     raise ArgumentError(f"cannot use {type(value).__name__} {value!r} as a tensor")
 
 
@@ -64,7 +66,7 @@ def _apply(formula, *operands, what: str, conditions=()) -> Node:
     """
     tensors = [as_node(v) for v in operands if not _is_number(v)]
     weak = dt.result_float([t.dtype for t in tensors])
-    nodes = [st.scalar(v, weak) if _is_number(v) else as_node(v) for v in operands]
+    nodes = [core.scalar(v, weak) if _is_number(v) else as_node(v) for v in operands]
     args = []
     for position, node in enumerate(nodes):
         s = sym(position)
@@ -98,6 +100,31 @@ sqrt = _unary("sqrt")
 tanh = _unary("tanh")
 relu = _unary("relu")
 softplus = _unary("softplus")
+sin = _unary("sin")
+cos = _unary("cos")
+sin.__doc__ = "Elementwise sine (radians)."
+cos.__doc__ = "Elementwise cosine (radians)."
+
+
+def square(x):
+    """x * x (as ``x**2``)."""
+    return _apply(FUNCTIONS["square"], x, what="square")
+
+
+def log_sigmoid(x):
+    """log(sigmoid(x)) = -softplus(-x), evaluated per sign: finite value and gradient
+    (sigmoid(-x)) for |x| up to 1e4 and beyond."""
+    return _apply(FUNCTIONS["log_sigmoid"], x, what="log_sigmoid")
+
+
+def clip(x, lo, hi):
+    """``x`` limited to ``[lo, hi]`` (numbers or tensors, broadcast).
+
+    Gradient convention (PyTorch's): d clip / dx is 1 where ``lo <= x <= hi``, boundaries
+    included, and 0 outside; the gradient goes to ``lo`` where ``x < lo`` and to ``hi``
+    where ``x > hi``.
+    """
+    return _apply(FUNCTIONS["clip"], x, lo, hi, what="clip")
 
 
 def abs(x):  # noqa: A001 - the NumPy name, as sg.abs
@@ -209,7 +236,7 @@ def cast(x, dtype) -> Node:
 
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - NumPy's name
     """Sum over ``axis`` (None: all)."""
-    return st.reduce_sum(as_node(x), axis, keepdims)
+    return core.reduce_sum(as_node(x), axis, keepdims)
 
 
 def mean(x, axis=None, keepdims=False):
@@ -217,12 +244,37 @@ def mean(x, axis=None, keepdims=False):
     x = as_node(x)
     axes = norm_axes(axis, x.ndim)
     dtype = dt.result_float([x.dtype])
-    return divide(st.reduce_sum(x, axes, keepdims), st.size([x.shape[a] for a in axes], dtype))
+    return divide(core.reduce_sum(x, axes, keepdims), core.size([x.shape[a] for a in axes], dtype))
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001 - NumPy's name
     """Max over ``axis``; at ties the gradient goes to the first maximal element."""
-    return st.reduce_max(as_node(x), axis, keepdims)
+    return reductions.reduce_max(as_node(x), axis, keepdims)
+
+
+def var(x, axis=None, keepdims=False, ddof=0):
+    """Variance over ``axis``: ``sum((x - mean)**2) / (n - ddof)`` (NumPy's ``ddof``; the
+    default 0 is the population variance, ``ddof=1`` the sample variance)."""
+    x = as_node(x)
+    if not isinstance(ddof, int) or isinstance(ddof, bool) or ddof < 0:
+        raise ArgumentError(f"ddof must be an int >= 0, got {ddof!r}")
+    axes = norm_axes(axis, x.ndim)
+    dtype = dt.result_float([x.dtype])
+    centred = subtract(x, mean(x, axes, keepdims=True))
+    count = core.size([x.shape[a] for a in axes], dtype)
+    return divide(core.reduce_sum(multiply(centred, centred), axes, keepdims), count - ddof)
+
+
+def std(x, axis=None, keepdims=False, ddof=0):
+    """Standard deviation over ``axis``: ``sqrt(var(x, axis, ddof=ddof))``.  Its gradient is
+    infinite (NaN after the chain rule) where the variance is 0, as in NumPy's formula."""
+    return sqrt(var(x, axis, keepdims, ddof))
+
+
+def argmax(x, axis=None):
+    """The int64 index of the first maximum along ``axis`` (None: of the flattened array).
+    Not differentiable: ``grad`` raises if a gradient must flow through it."""
+    return reductions.argmax(as_node(x), axis)
 
 
 def logsumexp(x, axis=None, keepdims=False):
@@ -233,11 +285,11 @@ def logsumexp(x, axis=None, keepdims=False):
     fully masked row) is shifted by 0, so it gives -inf, not nan.
     """
     x = as_node(x)
-    top = st.reduce_max(x, axis, keepdims=True)
-    shift = st.stop_gradient(where(greater(top, -np.inf), top, 0))
+    top = reductions.reduce_max(x, axis, keepdims=True)
+    shift = core.stop_gradient(where(greater(top, -np.inf), top, 0))
     total = sum(exp(subtract(x, shift)), axis, keepdims=True)
     out = add(log(total), shift)
-    return out if keepdims else st.reshape(out, reduced(out.shape, norm_axes(axis, x.ndim), False))
+    return out if keepdims else core.reshape(out, reduced(out.shape, norm_axes(axis, x.ndim), False))
 
 
 def log_softmax(x, axis=-1):
@@ -255,55 +307,101 @@ def softmax(x, axis=-1):
 
 
 def matmul(a, b):
-    return st.matmul(as_node(a), as_node(b))
+    return linalg.matmul(as_node(a), as_node(b))
 
 
 def transpose(x, axes=None):
-    return st.transpose(as_node(x), axes)
+    return layout.transpose(as_node(x), axes)
 
 
 def reshape(x, shape):
-    return st.reshape(as_node(x), shape)
+    return core.reshape(as_node(x), shape)
 
 
 def broadcast_to(x, shape):
-    return st.broadcast_to(as_node(x), shape)
+    return core.broadcast_to(as_node(x), shape)
 
 
 def pick(scores, labels):
     """``scores[i, labels[i]]`` for each row (last axis); labels must be int64 in [0, C)."""
-    return st.pick(as_node(scores), as_node(labels))
+    return label_ops.pick(as_node(scores), as_node(labels))
 
 
 def one_hot(labels, num_classes, dtype="float64"):
     """Rows of ``num_classes`` zeros with a 1 at each label."""
-    return st.one_hot(as_node(labels), num_classes, dtype)
+    return label_ops.one_hot(as_node(labels), num_classes, dtype)
 
 
 def stop_gradient(x):
     """``x`` whose derivative is taken to be zero."""
-    return st.stop_gradient(as_node(x))
+    return core.stop_gradient(as_node(x))
+
+
+def concatenate(xs, axis=0):
+    """``xs`` joined along an existing ``axis``; the other dims must agree.
+
+    Named and fixed dims add up: ``(N, D)`` and ``(N, 1)`` along axis 1 give ``(N, D + 1)``.
+    A number is a scalar that is broadcast to the others' shape with one entry along
+    ``axis``: ``concatenate([X, 1.0], axis=1)`` appends a column of ones (the bias trick).
+    """
+    if isinstance(xs, Node) or not isinstance(xs, (list, tuple)):
+        raise ArgumentError(f"concatenate takes a list of tensors, got {type(xs).__name__}")
+    return layout.concatenate([as_node(x) for x in xs], axis)
+
+
+def stack(xs, axis=0):
+    """``xs`` (all of one shape) joined along a new ``axis``: n tensors of shape S give
+    shape ``S[:axis] + (n,) + S[axis:]``."""
+    if isinstance(xs, Node) or not isinstance(xs, (list, tuple)) or not xs:
+        raise ArgumentError("stack takes a non-empty list of tensors")
+    nodes = [as_node(x) for x in xs]
+    shape = nodes[0].shape
+    if any(n.shape != shape for n in nodes):
+        raise ShapeError("stack needs tensors of one shape, got " + ", ".join(
+            fmt(n.shape) for n in nodes))
+    (at,) = norm_axes(axis, len(shape) + 1)
+    new = shape[:at] + (1,) + shape[at:]
+    return layout.concatenate([core.reshape(n, new) for n in nodes], at)
 
 
 def getitem(x: Node, index) -> Node:
-    """Indexing that adds axes: ``x[:, None]``, ``x[None]``, ``x[..., None]``."""
+    """NumPy's basic indexing: ints (negative from the end), slices with steps and negative
+    bounds, ``None`` (a new axis of 1) and one ``...``.  ``x[0]``, ``x[:, 1:3]``, ``x[::-1]``,
+    ``x[..., None]``.  The gradient scatters into zeros.  On a named dim the window is an
+    expression (``x[1:]`` of ``N`` rows has ``N - 1``) that must fit at call time."""
     index = index if isinstance(index, tuple) else (index,)
-    allowed = [
-        i is None or i is Ellipsis or (isinstance(i, slice) and i == slice(None)) for i in index
-    ]
-    if not all(allowed) or [i is Ellipsis for i in index].count(True) > 1:
-        raise ArgumentError(f"indexing supports only ':', '...' and None, got {index!r}")
+    for item in index:
+        ok = item is None or item is Ellipsis or isinstance(item, slice) or (
+            isinstance(item, (int, np.integer)) and not isinstance(item, bool)
+        )
+        if not ok:
+            raise ArgumentError(
+                f"indexing supports ints, slices, None and '...', got {item!r} in {index!r}"
+            )
+    if [i is Ellipsis for i in index].count(True) > 1:
+        raise ArgumentError(f"an index can have only one '...', got {index!r}")
     if Ellipsis not in index:
         index = index + (Ellipsis,)
     at = index.index(Ellipsis)
-    n_rest = x.ndim - len([i for i in index if isinstance(i, slice)])
+    n_rest = x.ndim - len([i for i in index if i is not None and i is not Ellipsis])
     if n_rest < 0:
-        raise ArgumentError(f"too many ':' in index {index!r} for {x.ndim} dims")
+        raise ArgumentError(f"too many indices in {index!r} for {x.ndim} dims")
     expanded = index[:at] + (slice(None),) * n_rest + index[at + 1 :]
-    shape, dims = [], iter(x.shape)
-    for i in expanded:
-        shape.append(1 if i is None else next(dims))
-    return st.reshape(x, tuple(shape))
+    starts, steps, window_shape, final = [], [], [], []
+    axis = 0
+    for item in expanded:
+        if item is None:
+            final.append(1)
+            continue
+        start, step, count = layout.window(x.shape[axis], item, axis)
+        starts.append(start)
+        steps.append(step)
+        window_shape.append(count)
+        if isinstance(item, slice):
+            final.append(count)
+        axis += 1
+    window = layout.slice_(x, starts, steps, window_shape)
+    return core.reshape(window, tuple(final))
 
 
 # --- operators on tensors ----------------------------------------------------------------
@@ -328,4 +426,21 @@ Node.__le__ = less_equal
 Node.__gt__ = greater
 Node.__ge__ = greater_equal
 Node.__getitem__ = getitem
+Node.__abs__ = abs
 Node.T = property(transpose)
+# the NumPy methods users reach for; each is the function of the same name
+Node.sum = lambda self, axis=None, keepdims=False: sum(self, axis, keepdims)
+Node.mean = lambda self, axis=None, keepdims=False: mean(self, axis, keepdims)
+Node.max = lambda self, axis=None, keepdims=False: max(self, axis, keepdims)
+Node.argmax = lambda self, axis=None: argmax(self, axis)
+Node.var = lambda self, axis=None, keepdims=False, ddof=0: var(self, axis, keepdims, ddof)
+Node.std = lambda self, axis=None, keepdims=False, ddof=0: std(self, axis, keepdims, ddof)
+Node.clip = lambda self, lo, hi: clip(self, lo, hi)
+
+
+def _method_reshape(self, *shape):
+    """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``, as in NumPy."""
+    return reshape(self, shape[0] if len(shape) == 1 else shape)
+
+
+Node.reshape = _method_reshape

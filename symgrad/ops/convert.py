@@ -6,6 +6,7 @@ import sympy as sp
 
 from ..errors import GraphError
 from ..ir import Node, toposort
+from .core import EW
 from .elementwise import sym
 
 
@@ -23,14 +24,14 @@ def to_sympy(node: Node) -> sp.Expr:
     for n in toposort([node]):
         if n.shape != ():
             raise GraphError(f"to_sympy converts scalar graphs only; {n!r} has shape {n.shape}")
-        if n.op == "input":
+        if n.op.leaf == "input":
             values[n] = sp.Symbol(n.name)
-        elif n.op == "dim":
+        elif n.op.leaf == "dim":
             values[n] = sp.Symbol(n.attr("name"), positive=True, integer=True)
-        elif n.op == "ew":
+        elif n.op is EW:
             expr = n.attr("expr")
             values[n] = expr.xreplace({sym(i): values[x] for i, x in enumerate(n.inputs)})
-        elif n.op in ("stop_gradient", "reshape", "sum", "max"):
+        elif n.op.scalar_identity:
             values[n] = values[n.inputs[0]]  # the identity on scalars
         else:
             raise GraphError(f"to_sympy cannot convert op {n.op!r}")

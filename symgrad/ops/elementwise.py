@@ -1,9 +1,11 @@
-"""Elementwise ops: one SymPy formula each, derivatives from ``sympy.diff``.
+"""Elementwise formulas: one SymPy formula per function, derivatives from ``sympy.diff``.
 
-An elementwise node is ``ew(expr; inputs)``: ``expr`` is a SymPy expression over the scalar
-symbols ``x0, x1, ...`` standing for the inputs, evaluated element by element with NumPy
-broadcasting.  Adding an elementwise op is one row of :data:`FUNCTIONS`; its derivative,
-its fusion with neighbours and both backends' code come from the formula.
+An elementwise node is ``ew(expr; inputs)`` (built by :func:`symgrad.ops.core.ew`): ``expr``
+is a SymPy expression over the scalar symbols ``x0, x1, ...`` standing for the inputs,
+evaluated element by element with NumPy broadcasting.  Adding an elementwise function is
+one row of :data:`FUNCTIONS` and a wrapper in ``api.py``; its derivative, its fusion with
+neighbours and both backends' code come from the formula (docs/design.md, "Adding an op").
+This module is pure SymPy: it builds no graph nodes, so everything else may import it.
 
 Boolean values (comparisons) appear in formulas only as conditions of ``Piecewise``;
 arithmetic on a boolean tensor reads it as 1.0 / 0.0.
@@ -20,9 +22,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
 from ..errors import ArgumentError
-from ..ir import Node, intern
 from ..ir import dtypes as dt
-from ..ir.shapes import broadcast
 
 
 @cache
@@ -62,6 +62,16 @@ FUNCTIONS = {
     "softplus": lambda x: sp.Piecewise((x + log1p(sp.exp(-x)), x > 0), (log1p(sp.exp(x)), True)),
     "maximum": _piecewise_max,
     "minimum": _piecewise_min,
+    "sin": sp.sin,
+    "cos": sp.cos,
+    "square": lambda x: x**2,
+    # log(sigmoid(x)) = -softplus(-x), per sign so that neither branch overflows and the
+    # derivative (sigmoid(-x)) stays finite for |x| up to 1e4 and beyond
+    "log_sigmoid": lambda x: sp.Piecewise(
+        (-log1p(sp.exp(-x)), x > 0), (x - log1p(sp.exp(x)), True)
+    ),
+    # clip'(x) = 1 for lo <= x <= hi, boundaries included (PyTorch's convention)
+    "clip": lambda x, lo, hi: sp.Piecewise((lo, x < lo), (hi, x > hi), (x, True)),
 }
 
 
@@ -101,87 +111,9 @@ def result_dtype(expr, inputs) -> str:
     return dt.result_float([i.dtype for i in inputs])
 
 
-def ew(expr, inputs, dtype: str | None = None) -> Node:
-    """The canonical elementwise node computing ``expr`` over ``inputs``.
-
-    Canonical means: scalar constants folded into the formula, repeated inputs merged,
-    unused inputs dropped, inputs in creation order, and ``x0`` over one input of the same
-    shape and dtype is that input.  So ``ew(x0 + x1, (a, b))`` and ``ew(x0 + x1, (b, a))``
-    are one node.  The result has the broadcast shape of all given inputs, even those the
-    formula no longer uses (``0 * x`` keeps the shape of ``x``).
-    """
-    inputs = list(inputs)
-    expr = sp.sympify(expr)
-    shape = broadcast(*(i.shape for i in inputs))
-    dtype = dtype or result_dtype(expr, inputs)
-
-    replace, kept = {}, []
-    for i, node in enumerate(inputs):
-        if node.op == "ew" and not node.inputs:  # a scalar constant: fold it in
-            replace[sym(i)] = node.attr("expr")
-        elif sym(i) in expr.free_symbols:
-            kept.append(node)
-    kept = sorted(set(kept), key=lambda n: n.digest)
-    for i, node in enumerate(inputs):
-        if sym(i) not in replace:
-            replace[sym(i)] = sym(kept.index(node)) if node in kept else sp.Integer(0)
-    folded = expr.xreplace(replace)
-    if _undefined(folded):
-        if _undefined(expr) or not _has_constants(inputs):
-            # undefined whatever the inputs (log(0) in a branch, say): nothing to print
-            raise ArgumentError(f"the formula {expr} is undefined (it divides by zero)")
-        # Folding a constant in would divide by zero (SymPy's zoo/nan); keep the constants
-        # as values instead, so the backends compute NumPy's inf or nan.
-        from .structural import opaque
-
-        return ew(expr, [opaque(n) if n.op == "ew" and not n.inputs else n for n in inputs], dtype)
-    expr = folded
-
-    if expr == sym(0) and len(kept) == 1 and kept[0].dtype == dtype:
-        node = kept[0]
-    else:
-        node = intern(
-            "ew",
-            tuple(kept),
-            {"expr": expr, "dtype": dtype},
-            broadcast(*(k.shape for k in kept)),
-            dtype,
-        )
-    if node.shape != shape:
-        from .structural import broadcast_to
-
-        node = broadcast_to(node, shape)
-    return node
-
-
-def _has_constants(inputs) -> bool:
-    """Whether any input is a scalar constant (folded into formulas)."""
-    return any(n.op == "ew" and not n.inputs for n in inputs)
-
-
-def _undefined(expr) -> bool:
+def undefined(expr) -> bool:
+    """Whether a formula is undefined (SymPy's zoo, nan or oo from a division by zero)."""
     return expr.has(sp.zoo, sp.nan, sp.oo)
-
-
-def constant(value, dtype: str = "float64") -> Node:
-    """A scalar constant node."""
-    return ew(number(value), (), dtype)
-
-
-def is_constant(node: Node, value=None) -> bool:
-    """Whether ``node`` is a scalar constant (broadcast or not), optionally equal to ``value``."""
-    while node.op == "broadcast_to":
-        node = node.inputs[0]
-    if node.op != "ew" or node.inputs:
-        return False
-    return value is None or node.attr("expr") == value
-
-
-def as_number(node: Node) -> sp.Expr:
-    """The value of a scalar-constant node as a SymPy number."""
-    while node.op == "broadcast_to":
-        node = node.inputs[0]
-    return node.attr("expr")
 
 
 @cache

@@ -20,8 +20,9 @@ import sympy as sp
 
 from ..ir import Node, consumers
 from ..ir import dtypes as dt
-from ..ops.elementwise import ew, sym
-from ..ops.structural import rebuild
+from ..ir.op import rebuild
+from ..ops.core import EW, ew, is_formula
+from ..ops.elementwise import sym
 from .rewrite import rewrite
 
 MAX_OPS = 120  # a fused formula larger than this is split (keeps SymPy work bounded)
@@ -59,13 +60,12 @@ def fuse(outputs) -> list[Node]:
     uses = consumers(outputs)
 
     def rule(node: Node, inputs: list[Node]) -> Node:
-        if node.op != "ew":
+        if node.op is not EW:
             return rebuild(node, inputs)
         flat, replace = [], {}
         for i, (old, new) in enumerate(zip(node.inputs, inputs)):
             inline = (
-                new.op == "ew"
-                and new.inputs
+                is_formula(new)
                 and uses[old] == 1
                 and (new.shape == node.shape or _cheap(new))
                 and _same_arithmetic(new, node)

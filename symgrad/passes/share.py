@@ -21,8 +21,9 @@ from collections import defaultdict
 import sympy as sp
 
 from ..ir import Node, toposort
-from ..ops.elementwise import ew, sym
-from ..ops.structural import rebuild
+from ..ir.op import rebuild
+from ..ops.core import ew, is_formula
+from ..ops.elementwise import sym
 from .rewrite import rewrite
 
 
@@ -48,7 +49,7 @@ def share_calls(outputs) -> list[Node]:
     """Give each call that several elementwise formulas make a node of its own."""
     seen = defaultdict(set)  # (call over nodes, its input nodes) -> formulas making it
     for node in toposort(outputs):
-        if node.op == "ew" and node.inputs:
+        if is_formula(node):
             for call in _calls(node.attr("expr")):
                 seen[_by_node(call, node.inputs)].add(node)
     # larger calls first: a call inside a shared call is then shared only if still repeated
@@ -61,7 +62,7 @@ def share_calls(outputs) -> list[Node]:
     shared = {call for call, _ in shared}
 
     def rule(node: Node, inputs: list[Node]) -> Node:
-        if node.op != "ew" or not node.inputs:
+        if not is_formula(node):
             return rebuild(node, inputs)
         expr, extra = node.attr("expr"), []
         for call in sorted(_calls(expr), key=lambda c: -sp.count_ops(c)):

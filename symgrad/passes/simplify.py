@@ -20,17 +20,17 @@ Before and after, for the gradient of ``sum(x * 0 + y)`` with respect to ``x``::
 from __future__ import annotations
 
 from ..ir import Node
-from ..ops.elementwise import ew
-from ..ops.structural import broadcast_to, rebuild
+from ..ir.op import rebuild
+from ..ops.core import BROADCAST_TO, EW, broadcast_to, ew
 from .rewrite import rewrite
 
 
 def _simplify_node(node: Node, inputs: list[Node]) -> Node:
-    if node.op == "stop_gradient":
+    if node.op.stops_gradient:
         return inputs[0]
-    if node.op == "ew":
+    if node.op is EW:
         # compute on the unbroadcast inputs; broadcast the (smaller) result if still needed
-        inputs = [x.inputs[0] if x.op == "broadcast_to" else x for x in inputs]
+        inputs = [x.inputs[0] if x.op is BROADCAST_TO else x for x in inputs]
         return broadcast_to(ew(node.attr("expr"), inputs, node.dtype), node.shape)
     return rebuild(node, inputs)
 

@@ -1,0 +1,440 @@
+"""The core ops every other op is built from: leaves, elementwise nodes, broadcasting,
+reshape and sum.
+
+They are one module because their rules refer to each other: an elementwise node over
+inputs of different shapes is broadcast, the adjoint of a broadcast is a sum, the adjoint
+of a sum is a broadcast, and summing a broadcast is a multiplication.  Every other op
+module (``layout``, ``reductions``, ``linalg``, ``labels``) builds on this one, and this one
+imports none of them.
+
+Each op is one :class:`~symgrad.ir.op.Op` declared after its constructor: its chain-rule
+rule, its rebuild, and its facts (docs/design.md, "The op object").  A VJP rule gets the
+node and the adjoint ``g`` of its output and returns one adjoint per input (``None`` where
+no gradient flows); it builds graph nodes, never numbers.
+
+Constructors apply local identities (reshape to the same shape is the input, summing a
+broadcast is a multiplication, ...) so that the simplifier, which rebuilds graphs through
+these constructors, gets them for free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import sympy as sp
+
+from ..errors import ArgumentError, DTypeError, ShapeError
+from ..ir import Node, intern
+from ..ir import dtypes as dt
+from ..ir.op import Op
+from ..ir.shapes import Shape, broadcast, fmt, normalize, reduced
+from ..ir.shapes import axes as norm_axes
+from ..ir.shapes import reshape as check_reshape
+from ..ir.shapes import size_expr
+from .elementwise import boolean_as_number, number, partial, result_dtype, sym, undefined
+
+
+class ConstArray:
+    """A NumPy array as a hashable node attribute (hashed and compared by content)."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = np.array(array)  # a private copy: later changes by the caller do not leak
+        self.array.setflags(write=False)
+        self.key = (
+            self.array.dtype.str,
+            self.array.shape,
+            hashlib.sha1(self.array.tobytes()).hexdigest(),
+        )
+
+    @property
+    def digest_text(self) -> str:
+        return repr(self.key)
+
+    def __eq__(self, other):
+        return isinstance(other, ConstArray) and self.key == other.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __repr__(self):
+        return np.array2string(self.array, threshold=6, precision=4).replace("\n", "")
+
+
+# --- leaves ------------------------------------------------------------------------------
+
+
+def _leaf_vjp(node, g):
+    return ()
+
+
+def _same(node, inputs):
+    return node
+
+
+def input_(name: str, shape, dtype="float64") -> Node:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ArgumentError(f"a tensor name must be an identifier, got {name!r}")
+    shape = normalize(shape, f"shape of tensor {name!r}")
+    dtype = dt.check(dtype)
+    return intern(INPUT, (), {"name": name, "shape": shape, "dtype": dtype}, shape, dtype)
+
+
+INPUT = Op("input", vjp=_leaf_vjp, rebuild=_same, fresh=False, leaf="input")
+
+
+def const(value) -> Node:
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise ArgumentError(f"cannot use {value!r} as a constant array: {exc}") from None
+    if array.dtype.kind == "f":
+        array = array.astype(np.float32 if array.dtype == np.float32 else np.float64)
+    elif array.dtype.kind in "iu":
+        array = array.astype(np.int64)
+    elif array.dtype.kind != "b":
+        raise DTypeError(f"cannot use an array of dtype {array.dtype} as a constant")
+    if array.ndim == 0 and array.dtype.kind in "fiu":
+        return scalar(array.item(), "float64" if array.dtype.kind != "f" else array.dtype.name)
+    return intern(CONST, (), {"value": ConstArray(array)}, array.shape, array.dtype.name)
+
+
+CONST = Op("const", vjp=_leaf_vjp, rebuild=_same, fresh=False, leaf="const")
+
+
+def scalar(value, dtype="float64") -> Node:
+    """A scalar constant: folded into formulas, or kept as a value if it is not finite."""
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return _opaque(value, dtype)
+    return constant(value, dtype)
+
+
+def opaque(scalar: Node) -> Node:
+    """A scalar constant that formulas read as a value instead of folding it in."""
+    return _opaque(float(as_number(scalar)), scalar.dtype)
+
+
+def _opaque(value: float, dtype: str) -> Node:
+    array = np.asarray(value, dtype=dtype)
+    return intern(CONST, (), {"value": ConstArray(array)}, (), dtype)
+
+
+def dim(name: str, dtype="float64") -> Node:
+    """The run-time size of the named dim ``name``, as a scalar of ``dtype``."""
+    return intern(DIM, (), {"name": name, "dtype": dtype}, (), dtype)
+
+
+DIM = Op("dim", vjp=_leaf_vjp, rebuild=_same, fresh=False, leaf="dim")
+
+
+def size(dims: Shape, dtype="float64") -> Node:
+    """The number of elements of a shape with these dims (a scalar node)."""
+    expr, names = size_expr(dims)
+    if not names:
+        return constant(int(expr), dtype)
+    symbols = {sp.Symbol(n, integer=True, nonnegative=True): sym(i) for i, n in enumerate(names)}
+    return ew(expr.xreplace(symbols), [dim(n, dtype) for n in names], dtype)
+
+
+# --- elementwise nodes -------------------------------------------------------------------
+
+
+def ew(expr, inputs, dtype: str | None = None) -> Node:
+    """The canonical elementwise node computing ``expr`` over ``inputs``.
+
+    Canonical means: scalar constants folded into the formula, repeated inputs merged,
+    unused inputs dropped, inputs in creation order, and ``x0`` over one input of the same
+    shape and dtype is that input.  So ``ew(x0 + x1, (a, b))`` and ``ew(x0 + x1, (b, a))``
+    are one node.  The result has the broadcast shape of all given inputs, even those the
+    formula no longer uses (``0 * x`` keeps the shape of ``x``).
+    """
+    inputs = list(inputs)
+    expr = sp.sympify(expr)
+    shape = broadcast(*(i.shape for i in inputs))
+    dtype = dtype or result_dtype(expr, inputs)
+
+    replace, kept = {}, []
+    for i, node in enumerate(inputs):
+        if node.op is EW and not node.inputs:  # a scalar constant: fold it in
+            replace[sym(i)] = node.attr("expr")
+        elif sym(i) in expr.free_symbols:
+            kept.append(node)
+    kept = sorted(set(kept), key=lambda n: n.digest)
+    for i, node in enumerate(inputs):
+        if sym(i) not in replace:
+            replace[sym(i)] = sym(kept.index(node)) if node in kept else sp.Integer(0)
+    folded = expr.xreplace(replace)
+    if undefined(folded):
+        if undefined(expr) or not _has_constants(inputs):
+            # undefined whatever the inputs (log(0) in a branch, say): nothing to print
+            raise ArgumentError(f"the formula {expr} is undefined (it divides by zero)")
+        # Folding a constant in would divide by zero (SymPy's zoo/nan); keep the constants
+        # as values instead, so the backends compute NumPy's inf or nan.
+        return ew(expr, [opaque(n) if n.op is EW and not n.inputs else n for n in inputs], dtype)
+    expr = folded
+
+    if expr == sym(0) and len(kept) == 1 and kept[0].dtype == dtype:
+        node = kept[0]
+    else:
+        node = intern(
+            EW,
+            tuple(kept),
+            {"expr": expr, "dtype": dtype},
+            broadcast(*(k.shape for k in kept)),
+            dtype,
+        )
+    if node.shape != shape:
+        node = broadcast_to(node, shape)
+    return node
+
+
+def _has_constants(inputs) -> bool:
+    """Whether any input is a scalar constant (folded into formulas)."""
+    return any(n.op is EW and not n.inputs for n in inputs)
+
+
+def constant(value, dtype: str = "float64") -> Node:
+    """A scalar constant node."""
+    return ew(number(value), (), dtype)
+
+
+def is_constant(node: Node, value=None) -> bool:
+    """Whether ``node`` is a scalar constant (broadcast or not), optionally equal to ``value``."""
+    while node.op is BROADCAST_TO:
+        node = node.inputs[0]
+    if node.op is not EW or node.inputs:
+        return False
+    return value is None or node.attr("expr") == value
+
+
+def is_formula(node: Node) -> bool:
+    """Whether ``node`` is an elementwise node over at least one input (not a constant)."""
+    return node.op is EW and bool(node.inputs)
+
+
+def as_number(node: Node) -> sp.Expr:
+    """The value of a scalar-constant node as a SymPy number."""
+    while node.op is BROADCAST_TO:
+        node = node.inputs[0]
+    return node.attr("expr")
+
+
+def _vjp_ew(node, g):
+    """Chain rule for any formula: adjoint_i = g * d expr/d x_i, summed down to x_i's shape."""
+    expr, inputs, k = node.attr("expr"), node.inputs, len(node.inputs)
+    out = []
+    for i, x in enumerate(inputs):
+        if not dt.is_float(x.dtype):
+            out.append(None)
+            continue
+        deriv, uses_output = partial(expr, i, k)
+        if deriv == 0:
+            out.append(None)
+            continue
+        if uses_output:  # d/dx written over the saved output (sigmoid' = y*(1 - y))
+            contribution = ew(sym(1) * deriv, [node, g])
+        else:
+            contribution = ew(sym(k) * deriv, [*inputs, g])
+        out.append(unbroadcast(contribution, x.shape))
+    return tuple(out)
+
+
+EW = Op(
+    "ew",
+    vjp=_vjp_ew,
+    rebuild=lambda node, inputs: ew(node.attr("expr"), inputs, node.dtype),
+    fresh=True,
+    loop="map",
+)
+
+
+# --- broadcasting and reshaping ----------------------------------------------------------
+
+
+def reshape(x: Node, shape) -> Node:
+    shape = check_reshape(x.shape, tuple(shape) if isinstance(shape, (tuple, list)) else (shape,))
+    if shape == x.shape:
+        return x
+    if x.op is RESHAPE:
+        return reshape(x.inputs[0], shape)
+    if is_constant(x) or x.op is BROADCAST_TO and x.inputs[0].shape == ():
+        return broadcast_to(x.inputs[0] if x.op is BROADCAST_TO else x, shape)
+    return intern(RESHAPE, (x,), {"shape": shape}, shape, x.dtype)
+
+
+RESHAPE = Op(
+    "reshape",
+    vjp=lambda node, g: (reshape(g, node.inputs[0].shape),),
+    rebuild=lambda node, inputs: reshape(inputs[0], node.shape),
+    fresh=False,  # NumPy's reshape is a view where it can be
+    moves_values=True,
+    scalar_identity=True,
+)
+
+
+def broadcast_to(x: Node, shape) -> Node:
+    shape = normalize(shape, "broadcast target")
+    if broadcast(x.shape, shape) != shape:
+        raise ShapeError(f"cannot broadcast {fmt(x.shape)} to {fmt(shape)}")
+    if shape == x.shape:
+        return x
+    if x.op is BROADCAST_TO:
+        return broadcast_to(x.inputs[0], shape)
+    if x.op is RESHAPE and x.shape and all(d == 1 for d in x.shape):
+        return broadcast_to(reshape(x.inputs[0], ()), shape)  # one value, whatever its dims
+    return intern(BROADCAST_TO, (x,), {"shape": shape}, shape, x.dtype)
+
+
+BROADCAST_TO = Op(
+    "broadcast_to",
+    vjp=lambda node, g: (unbroadcast(g, node.inputs[0].shape),),
+    rebuild=lambda node, inputs: broadcast_to(inputs[0], node.shape),
+    fresh=True,  # a loop group writes it; NumPy's read-only broadcast is copied on the way out
+    loop="map",
+    moves_values=True,
+)
+
+
+def expand(g: Node, axes: tuple[int, ...], keepdims: bool) -> Node:
+    """Put back the reduced ``axes`` as size-1 dims (the inverse of keepdims=False)."""
+    if keepdims or not axes:
+        return g
+    shape = list(g.shape)
+    for a in axes:
+        shape.insert(a, 1)
+    return reshape(g, tuple(shape))
+
+
+def unbroadcast(g: Node, shape: Shape) -> Node:
+    """Sum ``g`` down to ``shape``: the adjoint of broadcasting ``shape`` to ``g.shape``."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    g = reduce_sum(g, tuple(range(lead)))
+    kept = tuple(i for i, d in enumerate(shape) if d == 1 and g.shape[i] != 1)
+    return reshape(reduce_sum(g, kept, keepdims=True), shape)
+
+
+# --- sum ---------------------------------------------------------------------------------
+
+
+def numeric(x: Node) -> Node:
+    """Booleans as 1.0 / 0.0, so that reductions count and compare numbers."""
+    return ew(boolean_as_number(sym(0)), [x], "float64") if x.dtype == "bool" else x
+
+
+def reduce_sum(x: Node, axis=None, keepdims: bool = False) -> Node:
+    axes = norm_axes(axis, x.ndim)
+    x = numeric(x)
+    if not axes:
+        return x
+    out_shape = reduced(x.shape, axes, keepdims)
+    if is_constant(x, 0):
+        return broadcast_to(constant(0, x.dtype), out_shape)
+    if all(x.shape[a] == 1 for a in axes):
+        return reshape(x, out_shape)
+    if x.op is BROADCAST_TO and dt.is_float(x.dtype):
+        # Summing copies made by a broadcast is a multiplication by their count.
+        y = x.inputs[0]
+        lead = x.ndim - y.ndim
+        made = [a for a in axes if a < lead or y.shape[a - lead] == 1]
+        if made == list(axes):
+            y_full = reshape(y, (1,) * lead + y.shape)
+            kept = tuple(d if i not in axes else 1 for i, d in enumerate(x.shape))
+            y_kept = (
+                broadcast_to(y_full, broadcast(y_full.shape, kept))
+                if y_full.shape != kept
+                else y_full
+            )
+            count = size([x.shape[a] for a in axes], x.dtype)
+            return reshape(ew(sym(0) * sym(1), [y_kept, count]), out_shape)
+    if x.op is EW and axes == (x.ndim - 1,):
+        picked = _sum_of_one_hot(x, keepdims)
+        if picked is not None:
+            return picked
+    return intern(SUM, (x,), {"axes": axes, "keepdims": bool(keepdims)}, out_shape, x.dtype)
+
+
+def _vjp_sum(node, g):
+    (x,) = node.inputs
+    return (broadcast_to(expand(g, node.attr("axes"), node.attr("keepdims")), x.shape),)
+
+
+SUM = Op(
+    "sum",
+    vjp=_vjp_sum,
+    rebuild=lambda node, inputs: reduce_sum(inputs[0], node.attr("axes"), node.attr("keepdims")),
+    fresh=True,
+    loop="reduce",
+    scalar_identity=True,
+)
+
+
+def _inline(x: Node, depth: int = 4):
+    """``x``'s formula with its elementwise producers substituted, down to ``depth`` levels.
+
+    Returns ``(expr, leaves)``: the formula over the leaves (non-elementwise nodes).
+    """
+    expr, leaves, replace = x.attr("expr"), [], {}
+    for i, node in enumerate(x.inputs):
+        if node.op is EW and node.inputs and depth > 0:
+            inner, inner_leaves = _inline(node, depth - 1)
+            subs = {}
+            for j, leaf in enumerate(inner_leaves):
+                if leaf not in leaves:
+                    leaves.append(leaf)
+                subs[sym(j)] = _leaf(leaves.index(leaf))
+            replace[sym(i)] = inner.xreplace(subs)
+        else:
+            if node not in leaves:
+                leaves.append(node)
+            replace[sym(i)] = _leaf(leaves.index(node))
+    expr = expr.xreplace(replace)
+    return expr.xreplace({_leaf(j): sym(j) for j in range(len(leaves))}), leaves
+
+
+def _leaf(i: int) -> sp.Symbol:
+    return sp.Symbol(f"_leaf{i}", real=True)
+
+
+def _sum_of_one_hot(x: Node, keepdims: bool) -> Node | None:
+    """sum(one_hot(labels) * r, axis=-1) is r when r is constant along that axis.
+
+    Each row of a one-hot holds exactly one 1 (labels are checked to be in [0, C)), so the
+    sum keeps the one term where it is 1.  This is what turns the derived softmax
+    cross-entropy gradient into (softmax - onehot) / N.
+    """
+    expr, leaves = _inline(x)
+    last = x.ndim - 1
+    for k, h in enumerate(leaves):
+        others = [i for j, i in enumerate(leaves) if j != k]
+        # every other operand must be constant along the last axis (operands align right)
+        if not h.op.hot_rows or any(i.ndim and i.shape[-1] != 1 for i in others):
+            continue
+        if sp.diff(expr, sym(k), 2) == 0 and expr.xreplace({sym(k): sp.Integer(0)}) == 0:
+            inputs = [constant(0, x.dtype) if j == k else i for j, i in enumerate(leaves)]
+            rest = ew(expr.xreplace({sym(k): sp.Integer(1)}), inputs, x.dtype)
+            shape = x.shape[:last] + ((1,) if keepdims else ())
+            return reshape(broadcast_to(rest, broadcast(rest.shape, x.shape[:last] + (1,))), shape)
+    return None
+
+
+# --- stop_gradient -----------------------------------------------------------------------
+
+
+def stop_gradient(x: Node) -> Node:
+    """The value of ``x`` with a zero derivative (removed before lowering)."""
+    if x.op.leaf in ("const", "dim") or is_constant(x):  # nothing to stop
+        return x
+    return intern(STOP_GRADIENT, (x,), {}, x.shape, x.dtype)
+
+
+STOP_GRADIENT = Op(
+    "stop_gradient",
+    vjp=lambda node, g: (None,),
+    rebuild=lambda node, inputs: stop_gradient(inputs[0]),
+    fresh=False,
+    moves_values=True,
+    scalar_identity=True,
+    stops_gradient=True,
+)
