@@ -820,3 +820,178 @@ def test_hessian_vector_product_logsumexp(backend):
     x0, v0 = rng.standard_normal(6), rng.standard_normal(6)
     p = _np_softmax(x0, 0)
     np.testing.assert_allclose(fn(x=x0, v=v0), p * v0 - p * (p @ v0), rtol=1e-11, atol=1e-14)
+
+
+# --- indexing, concatenate, stack, argmax, var and std ----------------------------------
+
+_X34 = lambda: sg.tensor("a", (3, 4))  # noqa: E731
+_XN4 = lambda: sg.tensor("r", ("N", 4))  # noqa: E731
+
+
+def _index_case(index, named=False):
+    make = _XN4 if named else _X34
+    name = "r" if named else "a"
+    rows = 5 if named else 3
+    return Case(lambda: (make()[index] * 1.5, [make()]),
+                lambda rng: {name: rng.standard_normal((rows, 4))},
+                lambda **kw: 1.5 * kw[name][index])
+
+
+INDEXING = {
+    "int": _index_case(0),
+    "negative_int": _index_case(-1),
+    "int_int": _index_case((1, -2)),
+    "columns": _index_case((slice(None), slice(1, 3))),
+    "rows_from_1": _index_case(slice(1, None)),
+    "negative_bounds": _index_case((slice(-2, None), slice(None, -1))),
+    "step": _index_case((slice(None, None, 2), slice(1, None, 2))),
+    "negative_step": _index_case((slice(None, None, -1), slice(3, 0, -2))),
+    "ellipsis_int": _index_case((Ellipsis, 2)),
+    "none_and_int": _index_case((None, 1, slice(None))),
+    "named_rows_from_1": _index_case(slice(1, None), named=True),
+    "named_negative_int": _index_case(-2, named=True),
+    "named_int": _index_case((1, slice(None, None, 2)), named=True),
+    "named_step": _index_case(slice(None, None, 2), named=True),
+    "named_reversed": _index_case(slice(None, None, -1), named=True),
+    "named_negative_bounds": _index_case(slice(-3, -1), named=True),
+}
+
+
+@pytest.mark.parametrize("name", list(INDEXING))
+def test_indexing(backend, name):
+    grads = check_case(INDEXING[name], backend, seed=zlib.crc32(name.encode()))
+    assert grads[0].shape in ((3, 4), (5, 4))  # the gradient scatters into the full shape
+
+
+def test_indexing_named_dims_are_expressions():
+    r = _XN4()
+    assert sg.ir.shapes.fmt(r[1:].shape) == "(N - 1, 4)"
+    assert sg.ir.shapes.fmt(r[-3:-1].shape) == "(2, 4)"
+    assert r[0].shape == (4,)
+
+
+def test_indexing_errors():
+    a = _X34()
+    with pytest.raises(sg.ShapeError, match="index 3 is out of range for axis 0 of size 3"):
+        a[3]
+    with pytest.raises(sg.ArgumentError, match="too many indices"):
+        a[0, 0, 0]
+    with pytest.raises(sg.ArgumentError, match="step cannot be zero"):
+        a[::0]
+    with pytest.raises(sg.ArgumentError, match="indexing supports"):
+        a[[0, 1]]
+
+
+def test_named_slice_must_fit_at_call_time(backend):
+    r = _XN4()
+    fn = compile_cached(r[2:] * 1.0, backend)
+    assert fn(r=np.ones((2, 4))).shape == (0, 4)
+    with pytest.raises(sg.ShapeError, match=r"dim N - 2 is -1 \(for N = 1\)"):
+        fn(r=np.ones((1, 4)))
+    fn = compile_cached(r[3] * 1.0, backend)
+    with pytest.raises(sg.ShapeError, match="must lie inside it"):
+        fn(r=np.ones((3, 4)))
+    np.testing.assert_array_equal(fn(r=np.arange(16.0).reshape(4, 4)), [12, 13, 14, 15])
+
+
+def _concat_case():
+    X, b = sg.tensor("X", ("N", "D")), sg.tensor("b", ("N", 2))
+    return Case(lambda: (sg.concatenate([X, b, X], axis=1) * 2.0, [X, b]),
+                lambda rng: {"X": rng.standard_normal((3, 4)), "b": rng.standard_normal((3, 2))},
+                lambda X, b: 2 * np.concatenate([X, b, X], axis=1),
+                lambda c, X, b: [2 * (c[:, :4] + c[:, 6:]), 2 * c[:, 4:6]])
+
+
+STACKING = {
+    "concatenate_named_and_fixed": _concat_case(),
+    "concatenate_rows": Case(lambda: (sg.concatenate([_X34(), sg.tensor("k", (2, 4))]) ** 2,
+                                      [_X34(), sg.tensor("k", (2, 4))]),
+                             lambda rng: {"a": rng.standard_normal((3, 4)),
+                                          "k": rng.standard_normal((2, 4))},
+                             lambda a, k: np.concatenate([a, k]) ** 2),
+    "concatenate_scalar_column": Case(lambda: (sg.concatenate([_X34(), 1.0], axis=-1), [_X34()]),
+                                      lambda rng: {"a": rng.standard_normal((3, 4))},
+                                      lambda a: np.hstack([a, np.ones((3, 1))])),
+    "stack_leading": Case(lambda: (sg.stack([_X34(), sg.exp(_X34()), sg.tensor("k", (3, 4))]),
+                                   [_X34(), sg.tensor("k", (3, 4))]),
+                          lambda rng: {"a": rng.standard_normal((3, 4)),
+                                       "k": rng.standard_normal((3, 4))},
+                          lambda a, k: np.stack([a, np.exp(a), k])),
+    "stack_last": Case(lambda: (sg.stack([_X34(), 2 * _X34()], axis=-1), [_X34()]),
+                       lambda rng: {"a": rng.standard_normal((3, 4))},
+                       lambda a: np.stack([a, 2 * a], axis=-1)),
+    "var_rows": Case(lambda: (sg.var(_X34(), axis=1), [_X34()]),
+                     lambda rng: {"a": rng.standard_normal((3, 4))}, lambda a: np.var(a, axis=1)),
+    "var_all_ddof1": Case(lambda: (_X34().var(ddof=1), [_X34()]),
+                          lambda rng: {"a": rng.standard_normal((3, 4))},
+                          lambda a: np.var(a, ddof=1)),
+    "std_rows_named": Case(lambda: (sg.std(_XN4(), axis=1, keepdims=True), [_XN4()]),
+                           lambda rng: {"r": rng.standard_normal((5, 4))},
+                           lambda r: np.std(r, axis=1, keepdims=True)),
+    "std_cols_ddof1": Case(lambda: (_X34().std(axis=0, ddof=1), [_X34()]),
+                           lambda rng: {"a": rng.standard_normal((3, 4))},
+                           lambda a: np.std(a, axis=0, ddof=1)),
+    "methods": Case(lambda: (_X34().reshape(2, 6).sum(axis=0) + _X34().mean() + _X34().max(),
+                             [_X34()]),
+                    lambda rng: {"a": rng.standard_normal((3, 4))},
+                    lambda a: a.reshape(2, 6).sum(axis=0) + a.mean() + a.max()),
+}
+
+
+@pytest.mark.parametrize("name", list(STACKING))
+def test_concatenate_stack_var(backend, name):
+    check_case(STACKING[name], backend, seed=zlib.crc32(name.encode()))
+
+
+def test_concatenate_shapes_and_errors():
+    X, b = sg.tensor("X", ("N", "D")), sg.tensor("b", ("N", 1))
+    assert sg.ir.shapes.fmt(sg.concatenate([X, b], axis=1).shape) == "(N, D + 1)"
+    assert sg.concatenate([X, X], axis=0).shape[0] == sg.ir.shapes.dim_of("2*N" and
+                                                                        2 * sg.ir.shapes.symbol("N"))
+    with pytest.raises(sg.ShapeError, match="differ in another axis"):
+        sg.concatenate([X, sg.tensor("k", (3, 1))], axis=1)
+    with pytest.raises(sg.ArgumentError, match="list of tensors"):
+        sg.concatenate(X)
+    with pytest.raises(sg.ShapeError, match="one shape"):
+        sg.stack([X, b])
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1, -1])
+def test_argmax_matches_numpy(backend, axis):
+    x = sg.tensor("x", ("N", 4))
+    fn = compile_cached(sg.argmax(x, axis=axis), backend)
+    x0 = np.array([[1.0, 3.0, 3.0, 0.0], [-np.inf, -np.inf, -np.inf, -np.inf],
+                   [0.0, np.nan, 5.0, np.nan], [2.0, 1.0, 0.0, 2.0]])
+    got = fn(x=x0)
+    expected = np.argmax(x0, axis=axis)
+    np.testing.assert_array_equal(got, expected)
+    assert np.asarray(got).dtype == np.int64
+
+
+def test_argmax_accuracy_and_no_gradient(backend):
+    S, y = sg.tensor("S", ("N", 3)), sg.tensor("y", ("N",), dtype="int64")
+    accuracy = sg.mean(sg.equal(sg.argmax(S, axis=1), y))
+    fn = compile_cached(accuracy, backend)
+    S0 = np.array([[0.1, 0.5, 0.2], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert fn(S=S0, y=np.array([1, 1, 2])) == pytest.approx(2 / 3)
+    loss = sg.sum(S) + accuracy
+    with pytest.raises(sg.GraphError, match="cannot differentiate through argmax"):
+        sg.grad(loss, S)
+    ok = sg.sum(S) + sg.mean(sg.equal(sg.argmax(sg.stop_gradient(S), axis=1), y))
+    _, g = value_and_grad_cached(ok, S, backend)(S=S0, y=np.array([1, 1, 2]))
+    np.testing.assert_array_equal(g, np.ones((3, 3)))
+
+
+def test_look_alike_names_stay_apart(backend):
+    # NFKC folds "ℕ" into "N" in Python identifiers; generated code must keep them apart
+    a, b = sg.tensor("ℕ", ("ℕ",)), sg.tensor("N", ("N",))
+    f = sg.sum(a * 2.0) + sg.sum(b) * 10.0
+    fn = sg.value_and_grad(f, [a, b], backend=backend)
+    value, (ga, gb) = fn(**{"ℕ": np.arange(5.0), "N": np.ones(2)})
+    assert value == 2 * 10.0 + 10 * 2.0
+    np.testing.assert_array_equal(ga, np.full(5, 2.0))
+    np.testing.assert_array_equal(gb, np.full(2, 10.0))
+    # and the other way round: a long N and a short ℕ (the kernel must not reuse sizes)
+    value, (ga, gb) = fn(**{"ℕ": np.ones(1), "N": np.arange(300.0)})
+    assert value == 2.0 + 10 * np.sum(np.arange(300.0))
+    assert ga.shape == (1,) and gb.shape == (300,)

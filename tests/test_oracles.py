@@ -466,3 +466,21 @@ def test_gradcheck_float32_tolerance(backend):
     f = sg.sum(sg.tanh(x) * x)
     value, (g,) = check_grads(f, [x], {"x": np.linspace(-1, 1, 5).astype(np.float32)}, backend=backend)
     assert np.asarray(g).dtype == np.float32
+
+
+@pytest.mark.parametrize("n", [50, 200])
+def test_bias_trick_by_concatenate_matches_hand_gradient(backend, n):
+    # the course's bias trick done in the graph: a column of ones appended to the images,
+    # (N, D - 1) -> (N, D), then the hinge loss with L2, against the hand-derived gradient
+    Xr = sg.tensor("Xr", ("N", "F"))
+    W = sg.tensor("W", ("F + 1", "C"))  # F + 1: the weights of the appended column too
+    y = sg.tensor("y", ("N",), dtype="int64")
+    Xb = sg.concatenate([Xr, 1.0], axis=1)
+    assert sg.ir.shapes.fmt(Xb.shape) == "(N, F + 1)"
+    f = sg.losses.multiclass_hinge(Xb @ W, y) + REG * sg.losses.l2(W)
+    X, W0, y0 = _cifar_like(n, seed=n + 1)
+    W0 = 5 * W0
+    loss, (dW,) = value_and_grad_cached(f, [W], backend)(Xr=X[:, :-1], W=W0, y=y0)
+    ref_loss, ref_dW = hinge_hand(X, W0, y0, REG)
+    assert abs(loss - ref_loss) <= 1e-10 * abs(ref_loss)
+    assert rel_err(dW, ref_dW) <= 1e-10

@@ -19,6 +19,8 @@ simplification assumed finite values (`x - x` is 0, `x / x` is 1).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import ArgumentError, DTypeError, GraphError, LabelError, ShapeError
@@ -76,7 +78,7 @@ class Signature:
                 f"named dims {sorted(unbound)} are not the size of any input, so no call could "
                 "give them a value"
             )
-        namespace = {"ndarray": np.ndarray, "DTYPES": {d: np.dtype(d) for d in _KINDS}}
+        namespace = {"ndarray": np.ndarray, "DTYPES": {d: np.dtype(d) for d in _KINDS}, "math": math}
         exec(compile(_fast_binder_source(self), "<symgrad fast_bind>", "exec"), namespace)
         # ``bind`` for calls whose values need no conversion, else None (then call ``bind``);
         # straight-line checks generated per signature (see _fast_binder_source), since
@@ -198,13 +200,14 @@ def _fast_binder_source(sig: Signature) -> str:
             if isinstance(d, int):
                 lines.append(f"    if {a}.shape[{axis}] != {d}: return None")
             elif isinstance(d, DimExpr):
-                later.append(f"    if {a}.shape[{axis}] != {d.code(dims.__getitem__)}: return None")
+                later.append((a, axis, d))
             elif d in dims:
                 lines.append(f"    if {a}.shape[{axis}] != {dims[d]}: return None")
             else:
                 dims[d] = f"n{len(dims)}"
                 lines.append(f"    {dims[d]} = {a}.shape[{axis}]")
-    lines += later
+    for a, axis, d in later:
+        lines.append(f"    if {a}.shape[{axis}] != {d.code(dims.__getitem__)}: return None")
     for d, minimum, _ in sig.requires:
         size = d.code(dims.__getitem__) if isinstance(d, DimExpr) else dims[d]
         lines.append(f"    if {size} < {minimum}: return None")

@@ -95,7 +95,7 @@ def slice_(x: Node, starts, steps, shape) -> Node:
     starts, steps, shape = tuple(starts), tuple(steps), tuple(shape)
     if shape == x.shape and all(s == 0 for s in starts) and all(k == 1 for k in steps):
         return x
-    attrs = {"starts": starts, "steps": steps}
+    attrs = {"starts": starts, "steps": steps, "shape": shape}  # the shape is part of the key
     return intern(SLICE, (x,), attrs, shape, x.dtype)
 
 
