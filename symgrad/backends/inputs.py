@@ -78,11 +78,12 @@ class Signature:
                 f"named dims {sorted(unbound)} are not the size of any input, so no call could "
                 "give them a value"
             )
+        self.plan = _plan(self)
         namespace = {"ndarray": np.ndarray, "DTYPES": {d: np.dtype(d) for d in _KINDS}, "math": math}
         exec(compile(_fast_binder_source(self), "<symgrad fast_bind>", "exec"), namespace)
         # ``bind`` for calls whose values need no conversion, else None (then call ``bind``);
-        # straight-line checks generated per signature (see _fast_binder_source), since
-        # per-call overhead is all a scalar function like (x + y) * z costs
+        # straight-line checks generated per signature from the same plan as ``bind`` (see
+        # _fast_binder_source), since per-call overhead is all a scalar function costs
         self.fast_bind = namespace["fast_bind"]
 
     def bind(self, kwargs: dict) -> tuple[tuple, dict[str, int]]:
@@ -92,56 +93,53 @@ class Signature:
         come back C-contiguous in the declared dtype; scalar inputs as scalars of that dtype
         (a Python float for float64).  ``fast_bind`` is tried first on every call;
         this is the complete version, which converts what needs converting and explains
-        what is wrong.
+        what is wrong.  Both run the checks of :attr:`plan`, in its order.
         """
         if kwargs.keys() != self._name_set:
             self._explain_keywords(kwargs)
-        values, dims = {}, {}
-        for node, name in zip(self.inputs, self.names):
-            value = kwargs[name]
-            if not node.shape:
-                values[name] = _scalar(node, value)
-                continue
-            array = _convert(node, value)
-            if array.ndim != node.ndim:
-                raise ShapeError(
-                    f"input {name!r} should have {node.ndim} dims {fmt(node.shape)}, "
-                    f"got shape {array.shape}"
-                )
-            for axis, (want, got) in enumerate(zip(node.shape, array.shape)):
-                if want.__class__ is DimExpr:
-                    continue  # checked once every name has its size, below
-                if want.__class__ is int:
-                    if want != got:
-                        raise ShapeError(
-                            f"input {name!r} should have shape {fmt(node.shape)}, got "
-                            f"{array.shape}: axis {axis} is {got}, expected {want}"
-                        )
-                elif dims.setdefault(want, got) != got:
+        values, dims = [None] * len(self.inputs), {}
+        for step in self.plan:
+            kind, k = step[0], step[1]
+            node = self.inputs[k] if k is not None else None
+            if kind == "scalar":
+                values[k] = _scalar(node, kwargs[node.name])
+            elif kind == "array":
+                array = values[k] = _convert(node, kwargs[node.name])
+                if array.ndim != node.ndim:
+                    raise ShapeError(
+                        f"input {node.name!r} should have {node.ndim} dims {fmt(node.shape)}, "
+                        f"got shape {array.shape}"
+                    )
+            elif kind in ("fixed", "expr"):
+                axis, want = step[2], step[3]
+                got, expected = values[k].shape[axis], evaluate(want, dims)
+                if got != expected:
+                    shown = expected if kind == "fixed" else f"{want} = {expected}"
+                    raise ShapeError(
+                        f"input {node.name!r} should have shape {fmt(node.shape)}, got "
+                        f"{values[k].shape}: axis {axis} is {got}, expected {shown}"
+                    )
+            elif kind == "bind":
+                dims[step[3]] = values[k].shape[step[2]]
+            elif kind == "same":
+                axis, want = step[2], step[3]
+                got = values[k].shape[axis]
+                if dims[want] != got:
                     raise ShapeError(
                         f"dim {want} is {dims[want]} for {self._first[want]!r} but {got} "
-                        f"for {name!r}"
+                        f"for {node.name!r}"
                     )
-            values[name] = array
-        for node in self.inputs:
-            for axis, want in enumerate(node.shape):
-                if want.__class__ is DimExpr:
-                    got, expected = values[node.attr("name")].shape[axis], want.evaluate(dims)
-                    if got != expected:
-                        raise ShapeError(
-                            f"input {node.name!r} should have shape {fmt(node.shape)}, got "
-                            f"{values[node.attr('name')].shape}: axis {axis} is {got}, expected "
-                            f"{want} = {expected}"
-                        )
-        for d, minimum, reason in self.requires:
-            value = evaluate(d, dims)
-            if value < minimum:
-                raise ShapeError(_too_small(d, value, dims, reason))
-        for labels, classes in self.label_checks:
-            array = values[labels.name] if labels.op.leaf == "input" else labels.attr("value").array
-            what = f"labels {labels.name!r}" if labels.op.leaf == "input" else "constant labels"
-            check_labels(what, np.asarray(array), evaluate(classes, dims))
-        return tuple(values[n] for n in self.names), dims
+            elif kind == "at_least":
+                d, minimum, reason = step[2:]
+                value = evaluate(d, dims)
+                if value < minimum:
+                    raise ShapeError(_too_small(d, value, dims, reason))
+            else:  # "labels": k is the input holding them, or None for a constant
+                source, classes = step[2], step[3]
+                array = values[k] if k is not None else source.attr("value").array
+                what = f"labels {node.name!r}" if k is not None else "constant labels"
+                check_labels(what, np.asarray(array), evaluate(classes, dims))
+        return tuple(values), dims
 
     def _explain_keywords(self, kwargs):
         unknown = sorted(set(kwargs) - self._name_set)
@@ -181,54 +179,82 @@ def _fast_binder_source(sig: Signature) -> str:
         lines += [f"        {a} = kw[{node.name!r}]" for a, node in zip(args, sig.inputs)]
         lines.append("    except KeyError: return None")
     dims: dict[str, str] = {}
-    later = []  # checks of expression dims, once every name has its size
-    for a, node in zip(args, sig.inputs):
-        if not node.shape:
-            kind = {"float64": "float", "int64": "int", "bool": "bool", "float32": "None"}
+
+    def size(d):
+        if isinstance(d, DimExpr):
+            return d.code(dims.__getitem__)
+        return dims[d] if isinstance(d, str) else str(d)
+
+    for step in sig.plan:
+        kind, k = step[0], step[1]
+        a = args[k] if k is not None else None
+        node = sig.inputs[k] if k is not None else None
+        if kind == "scalar":
+            kinds = {"float64": "float", "int64": "int", "bool": "bool", "float32": "None"}
             # (float32 scalars are never final: bind makes them np.float32)
-            lines.append(f"    if {a}.__class__ is not {kind[node.dtype]}: return None")
+            lines.append(f"    if {a}.__class__ is not {kinds[node.dtype]}: return None")
             if node.dtype == "int64":  # a Python int may not fit
                 lines.append(
                     f"    if not -9223372036854775808 <= {a} <= 9223372036854775807: return None"
                 )
-            continue
-        lines.append(
-            f"    if {a}.__class__ is not ndarray or {a}.dtype is not DTYPES[{node.dtype!r}] "
-            f"or {a}.ndim != {node.ndim} or not {a}.flags.c_contiguous: return None"
-        )
-        for axis, d in enumerate(node.shape):
-            if isinstance(d, int):
-                lines.append(f"    if {a}.shape[{axis}] != {d}: return None")
-            elif isinstance(d, DimExpr):
-                later.append((a, axis, d))
-            elif d in dims:
-                lines.append(f"    if {a}.shape[{axis}] != {dims[d]}: return None")
-            else:
-                dims[d] = f"n{len(dims)}"
-                lines.append(f"    {dims[d]} = {a}.shape[{axis}]")
-    for a, axis, d in later:
-        lines.append(f"    if {a}.shape[{axis}] != {d.code(dims.__getitem__)}: return None")
-    for d, minimum, _ in sig.requires:
-        size = d.code(dims.__getitem__) if isinstance(d, DimExpr) else dims[d]
-        lines.append(f"    if {size} < {minimum}: return None")
-    for labels, classes in sig.label_checks:
-        if labels.op.leaf != "input":
-            continue  # constants: bind checks them
-        a = args[sig.inputs.index(labels)]
-        bound = (
-            classes.code(dims.__getitem__) if isinstance(classes, DimExpr)
-            else dims[classes] if isinstance(classes, str) else classes
-        )
-        if labels.shape:
+        elif kind == "array":
             lines.append(
-                f"    if {a}.size and ({a}.min() < 0 or {a}.max() >= {bound}): return None"
+                f"    if {a}.__class__ is not ndarray or {a}.dtype is not DTYPES[{node.dtype!r}] "
+                f"or {a}.ndim != {node.ndim} or not {a}.flags.c_contiguous: return None"
             )
-        else:
-            lines.append(f"    if not 0 <= {a} < {bound}: return None")
+        elif kind in ("fixed", "expr", "same"):
+            lines.append(f"    if {a}.shape[{step[2]}] != {size(step[3])}: return None")
+        elif kind == "bind":
+            dims[step[3]] = f"n{len(dims)}"
+            lines.append(f"    {dims[step[3]]} = {a}.shape[{step[2]}]")
+        elif kind == "at_least":
+            lines.append(f"    if {size(step[2])} < {step[3]}: return None")
+        elif k is not None:  # labels in an input (constants: bind checks them)
+            bound = size(step[3])
+            if node.shape:
+                lines.append(
+                    f"    if {a}.size and ({a}.min() < 0 or {a}.max() >= {bound}): return None"
+                )
+            else:
+                lines.append(f"    if not 0 <= {a} < {bound}: return None")
     dim_items = ", ".join(f"{d!r}: {v}" for d, v in dims.items())
     values = f"({args[0]},)" if len(args) == 1 else f"({', '.join(args)})"
     lines.append(f"    return {values}, {{{dim_items}}}")
     return "\n".join(lines) + "\n"
+
+
+def _plan(sig: Signature) -> list[tuple]:
+    """The checks of a call, in order: the one description both binders follow.
+
+    Steps (``k`` is the input's position in ``sig.inputs``):
+    ``("scalar", k)``, ``("array", k)`` (the value and its number of dims),
+    ``("fixed", k, axis, size)``, ``("bind", k, axis, name)`` (the first input with a named
+    dim gives its size), ``("same", k, axis, name)`` (later ones must agree),
+    ``("expr", k, axis, dim)`` (expression dims, once every name has its size),
+    ``("at_least", None, dim, minimum, reason)`` and ``("labels", k or None, source, classes)``.
+    """
+    plan, seen, exprs = [], set(), []
+    for k, node in enumerate(sig.inputs):
+        if not node.shape:
+            plan.append(("scalar", k))
+            continue
+        plan.append(("array", k))
+        for axis, d in enumerate(node.shape):
+            if isinstance(d, int):
+                plan.append(("fixed", k, axis, d))
+            elif isinstance(d, DimExpr):
+                exprs.append(("expr", k, axis, d))
+            elif d in seen:
+                plan.append(("same", k, axis, d))
+            else:
+                seen.add(d)
+                plan.append(("bind", k, axis, d))
+    plan += exprs
+    plan += [("at_least", None, d, minimum, reason) for d, minimum, reason in sig.requires]
+    for source, classes in sig.label_checks:
+        k = sig.inputs.index(source) if source.op.leaf == "input" else None
+        plan.append(("labels", k, source, classes))
+    return plan
 
 
 def _too_small(d, value, dims, reason) -> str:
