@@ -108,11 +108,24 @@ def test_shape_error_at_graph_build_time():
     B = sg.tensor("B", ("N", "C"))
     expect(sg.ShapeError, lambda: A + B, "(N, D)", "(N, C)")
     expect(sg.ShapeError, lambda: sg.tensor("P", (3, 4)) * sg.tensor("Q", (3, 5)), "(3, 4)", "(3, 5)")
-    # a name never broadcasts against an int other than 1
-    expect(sg.ShapeError, lambda: A + sg.tensor("R", ("N", 4)), "(N, D)", "(N, 4)")
+    # a name never broadcasts against another name (a fixed size binds it: see
+    # test_fixed_size_binds_a_named_dim)
     expect(sg.ShapeError, lambda: A @ sg.tensor("M", ("C", 3)), "D", "C")
     expect(sg.ShapeError, lambda: sg.reshape(sg.tensor("P", (3, 4)), (5, 2)), "(3, 4)", "(5, 2)")
     expect(sg.ShapeError, lambda: sg.pick(B, sg.tensor("y", ("M",), dtype="int64")), "labels")
+
+
+def test_fixed_size_binds_a_named_dim(backend):
+    # S (N, C) + an array of 3 is valid and fixes C = 3 for that graph, checked at call time
+    S = sg.tensor("S", ("N", "C"))
+    f = sg.sum(sg.exp(S + np.array([1.0, 2.0, 3.0])) * sg.tensor("R", ("N", 3)))
+    assert (S + np.array([1.0, 2.0, 3.0])).shape == ("N", 3)
+    vg = sg.value_and_grad(f, [S], backend=backend)
+    S0, R0 = np.random.default_rng(0).standard_normal((2, 2, 3))
+    value, (g,) = vg(S=S0, R=R0)
+    np.testing.assert_allclose(value, np.sum(np.exp(S0 + [1, 2, 3]) * R0), rtol=1e-13)
+    np.testing.assert_allclose(g, np.exp(S0 + [1, 2, 3]) * R0, rtol=1e-13)
+    expect(sg.ShapeError, lambda: vg(S=np.ones((2, 4)), R=R0), "dim C is 4", "fixed size 3")
 
 
 # --- dtypes ----------------------------------------------------------------------------

@@ -68,9 +68,13 @@ class Signature:
         self.requires = sorted(
             ((d, m, r) for (d, m), r in need.items()), key=lambda t: (str(t[0]), t[1])
         )
+        # named dims the graph fixed to a size (a name broadcast against a fixed size)
+        self.binds = sorted({pair for n in nodes for pair in n.op.binds(n)},
+                            key=lambda t: (str(t[0]), t[1]))
         bound = {d for n in self.inputs for d in n.shape if isinstance(d, str)}
         used = {name for n in nodes for d in n.shape for name in names_of(d)}
         used |= {name for d, _, _ in self.requires for name in names_of(d)}
+        used |= {name for d, _ in self.binds for name in names_of(d)}
         unbound = used - bound
         unbound |= {n.attr("name") for n in nodes if n.op.leaf == "dim"} - bound
         if unbound:
@@ -128,6 +132,14 @@ class Signature:
                     raise ShapeError(
                         f"dim {want} is {dims[want]} for {self._first[want]!r} but {got} "
                         f"for {node.name!r}"
+                    )
+            elif kind == "equals":
+                d, size = step[2:]
+                value = evaluate(d, dims)
+                if value != size:
+                    raise ShapeError(
+                        f"dim {d} is {value}, but the graph broadcasts it against the fixed "
+                        f"size {size} (so {d} must be {size})"
                     )
             elif kind == "at_least":
                 d, minimum, reason = step[2:]
@@ -209,6 +221,8 @@ def _fast_binder_source(sig: Signature) -> str:
             lines.append(f"    {dims[step[3]]} = {a}.shape[{step[2]}]")
         elif kind == "at_least":
             lines.append(f"    if {size(step[2])} < {step[3]}: return None")
+        elif kind == "equals":
+            lines.append(f"    if {size(step[2])} != {step[3]}: return None")
         elif k is not None:  # labels in an input (constants: bind checks them)
             bound = size(step[3])
             if node.shape:
@@ -231,7 +245,8 @@ def _plan(sig: Signature) -> list[tuple]:
     ``("fixed", k, axis, size)``, ``("bind", k, axis, name)`` (the first input with a named
     dim gives its size), ``("same", k, axis, name)`` (later ones must agree),
     ``("expr", k, axis, dim)`` (expression dims, once every name has its size),
-    ``("at_least", None, dim, minimum, reason)`` and ``("labels", k or None, source, classes)``.
+    ``("equals", None, dim, size)`` (a dim the graph fixed), ``("at_least", None, dim,
+    minimum, reason)`` and ``("labels", k or None, source, classes)``.
     """
     plan, seen, exprs = [], set(), []
     for k, node in enumerate(sig.inputs):
@@ -250,6 +265,7 @@ def _plan(sig: Signature) -> list[tuple]:
                 seen.add(d)
                 plan.append(("bind", k, axis, d))
     plan += exprs
+    plan += [("equals", None, d, size) for d, size in sig.binds]
     plan += [("at_least", None, d, minimum, reason) for d, minimum, reason in sig.requires]
     for source, classes in sig.label_checks:
         k = sig.inputs.index(source) if source.op.leaf == "input" else None

@@ -47,6 +47,8 @@ class Op(str):
     * ``requires(node)`` -> ``(dim, minimum, reason)`` for each dim known only at call time
       that must be at least ``minimum`` (a max over nothing has no value; a slice must fit);
       the compiled function checks them before running.  Default none.
+    * ``binds(node)`` -> ``(dim, size)`` for each named dim the op fixes to a size (a name
+      broadcast against a fixed size; docs/design.md, "Dims"); checked at call time.
     * ``leaf``: ``"input"``, ``"const"`` or ``"dim"`` for the leaves, else ``None``.
     * ``scalar_identity``: on scalars the op is the identity (``to_sympy`` looks through).
     * ``stops_gradient``: no gradient flows to the inputs, whatever they are (so an op
@@ -67,6 +69,7 @@ class Op(str):
         self.labels = facts.pop("labels", _none)
         self.moves_values = facts.pop("moves_values", False)
         self.requires = facts.pop("requires", _nothing)
+        self.binds = facts.pop("binds", _nothing)
         self.leaf = facts.pop("leaf", None)
         self.scalar_identity = facts.pop("scalar_identity", False)
         self.hot_rows = facts.pop("hot_rows", False)
@@ -99,7 +102,7 @@ def _nothing(node):
 
 
 # the facts, for the test that walks every op against every fact
-FACTS = ("vjp", "rebuild", "fresh", "loop", "labels", "moves_values", "requires", "leaf",
+FACTS = ("vjp", "rebuild", "fresh", "loop", "labels", "moves_values", "requires", "binds", "leaf",
          "scalar_identity", "hot_rows", "stops_gradient")
 
 

@@ -9,9 +9,11 @@ and a user may declare them.  Shapes are checked symbolically when the graph is 
 ``(N, D + 1)``.  An expression dim is a :class:`DimExpr`; a plain name stays a ``str`` and a
 constant an ``int``, so most shapes are the tuples they always were.
 
-Broadcasting follows NumPy, with one rule for names: a name (or an expression) matches
-itself or 1, never an int other than 1 (the sizes could differ at run time, so the graph is
-rejected when it is built rather than when it runs).
+Broadcasting follows NumPy, with two rules for names: a name (or an expression) matches
+itself or 1, never another name (the graph is rejected when it is built); and a name
+meeting a fixed size other than 1 *binds* it: ``(N, C)`` with ``(3,)`` broadcasts to
+``(N, 3)`` and fixes ``C = 3`` for that graph, which the compiled function checks at call
+time (:func:`bindings` finds such pairs; the ops that broadcast state them as facts).
 """
 
 from __future__ import annotations
@@ -184,6 +186,9 @@ def broadcast(*shapes: Shape) -> Shape:
     for i in range(ndim):
         dims = {s[len(s) - ndim + i] for s in shapes if len(s) - ndim + i >= 0}
         dims.discard(1)
+        fixed = {d for d in dims if isinstance(d, int)}
+        if len(fixed) == 1 and len(dims) > 1:  # names meeting one fixed size: it binds them
+            dims = fixed
         if len(dims) > 1:
             raise ShapeError(
                 "cannot broadcast shapes "
@@ -192,6 +197,16 @@ def broadcast(*shapes: Shape) -> Shape:
             )
         out.append(dims.pop() if dims else 1)
     return tuple(out)
+
+
+def bindings(shape: Shape, out: Shape) -> tuple[tuple[Dim, int], ...]:
+    """The ``(named dim, size)`` pairs that broadcasting ``shape`` to ``out`` fixes."""
+    lead = len(out) - len(shape)
+    return tuple(
+        (d, out[lead + i])
+        for i, d in enumerate(shape)
+        if is_named(d) and isinstance(out[lead + i], int) and out[lead + i] != 1
+    )
 
 
 def axes(axis, ndim: int, what: str = "axis") -> tuple[int, ...]:

@@ -28,10 +28,10 @@ from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ir import Node, intern
 from ..ir import dtypes as dt
 from ..ir.op import Op
-from ..ir.shapes import Shape, broadcast, fmt, normalize, reduced
+from ..ir.shapes import Shape, bindings, broadcast, fmt, normalize, reduced
 from ..ir.shapes import axes as norm_axes
 from ..ir.shapes import reshape as check_reshape
-from ..ir.shapes import size_expr
+from ..ir.shapes import is_named, size_expr
 from .elementwise import boolean_as_number, number, partial, result_dtype, sym, undefined
 
 
@@ -239,12 +239,18 @@ def _vjp_ew(node, g):
     return tuple(out)
 
 
+def _broadcast_binds(node):
+    """A named dim of an input meeting a fixed size of the output is that size."""
+    return tuple(pair for x in node.inputs for pair in bindings(x.shape, node.shape))
+
+
 EW = Op(
     "ew",
     vjp=_vjp_ew,
     rebuild=lambda node, inputs: ew(node.attr("expr"), inputs, node.dtype),
     fresh=True,
     loop="map",
+    binds=_broadcast_binds,
 )
 
 
@@ -262,10 +268,32 @@ def reshape(x: Node, shape) -> Node:
     return intern(RESHAPE, (x,), {"shape": shape}, shape, x.dtype)
 
 
+def _reshape_binds(node):
+    """A reshape that relabels bound dims (from ``unbroadcast``: a named dim and the fixed
+    size broadcasting bound it to, either way round) states the bindings."""
+    (x,) = node.inputs
+    if x.ndim != node.ndim:
+        return ()
+    pairs = []
+    for a, b in zip(x.shape, node.shape):
+        if a != b and is_named(a) != is_named(b):
+            pairs.append((a, b) if is_named(a) else (b, a))
+    return tuple(pairs)
+
+
+def _rebuild_reshape(node, inputs):
+    (x,) = inputs
+    if _reshape_binds(node):
+        return unbroadcast(x, node.shape) if x.shape != node.shape else x
+    return reshape(x, node.shape)
+
+
 RESHAPE = Op(
     "reshape",
-    vjp=lambda node, g: (reshape(g, node.inputs[0].shape),),
-    rebuild=lambda node, inputs: reshape(inputs[0], node.shape),
+    vjp=lambda node, g: (unbroadcast(g, node.inputs[0].shape) if _reshape_binds(node)
+                         else reshape(g, node.inputs[0].shape),),
+    rebuild=_rebuild_reshape,
+    binds=_reshape_binds,
     fresh=False,  # NumPy's reshape is a view where it can be
     moves_values=True,
     scalar_identity=True,
@@ -292,6 +320,7 @@ BROADCAST_TO = Op(
     fresh=True,  # a loop group writes it; NumPy's read-only broadcast is copied on the way out
     loop="map",
     moves_values=True,
+    binds=_broadcast_binds,
 )
 
 
@@ -312,7 +341,12 @@ def unbroadcast(g: Node, shape: Shape) -> Node:
     lead = g.ndim - len(shape)
     g = reduce_sum(g, tuple(range(lead)))
     kept = tuple(i for i, d in enumerate(shape) if d == 1 and g.shape[i] != 1)
-    return reshape(reduce_sum(g, kept, keepdims=True), shape)
+    g = reduce_sum(g, kept, keepdims=True)
+    if any(a != b for a, b in zip(g.shape, shape) if b != 1):
+        # a named dim that broadcasting bound to a fixed size (C meeting 3): the same values
+        # under the input's own dims (the binding is checked at call time)
+        return intern(RESHAPE, (g,), {"shape": shape}, shape, g.dtype)
+    return reshape(g, shape)
 
 
 # --- sum ---------------------------------------------------------------------------------
