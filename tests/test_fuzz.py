@@ -11,7 +11,7 @@ valid inputs and with corrupted ones (missing or unknown keywords, wrong ndim, w
 inconsistent named dims, out-of-range labels, wrong dtypes, junk values), with named dims
 that may be 0 (an empty batch).
 
-The contract checked (DESIGN.md, "Errors"):
+The contract checked (docs/design.md, "Errors"):
 
 * whatever is passed, the library raises only ``sg.SymgradError`` subclasses -- never a
   ``TypeError`` from SymPy, a ``ValueError`` from NumPy, a ``RecursionError`` ...;
@@ -65,6 +65,10 @@ CHAOS = [
     "index",
     "matmul_any",
     "junk_const",
+    "slice_any",
+    "concat_any",
+    "argmax_any",
+    "clip_any",
 ]
 JUNK = [
     None,
@@ -308,6 +312,36 @@ class FuzzBuilder(Builder):
         )
         return self.run(f"{self.ref(x)}[{text}]", lambda: x[index])
 
+    def op_slice_any(self):
+        x = self.any_node()
+        index, text = self.choose(
+            [
+                ((5,), "5"), ((-4,), "-4"), ((slice(None, None, 0),), "::0"),
+                ((1.5,), "1.5"), ((slice(0.5, None),), "0.5:"), (([0, 1],), "[0, 1]"),
+                ((slice(None, None, -2), 0), "::-2, 0"), ((slice(-1, None), slice(1, None)), "-1:, 1:"),
+                ((slice(3, 1),), "3:1"), ((0, 0, 0), "0, 0, 0"), ((True,), "True"),
+            ]
+        )
+        return self.run(f"{self.ref(x)}[{text}]", lambda: x[index])
+
+    def op_concat_any(self):
+        a, b = self.any_node(), self.any_node()
+        axis = self.choose([0, 1, -1, 2, -3, 1.0, None])
+        how = self.choose(["concatenate", "stack"])
+        return self.run(f"sg.{how}([{self.ref(a)}, {self.ref(b)}], axis={axis!r})",
+                        lambda: getattr(sg, how)([a, b], axis=axis))
+
+    def op_argmax_any(self):
+        x = self.any_node()
+        axis = self.choose([None, 0, -1, 1, 3, 1.5, (0, 1)])
+        return self.run(f"sg.argmax({self.ref(x)}, axis={axis!r})", lambda: sg.argmax(x, axis=axis))
+
+    def op_clip_any(self):
+        x, lo = self.any_node(), self.any_node()
+        hi = self.choose([1.0, "a", None, np.ones(7)])
+        return self.run(f"sg.clip({self.ref(x)}, {self.ref(lo)}, {junk_repr(hi)})",
+                        lambda: sg.clip(x, lo, hi))
+
     def op_matmul_any(self):
         a, b = self.any_node(), self.any_node()
         return self.run(f"sg.matmul({self.ref(a)}, {self.ref(b)})", lambda: sg.matmul(a, b))
@@ -338,7 +372,8 @@ def valid_inputs(b: FuzzBuilder, names, dims, rng) -> dict:
 
 def label_source(labels):
     """The input whose values ``labels`` are (through reshapes and transposes), or None."""
-    while isinstance(labels, sg.Tensor) and labels.op in ("reshape", "transpose", "broadcast_to"):
+    while isinstance(labels, sg.Tensor) and labels.op in ("reshape", "transpose", "broadcast_to",
+                                                            "slice"):
         labels = labels.inputs[0]
     return labels if isinstance(labels, sg.Tensor) and labels.op == "input" else None
 

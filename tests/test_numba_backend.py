@@ -1,9 +1,8 @@
 """The Numba backend's own features: options, split kernels, inspection, cache folder."""
 
 import os
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest

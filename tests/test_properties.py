@@ -4,10 +4,11 @@ A generator, :func:`make_case`, builds a random graph over the whole op set -- e
 functions, broadcasting between shapes such as ``()``, ``(3,)``, ``(2, 3)``, ``(2, 1)`` and
 ``("N", 3)`` (``N`` bound when the function is called), reductions with axes and keepdims,
 matmul, transpose, reshape, logsumexp / softmax / log_softmax, ``where`` over comparisons,
-``pick`` / ``one_hot`` with integer labels and the losses -- on inputs of random small shapes,
+``pick`` / ``one_hot`` with integer labels and the losses, basic indexing, concatenate,
+stack, var / std and the one-hot of an argmax -- on inputs of random small shapes,
 and reduces it to a scalar loss through random cotangent inputs (``sum(node * c)``), so that
 every vector-Jacobian product is exercised, not only its sum.  Every construction the
-strategy makes is valid by the shape rules of DESIGN.md: a ``SymgradError`` while building,
+strategy makes is valid by the shape rules of docs/design.md: a ``SymgradError`` while building,
 differentiating or calling is a failure.
 
 Properties:
@@ -88,7 +89,8 @@ def numba_available() -> bool:
 
 
 def broadcastable(*shapes) -> bool:
-    """NumPy broadcasting where a named dim matches only itself or 1 (DESIGN.md, shapes.py)."""
+    """NumPy broadcasting where a named dim matches only itself or 1 (a stricter model than
+    docs/design.md, "Dims": the generator never relies on a fixed size binding a name)."""
     ndim = max((len(s) for s in shapes), default=0)
     for i in range(ndim):
         dims = {s[len(s) - ndim + i] for s in shapes if len(s) - ndim + i >= 0} - {1}
@@ -107,7 +109,7 @@ def broadcast_shape(*shapes):
 
 
 def resolve(shape, dims):
-    return tuple(dims[d] if isinstance(d, str) else d for d in shape)
+    return tuple(sg.ir.shapes.evaluate(d, dims) for d in shape)
 
 
 SHAPES = [(), (3,), (2, 3), (2, 1), (1, 3), ("N",), ("N", 3), ("N", 1), (3, 2), (2, "N")]
@@ -133,6 +135,12 @@ UNARY = [
     "reciprocal",
     "pow_float",
     "scale",
+    "sin",
+    "cos",
+    "square_fn",
+    "log_sigmoid",
+    "builtin_abs",
+    "clip",
 ]
 BINARY = ["add", "subtract", "multiply", "divide", "maximum", "minimum", "pow_tensor", "add_const"]
 STEPS = [
@@ -148,6 +156,11 @@ STEPS = [
     "one_hot",
     "loss",
     "stop_gradient",
+    "index",
+    "concatenate",
+    "stack",
+    "var",
+    "argmax",
 ]
 _EXCLUDE = set(os.environ.get("SYMGRAD_PROPERTY_EXCLUDE", "").split(","))
 COMPARISONS = ["less", "less_equal", "greater", "greater_equal", "equal", "not_equal"]
@@ -334,6 +347,13 @@ class Builder:
         if f == "scale":
             c = self.choose([0.5, -1.5, 3.0, 0.1])
             return c * x, f"{c} * {r}"
+        if f == "square_fn":
+            return sg.square(x), f"sg.square({r})"
+        if f == "builtin_abs":
+            return abs(x), f"abs({r})"
+        if f == "clip":
+            lo, hi = self.choose([(-0.5, 0.5), (-1.0, 2.0), (0.0, 0.3)])
+            return sg.clip(x, lo, hi), f"sg.clip({r}, {lo}, {hi})"
         return getattr(sg, f)(x), f"sg.{f}({r})"
 
     def op_binary(self):
@@ -461,6 +481,70 @@ class Builder:
             node,
             f"sg.losses.{f}({self.ref(scores)}, {self.ref(labels)}, reduction={reduction!r})",
         )
+
+    def _index_item(self, d):
+        """An index for an axis of size ``d`` that keeps at least one element."""
+        if isinstance(d, int):
+            items = [slice(None), slice(None, None, -1), slice(None, None, 2), 0, d - 1, -1]
+            if d >= 2:
+                items += [slice(1, None), slice(-2, None), slice(None, -1), slice(d - 1, 0, -1)]
+            if d >= 3:
+                items += [slice(0, d, 2), 1, -2]
+            return self.choose(items)
+        return self.choose([slice(None), slice(None, None, -1), 0, -1])
+
+    def op_index(self):
+        x = self.operand(want_ndim=(1, 2))
+        index = tuple(self._index_item(d) for d in x.shape)
+        if self.draw(st.booleans()):
+            index = index[:-1] + (None, index[-1])
+        text = ", ".join(
+            "None" if i is None else repr(i) if not isinstance(i, slice)
+            else f"{'' if i.start is None else i.start}:{'' if i.stop is None else i.stop}"
+            f"{'' if i.step is None else ':' + str(i.step)}"
+            for i in index
+        )
+        return x[index], f"{self.ref(x)}[{text}]"
+
+    def op_concatenate(self):
+        x = self.operand(want_ndim=(1, 2))
+        axis = self.draw(st.integers(-x.ndim, x.ndim - 1))
+        if x.ndim == 2 and self.draw(st.integers(0, 3)) == 0:  # a column or row of a number
+            return sg.concatenate([x, 0.5], axis=axis), f"sg.concatenate([{self.ref(x)}, 0.5], axis={axis})"
+        shape = list(x.shape)
+        shape[axis] = self.choose([1, 2, "N", shape[axis]])
+        same = [n for n in self.pool if n.shape == tuple(shape)]
+        y = self.choose_node(same) if same and self.draw(st.booleans()) else self.float_input(tuple(shape))
+        parts = [x, y] if self.draw(st.booleans()) else [y, x, y]
+        refs = ", ".join(self.ref(p) for p in parts)
+        return sg.concatenate(parts, axis=axis), f"sg.concatenate([{refs}], axis={axis})"
+
+    def op_stack(self):
+        x = self.operand(want_ndim=(0, 1, 2))
+        y = self.float_input(x.shape) if self.draw(st.booleans()) else x
+        axis = self.draw(st.integers(0, x.ndim))
+        return sg.stack([x, y], axis=axis), f"sg.stack([{self.ref(x)}, {self.ref(y)}], axis={axis})"
+
+    def op_var(self):
+        x = self.operand(want_ndim=(1, 2))
+        axis = self.axis(x.ndim)
+        axes = tuple(range(x.ndim)) if axis is None else (
+            tuple(a % x.ndim for a in axis) if isinstance(axis, tuple) else (axis % x.ndim,))
+        count = [x.shape[a] for a in axes]
+        fixed = all(isinstance(d, int) for d in count) and math.prod(count) >= 2
+        f = self.choose(["var", "std"] if fixed else ["var"])
+        ddof = self.choose([0, 1] if fixed else [0])
+        keepdims = self.draw(st.booleans())
+        node = getattr(sg, f)(x, axis=axis, keepdims=keepdims, ddof=ddof)
+        return node, f"sg.{f}({self.ref(x)}, axis={axis!r}, keepdims={keepdims}, ddof={ddof})"
+
+    def op_argmax(self):
+        # the one-hot of the row-wise argmax (no gradient through argmax: its input is
+        # stopped) times the values: the max of each row, kept in place
+        x = self.operand(want_ndim=(1, 2))
+        r = self.ref(x)
+        hot = sg.one_hot(sg.argmax(sg.stop_gradient(x), axis=-1), x.shape[-1])
+        return hot * x, f"sg.one_hot(sg.argmax(sg.stop_gradient({r}), axis=-1), {x.shape[-1]!r}) * {r}"
 
     def op_stop_gradient(self):
         x = self.operand()

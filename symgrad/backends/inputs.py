@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ArgumentError, DTypeError, GraphError, LabelError, ShapeError
 from ..ir import Node, toposort
-from ..ir.shapes import DimExpr, evaluate, fmt, names_of
+from ..ir.shapes import Dim, DimExpr, as_expr, dim_of, evaluate, fmt, names_of
 
 
 class Signature:
@@ -49,16 +49,23 @@ class Signature:
             for d in n.shape:
                 if isinstance(d, str):
                     self._first.setdefault(d, n.name)
-        # (labels source, class-count dim) for every op reading labels (its `labels` fact)
-        reads = [(n, n.op.labels(n)) for n in nodes]
-        self.label_checks = sorted(
-            {(_label_source(n.inputs[at]), classes) for n, (at, classes) in
-             ((n, r) for n, r in reads if r is not None)},
-            key=lambda item: (item[0].digest, str(item[1])),
-        )
+        # (labels source, class-count dim) for every op reading labels (its `labels` fact);
+        # labels computed as indices (argmax) instead need their range within the classes
+        checks, within = set(), {}
+        for n in nodes:
+            read = n.op.labels(n)
+            if read is None:
+                continue
+            source = _label_source(n.inputs[read[0]])
+            below = source.op.indices_below(source)
+            if below is None:
+                checks.add((source, read[1]))
+            else:
+                _within(below, read[1], within)
+        self.label_checks = sorted(checks, key=lambda item: (item[0].digest, str(item[1])))
         # dims known only at call time with a lower bound (each op's `requires` fact, and
         # every expression dim, which must not be negative), in a deterministic order
-        need = {}
+        need = dict(within)
         for n in nodes:
             for d, minimum, reason in n.op.requires(n):
                 need.setdefault((d, minimum), reason)
@@ -273,6 +280,17 @@ def _plan(sig: Signature) -> list[tuple]:
     return plan
 
 
+def _within(below: Dim, classes: Dim, need: dict) -> None:
+    """Indices below ``below`` are labels for ``classes`` classes if below <= classes."""
+    room = dim_of(as_expr(classes) - as_expr(below))
+    reason = f"labels computed by argmax are below {below} and must be below {classes}"
+    if isinstance(room, int):
+        if room < 0:
+            raise ShapeError(reason)
+        return
+    need.setdefault((room, 0), reason)
+
+
 def _too_small(d, value, dims, reason) -> str:
     if isinstance(d, str):
         return f"dim {d} is {value}, but {reason}"
@@ -290,7 +308,7 @@ def _label_source(labels: Node) -> Node:
     """
     while labels.op.moves_values:
         labels = labels.inputs[0]
-    if labels.op.leaf not in ("input", "const"):
+    if labels.op.leaf not in ("input", "const") and labels.op.indices_below(labels) is None:
         raise GraphError(f"labels must come from an int64 input or constant, not {labels!r}")
     return labels
 

@@ -42,6 +42,9 @@ class Op(str):
     * ``loop``: one of :data:`LOOP_KINDS`.
     * ``labels(node)`` -> ``(input position, class count)`` when the op reads integer
       labels that must be in ``[0, class count)``, else ``None`` (the default).
+    * ``indices_below(node)`` -> the dim its integer values are below (``argmax`` along an
+      axis of size K gives indices in ``[0, K)``), so they are valid labels for K classes or
+      more; default ``None``.
     * ``moves_values``: the value holds only values of its first input, rearranged (a view,
       a copy, a broadcast), so labels passing through it keep their range.
     * ``requires(node)`` -> ``(dim, minimum, reason)`` for each dim known only at call time
@@ -68,6 +71,7 @@ class Op(str):
         self.loop = facts.pop("loop", None)
         self.labels = facts.pop("labels", _none)
         self.moves_values = facts.pop("moves_values", False)
+        self.indices_below = facts.pop("indices_below", _none)
         self.requires = facts.pop("requires", _nothing)
         self.binds = facts.pop("binds", _nothing)
         self.leaf = facts.pop("leaf", None)
@@ -102,7 +106,7 @@ def _nothing(node):
 
 
 # the facts, for the test that walks every op against every fact
-FACTS = ("vjp", "rebuild", "fresh", "loop", "labels", "moves_values", "requires", "binds", "leaf",
+FACTS = ("vjp", "rebuild", "fresh", "loop", "labels", "indices_below", "moves_values", "requires", "binds", "leaf",
          "scalar_identity", "hot_rows", "stops_gradient")
 
 

@@ -268,32 +268,10 @@ def reshape(x: Node, shape) -> Node:
     return intern(RESHAPE, (x,), {"shape": shape}, shape, x.dtype)
 
 
-def _reshape_binds(node):
-    """A reshape that relabels bound dims (from ``unbroadcast``: a named dim and the fixed
-    size broadcasting bound it to, either way round) states the bindings."""
-    (x,) = node.inputs
-    if x.ndim != node.ndim:
-        return ()
-    pairs = []
-    for a, b in zip(x.shape, node.shape):
-        if a != b and is_named(a) != is_named(b):
-            pairs.append((a, b) if is_named(a) else (b, a))
-    return tuple(pairs)
-
-
-def _rebuild_reshape(node, inputs):
-    (x,) = inputs
-    if _reshape_binds(node):
-        return unbroadcast(x, node.shape) if x.shape != node.shape else x
-    return reshape(x, node.shape)
-
-
 RESHAPE = Op(
     "reshape",
-    vjp=lambda node, g: (unbroadcast(g, node.inputs[0].shape) if _reshape_binds(node)
-                         else reshape(g, node.inputs[0].shape),),
-    rebuild=_rebuild_reshape,
-    binds=_reshape_binds,
+    vjp=lambda node, g: (reshape(g, node.inputs[0].shape),),
+    rebuild=lambda node, inputs: reshape(inputs[0], node.shape),
     fresh=False,  # NumPy's reshape is a view where it can be
     moves_values=True,
     scalar_identity=True,
@@ -343,10 +321,49 @@ def unbroadcast(g: Node, shape: Shape) -> Node:
     kept = tuple(i for i, d in enumerate(shape) if d == 1 and g.shape[i] != 1)
     g = reduce_sum(g, kept, keepdims=True)
     if any(a != b for a, b in zip(g.shape, shape) if b != 1):
-        # a named dim that broadcasting bound to a fixed size (C meeting 3): the same values
-        # under the input's own dims (the binding is checked at call time)
-        return intern(RESHAPE, (g,), {"shape": shape}, shape, g.dtype)
+        return relabel(reshape(g, tuple(1 if b == 1 else a for a, b in zip(g.shape, shape))),
+                       shape)
     return reshape(g, shape)
+
+
+def _relabelled(old: Shape, new: Shape):
+    """The (named dim, size) pairs where ``old`` and ``new`` differ, or None if they differ
+    otherwise (a relabelling renames only named dims bound to fixed sizes)."""
+    if len(old) != len(new):
+        return None
+    pairs = []
+    for a, b in zip(old, new):
+        if a == b:
+            continue
+        if is_named(a) == is_named(b):
+            return None
+        pairs.append((a, b) if is_named(a) else (b, a))
+    return tuple(pairs)
+
+
+def relabel(x: Node, shape) -> Node:
+    """``x`` under the dims ``shape``, which differ from its own only where broadcasting
+    bound a named dim to a fixed size (``C`` and ``3``); the binding is checked at call time.
+    The adjoint of a broadcast that bound a dim is a sum and a relabel."""
+    shape = tuple(shape)
+    if shape == x.shape:
+        return x
+    if _relabelled(x.shape, shape) is None:
+        raise ShapeError(f"cannot relabel {fmt(x.shape)} as {fmt(shape)}")
+    if x.op is RELABEL:
+        return relabel(x.inputs[0], shape)
+    return intern(RELABEL, (x,), {"shape": shape}, shape, x.dtype)
+
+
+RELABEL = Op(
+    "relabel",
+    vjp=lambda node, g: (relabel(g, node.inputs[0].shape),),
+    rebuild=lambda node, inputs: relabel(inputs[0], node.shape),
+    fresh=False,  # the same array
+    moves_values=True,
+    binds=lambda node: _relabelled(node.inputs[0].shape, node.shape),
+    scalar_identity=True,
+)
 
 
 # --- sum ---------------------------------------------------------------------------------

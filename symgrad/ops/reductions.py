@@ -13,7 +13,7 @@ from ..ir import Node, intern
 from ..ir.op import Op
 from ..ir.shapes import fmt, is_named, reduced
 from ..ir.shapes import axes as norm_axes
-from .core import ew, expand, numeric, reshape, size
+from .core import ew, expand, numeric, reshape
 from .elementwise import sym
 
 _EMPTY_MAX = "the function takes a max over it (of nothing)"
@@ -98,6 +98,5 @@ ARGMAX = Op(
     rebuild=lambda node, inputs: argmax(inputs[0], node.attr("axes")[0]),
     fresh=True,
     requires=_nonempty,
+    indices_below=lambda node: node.inputs[0].shape[node.attr("axes")[0]],
 )
-
-__all__ = ["reduce_max", "argmax_mask", "argmax", "size"]
