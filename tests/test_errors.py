@@ -1,4 +1,4 @@
-"""Each user error of DESIGN.md raises a ``sg.SymgradError`` subclass, which is also the
+"""Each user error of docs/design.md raises a ``sg.SymgradError`` subclass, which is also the
 built-in exception that fits (``symgrad/errors.py``), and its message names the input and
 what was expected.  Call-time checks run before any kernel, on both backends.
 """

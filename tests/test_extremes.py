@@ -1,6 +1,6 @@
 """Numerical extremes on both backends, and float32 end to end.
 
-The contract (DESIGN.md, Conventions): numerically stable forms are the default --
+The contract (docs/design.md, Conventions): numerically stable forms are the default --
 log-softmax through log-sum-exp, sigmoid and softplus without overflow for |x| up to 1e4,
 no NaN in a gradient whose value is finite -- and float32 inputs compute in float32 end
 to end.  Every check compares against a stable NumPy reference written independently of

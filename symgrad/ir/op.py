@@ -3,7 +3,7 @@
 An :class:`Op` is declared once, in the module of ``symgrad/ops/`` that gives it meaning,
 next to its constructor (the constructor holds the shape and dtype rule).  A node's ``op``
 *is* the op object.  ``Op`` subclasses ``str`` so that a node's op prints and compares as
-its name (``node.op == "matmul"`` in a test), but code in ``symgrad/`` asks the op's facts
+its name (tests may compare it with a string), but code in ``symgrad/`` asks the op's facts
 (``node.op.fresh``, ``node.op.loop``) or compares objects (``node.op is MATMUL``); only the
 op definitions and the backends' lowering tables know ops by name.  See docs/design.md,
 "The op object".
