@@ -670,7 +670,7 @@ def test_every_op_states_every_fact(name, fact):
     if fact == "vjp":
         assert value is None or callable(value), name
         assert op.differentiable == (value is not None)
-    elif fact in ("rebuild", "labels", "requires"):
+    elif fact in ("rebuild", "labels", "requires", "binds", "indices_below"):
         assert callable(value), f"op {name!r}: {fact} must be a rule"
     elif fact == "loop":
         assert value in LOOP_KINDS, name

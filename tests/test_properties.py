@@ -361,7 +361,7 @@ class Builder:
         ra = self.ref(a)
         f = self.choose(BINARY)
         if f == "add_const":  # a NumPy array constant (int dims only)
-            if any(isinstance(d, str) for d in a.shape):
+            if not all(isinstance(d, int) for d in a.shape):
                 return a + 0.25, f"{ra} + 0.25"
             n = math.prod(a.shape)
             const = np.round(np.linspace(-1, 1, n), 3).reshape(a.shape)
