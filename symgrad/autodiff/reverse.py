@@ -1,8 +1,10 @@
 """Symbolic reverse mode: one sweep over the graph in reverse topological order.
 
 Each node's adjoint is the sum of the contributions of its users; each contribution comes
-from the user's op's VJP rule (``node.op.vjp``, declared with the op in ``ops/``).  Everything built is an ordinary graph,
-so gradients can be printed, simplified, compiled and differentiated again.
+from the VJP rule of the user's op (``node.op.vjp``, declared with the op in ``ops/``).
+Everything built is an ordinary graph, so gradients can be printed, simplified, compiled
+and differentiated again.  An op without a derivative (``argmax``) on a path from the output
+to a ``wrt`` tensor is an error naming it.
 """
 
 from __future__ import annotations

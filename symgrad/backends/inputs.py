@@ -76,8 +76,9 @@ class Signature:
             ((d, m, r) for (d, m), r in need.items()), key=lambda t: (str(t[0]), t[1])
         )
         # named dims the graph fixed to a size (a name broadcast against a fixed size)
-        self.binds = sorted({pair for n in nodes for pair in n.op.binds(n)},
-                            key=lambda t: (str(t[0]), t[1]))
+        self.binds = sorted(
+            {pair for n in nodes for pair in n.op.binds(n)}, key=lambda t: (str(t[0]), t[1])
+        )
         bound = {d for n in self.inputs for d in n.shape if isinstance(d, str)}
         used = {name for n in nodes for d in n.shape for name in names_of(d)}
         used |= {name for d, _, _ in self.requires for name in names_of(d)}
@@ -90,7 +91,11 @@ class Signature:
                 "give them a value"
             )
         self.plan = _plan(self)
-        namespace = {"ndarray": np.ndarray, "DTYPES": {d: np.dtype(d) for d in _KINDS}, "math": math}
+        namespace = {
+            "ndarray": np.ndarray,
+            "DTYPES": {d: np.dtype(d) for d in _KINDS},
+            "math": math,
+        }
         exec(compile(_fast_binder_source(self), "<symgrad fast_bind>", "exec"), namespace)
         # ``bind`` for calls whose values need no conversion, else None (then call ``bind``);
         # straight-line checks generated per signature from the same plan as ``bind`` (see

@@ -126,9 +126,7 @@ class Kernel:
         self.var: dict[Node, str] = {}
         self.lines: list[str] = []
         given = set(args)
-        self.consts: list[Node] = [
-            n for n in self.order if n.op.leaf == "const" and n not in given
-        ]
+        self.consts: list[Node] = [n for n in self.order if n.op.leaf == "const" and n not in given]
         self.dims: dict[str, str] = {}
         self.group: dict[Node, None] = {}  # the open loop group (a dict: ordered, O(1) `in`)
         self.rank = {n: i for i, n in enumerate(self.order)}  # topological position
@@ -509,10 +507,12 @@ LOWER = {
     "dim": _dim,
     "ew": Map(element=lambda k, n, read, depth: k.formula(n, read, depth), scalar=_scalar_ew),
     "broadcast_to": Map(element=lambda k, n, read, depth: read(n.inputs[0]), scalar=_identity),
-    "sum": Reduce(init=lambda node: "0", accumulate=_accumulate_sum,
-                  parallel_safe=_sum_parallel_safe),
-    "max": Reduce(init=_lowest, accumulate=_accumulate_max,
-                  parallel_safe=lambda node, outer: False),
+    "sum": Reduce(
+        init=lambda node: "0", accumulate=_accumulate_sum, parallel_safe=_sum_parallel_safe
+    ),
+    "max": Reduce(
+        init=_lowest, accumulate=_accumulate_max, parallel_safe=lambda node, outer: False
+    ),
     "argmax_mask": _argmax_mask,
     "argmax": _argmax,
     "matmul": _matmul,

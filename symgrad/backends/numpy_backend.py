@@ -67,8 +67,9 @@ def resolve(shape, dims: dict[str, int]) -> tuple[int, ...]:
 def _window(node, ctx, counts):
     """The slices of a window (``starts``, ``steps``) with ``counts`` entries per axis."""
     out = []
-    for start, step, count in zip(resolve(node.attr("starts"), ctx.dims), node.attr("steps"),
-                                  resolve(counts, ctx.dims)):
+    for start, step, count in zip(
+        resolve(node.attr("starts"), ctx.dims), node.attr("steps"), resolve(counts, ctx.dims)
+    ):
         if count == 0:
             out.append(slice(0, 0))
             continue

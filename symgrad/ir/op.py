@@ -106,8 +106,21 @@ def _nothing(node):
 
 
 # the facts, for the test that walks every op against every fact
-FACTS = ("vjp", "rebuild", "fresh", "loop", "labels", "indices_below", "moves_values", "requires", "binds", "leaf",
-         "scalar_identity", "hot_rows", "stops_gradient")
+FACTS = (
+    "vjp",
+    "rebuild",
+    "fresh",
+    "loop",
+    "labels",
+    "indices_below",
+    "moves_values",
+    "requires",
+    "binds",
+    "leaf",
+    "scalar_identity",
+    "hot_rows",
+    "stops_gradient",
+)
 
 
 def rebuild(node, inputs):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 import tokenize
-from functools import lru_cache
+from functools import cache
 from math import prod
 
 import sympy as sp
@@ -28,7 +28,7 @@ import sympy as sp
 from ..errors import ArgumentError, ShapeError
 
 
-@lru_cache(maxsize=None)
+@cache
 def symbol(name: str) -> sp.Symbol:
     """The SymPy symbol of a named dim (sizes are non-negative integers)."""
     return sp.Symbol(name, integer=True, nonnegative=True)

@@ -289,7 +289,9 @@ def logsumexp(x, axis=None, keepdims=False):
     shift = core.stop_gradient(where(greater(top, -np.inf), top, 0))
     total = sum(exp(subtract(x, shift)), axis, keepdims=True)
     out = add(log(total), shift)
-    return out if keepdims else core.reshape(out, reduced(out.shape, norm_axes(axis, x.ndim), False))
+    return (
+        out if keepdims else core.reshape(out, reduced(out.shape, norm_axes(axis, x.ndim), False))
+    )
 
 
 def log_softmax(x, axis=-1):
@@ -357,8 +359,9 @@ def stack(xs, axis=0):
     nodes = [as_node(x) for x in xs]
     shape = nodes[0].shape
     if any(n.shape != shape for n in nodes):
-        raise ShapeError("stack needs tensors of one shape, got " + ", ".join(
-            fmt(n.shape) for n in nodes))
+        raise ShapeError(
+            "stack needs tensors of one shape, got " + ", ".join(fmt(n.shape) for n in nodes)
+        )
     (at,) = norm_axes(axis, len(shape) + 1)
     new = shape[:at] + (1,) + shape[at:]
     return layout.concatenate([core.reshape(n, new) for n in nodes], at)
@@ -371,8 +374,11 @@ def getitem(x: Node, index) -> Node:
     expression (``x[1:]`` of ``N`` rows has ``N - 1``) that must fit at call time."""
     index = index if isinstance(index, tuple) else (index,)
     for item in index:
-        ok = item is None or item is Ellipsis or isinstance(item, slice) or (
-            isinstance(item, (int, np.integer)) and not isinstance(item, bool)
+        ok = (
+            item is None
+            or item is Ellipsis
+            or isinstance(item, slice)
+            or (isinstance(item, (int, np.integer)) and not isinstance(item, bool))
         )
         if not ok:
             raise ArgumentError(

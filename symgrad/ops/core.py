@@ -28,10 +28,9 @@ from ..errors import ArgumentError, DTypeError, ShapeError
 from ..ir import Node, intern
 from ..ir import dtypes as dt
 from ..ir.op import Op
-from ..ir.shapes import Shape, bindings, broadcast, fmt, normalize, reduced
+from ..ir.shapes import Shape, bindings, broadcast, fmt, is_named, normalize, reduced, size_expr
 from ..ir.shapes import axes as norm_axes
 from ..ir.shapes import reshape as check_reshape
-from ..ir.shapes import is_named, size_expr
 from .elementwise import boolean_as_number, number, partial, result_dtype, sym, undefined
 
 
@@ -321,8 +320,7 @@ def unbroadcast(g: Node, shape: Shape) -> Node:
     kept = tuple(i for i, d in enumerate(shape) if d == 1 and g.shape[i] != 1)
     g = reduce_sum(g, kept, keepdims=True)
     if any(a != b for a, b in zip(g.shape, shape) if b != 1):
-        return relabel(reshape(g, tuple(1 if b == 1 else a for a, b in zip(g.shape, shape))),
-                       shape)
+        return relabel(reshape(g, tuple(1 if b == 1 else a for a, b in zip(g.shape, shape))), shape)
     return reshape(g, shape)
 
 

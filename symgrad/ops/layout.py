@@ -102,8 +102,9 @@ def slice_(x: Node, starts, steps, shape) -> Node:
 def _window_requires(node, length_shape, out_shape):
     """The windows of a slice (or its scatter) lie inside the dims they index."""
     need = []
-    for d, start, step, count in zip(length_shape, node.attr("starts"), node.attr("steps"),
-                                     out_shape):
+    for d, start, step, count in zip(
+        length_shape, node.attr("starts"), node.attr("steps"), out_shape
+    ):
         if not (is_named(d) or is_named(start) or is_named(count)):
             continue  # all ints: checked when the graph was built
         first, last = as_expr(start), as_expr(start) + step * (as_expr(count) - 1)
@@ -120,8 +121,9 @@ SLICE = Op(
     vjp=lambda node, g: (
         slice_scatter(g, node.attr("starts"), node.attr("steps"), node.inputs[0].shape),
     ),
-    rebuild=lambda node, inputs: slice_(inputs[0], node.attr("starts"), node.attr("steps"),
-                                        node.shape),
+    rebuild=lambda node, inputs: slice_(
+        inputs[0], node.attr("starts"), node.attr("steps"), node.shape
+    ),
     fresh=False,  # NumPy's basic slicing is a view
     moves_values=True,
     requires=lambda node: _window_requires(node, node.inputs[0].shape, node.shape),
@@ -139,10 +141,10 @@ def slice_scatter(g: Node, starts, steps, shape) -> Node:
 
 SLICE_SCATTER = Op(
     "slice_scatter",
-    vjp=lambda node, g: (slice_(g, node.attr("starts"), node.attr("steps"),
-                                node.inputs[0].shape),),
-    rebuild=lambda node, inputs: slice_scatter(inputs[0], node.attr("starts"),
-                                               node.attr("steps"), node.shape),
+    vjp=lambda node, g: (slice_(g, node.attr("starts"), node.attr("steps"), node.inputs[0].shape),),
+    rebuild=lambda node, inputs: slice_scatter(
+        inputs[0], node.attr("starts"), node.attr("steps"), node.shape
+    ),
     fresh=True,
     requires=lambda node: _window_requires(node, node.shape, node.inputs[0].shape),
 )

@@ -11,8 +11,8 @@ import sympy as sp
 from ..errors import ShapeError
 from ..ir import Node, intern
 from ..ir.op import Op
-from ..ir.shapes import fmt, is_named, reduced
 from ..ir.shapes import axes as norm_axes
+from ..ir.shapes import fmt, is_named, reduced
 from .core import ew, expand, numeric, reshape
 from .elementwise import sym
 
