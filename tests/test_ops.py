@@ -954,6 +954,10 @@ def test_concatenate_shapes_and_errors():
         sg.concatenate(X)
     with pytest.raises(sg.ShapeError, match="one shape"):
         sg.stack([X, b])
+    with pytest.raises(sg.ArgumentError, match="int axis"):
+        sg.stack([X, X], axis=None)
+    with pytest.raises(sg.ArgumentError, match="out of range"):
+        sg.stack([X, X], axis=3)
 
 
 @pytest.mark.parametrize("axis", [None, 0, 1, -1])

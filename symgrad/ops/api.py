@@ -362,6 +362,8 @@ def stack(xs, axis=0):
         raise ShapeError(
             "stack needs tensors of one shape, got " + ", ".join(fmt(n.shape) for n in nodes)
         )
+    if not isinstance(axis, int) or isinstance(axis, bool):
+        raise ArgumentError(f"stack needs an int axis, got {axis!r}")
     (at,) = norm_axes(axis, len(shape) + 1)
     new = shape[:at] + (1,) + shape[at:]
     return layout.concatenate([core.reshape(n, new) for n in nodes], at)
