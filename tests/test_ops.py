@@ -999,3 +999,47 @@ def test_look_alike_names_stay_apart(backend):
     value, (ga, gb) = fn(**{"ℕ": np.ones(1), "N": np.arange(300.0)})
     assert value == 2.0 + 10 * np.sum(np.arange(300.0))
     assert ga.shape == (1,) and gb.shape == (300,)
+
+
+def _package_imports(path, package):
+    """The symgrad modules a file imports (relative imports resolved)."""
+    import ast
+    import importlib.util
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+            found |= {base} if node.module else {f"{base}.{a.name}" for a in node.names}
+    return found
+
+
+def test_op_modules_import_in_one_direction():
+    # ir at the bottom imports nothing above it; within ops/ the modules form a chain
+    # (elementwise <- core <- layout, reductions, labels <- linalg <- api): no import
+    # circle, lazy or not (docs/design.md, "The pipeline")
+    import pathlib
+
+    root = pathlib.Path(sg.__file__).parent
+    graph = {}
+    for folder in ("ir", "ops"):
+        for path in (root / folder).glob("*.py"):
+            name = f"symgrad.{folder}.{path.stem}"
+            deps = _package_imports(path, f"symgrad.{folder}")
+            if folder == "ir":
+                assert all(d.startswith(("symgrad.ir", "symgrad.errors")) for d in deps), name
+            graph[name] = {d for d in deps if d.startswith("symgrad.ops.")}
+    assert not graph["symgrad.ops.elementwise"]  # pure SymPy: everything may import it
+    done, active = set(), []
+
+    def visit(name):
+        assert name not in active, f"import circle: {' -> '.join(active + [name])}"
+        if name not in done:
+            active.append(name)
+            for dep in graph.get(name, ()):
+                visit(dep)
+            active.pop()
+            done.add(name)
+
+    for name in graph:
+        visit(name)
