@@ -8,6 +8,7 @@ backend program, and returns a float for a scalar output and fresh arrays otherw
 from __future__ import annotations
 
 import builtins
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -52,6 +53,7 @@ class Compiled:
     stats: Stats = field(default_factory=Stats)
     options: dict = field(default_factory=dict)
     _split_programs: object = field(default=None, repr=False)
+    _split_lock: object = field(default_factory=threading.Lock, repr=False)
     _finish: object = field(default=None, repr=False)  # generated in __post_init__
 
     @property
@@ -111,10 +113,15 @@ class Compiled:
         return split.forward.source, split.backward.source
 
     def _split(self):
-        if self._split_programs is None:
-            if not self.pack.startswith("value"):
-                raise ArgumentError("forward/backward exist for value_and_grad functions only")
-            self._split_programs = _Split(self)
+        # built once, on first use, which may come from several threads at once: a second
+        # build would replace the programs that the other threads' residuals belong to
+        with self._split_lock:
+            if self._split_programs is None:
+                if not self.pack.startswith("value"):
+                    raise ArgumentError(
+                        "forward/backward exist for value_and_grad functions only"
+                    )
+                self._split_programs = _Split(self)
         return self._split_programs
 
     def __repr__(self):
