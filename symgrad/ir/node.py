@@ -28,7 +28,9 @@ _table: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=1 << 16)  # formulas repeat across nodes; printing them is the cost
+# typed: 1, 1.0 and True (or 0 and False) are equal dict keys but print differently; a
+# shared entry would make a digest depend on which of them this process printed first
+@lru_cache(maxsize=1 << 16, typed=True)  # formulas repeat across nodes; printing is the cost
 def _text(value) -> str:
     """An attribute as text that does not depend on the process (for the digest)."""
     return getattr(value, "digest_text", None) or repr(value)
