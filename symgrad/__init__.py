@@ -13,15 +13,18 @@ or a NumPy interpreter).
 
 from . import cache
 from .autodiff import grad
+from .check import check_grad
 from .compile import Compiled, compile, value_and_grad
 from .errors import (
     ArgumentError,
     DTypeError,
+    GradientCheckError,
     GraphError,
     LabelError,
     ShapeError,
     SymgradError,
 )
+from .formula import formula, pretty  # also gives nodes their readable repr
 from .ir import Node, to_text
 from .nn import losses
 from .ops.api import (

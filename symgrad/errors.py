@@ -29,3 +29,10 @@ class LabelError(SymgradError, ValueError):
 
 class GraphError(SymgradError, ValueError):
     """A graph that cannot be differentiated, converted or compiled as asked."""
+
+
+class GradientCheckError(SymgradError, AssertionError):
+    """A derived gradient that disagrees with finite differences (``sg.check_grad``).
+
+    Also an ``AssertionError``, so a failed check inside a test reads as a failed assertion.
+    """
