@@ -24,6 +24,7 @@ from .errors import (
     ShapeError,
     SymgradError,
 )
+from .explain import explain
 from .formula import formula, pretty  # also gives nodes their readable repr
 from .ir import Node, to_text
 from .nn import losses

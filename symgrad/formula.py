@@ -676,6 +676,8 @@ class TeXPrinter(_Common, LatexPrinter):
 
     def _print_Symbol(self, expr, style="plain"):
         name = expr.name
+        if name.startswith("\\"):  # already LaTeX (explain's adjoint names)
+            return name
         if "_" in name and len(name) > 2:  # grad_y_pred, w1 ... read as one name, not a subscript
             return r"\mathit{" + name.replace("_", r"\_") + "}"
         return super()._print_Symbol(expr)
@@ -875,13 +877,14 @@ def _prepare(outputs, names, optimize):
     return nodes[: len(outputs)], {n: name for name, n in zip(names, nodes[len(outputs) :])}
 
 
-def formula(graph, names=None, optimize=True, cse=True) -> Formula:
+def formula(graph, names=None, optimize=True, cse=True, define_names=True) -> Formula:
     """The graph written as a formula (see the module docstring).
 
     ``graph``: one graph, a list, or a dict ``{name: graph}`` (the names label the results);
     ``names``: ``{name: node}`` for subexpressions to call by a name (``{"h": h}``); they
     are matched in the optimised graph, so a name shows where its node survives optimisation.
-    ``optimize=False`` writes the graph as built; ``cse=False`` writes everything inline.
+    ``optimize=False`` writes the graph as built; ``cse=False`` writes everything inline;
+    ``define_names=False`` leaves out the definitions of the named nodes.
 
     >>> import symgrad as sg
     >>> X, W = sg.tensor("X", ("N", "D")), sg.tensor("W", ("D", "C"))
@@ -899,7 +902,9 @@ def formula(graph, names=None, optimize=True, cse=True) -> Formula:
     outputs, named = _prepare(graphs, names, optimize)
     builder = _Builder(named)
     exprs = builder.expressions(outputs + list(named))
-    named_defs = [(name, builder.finish(exprs_raw)) for name, exprs_raw in _named_definitions(named, builder)]
+    named_defs = [
+        (name, builder.finish(e)) for name, e in _named_definitions(named, builder)
+    ] if define_names else []
     results = [builder.finish(exprs[o]) for o in outputs]
     taken = {str(s) for s in builder.symbols} | set(names) | {str(lab) for lab in labels if lab}
     definitions, results = _name_shared(results, taken, builder, cse)
