@@ -24,6 +24,7 @@ from .errors import (
     ShapeError,
     SymgradError,
 )
+from .draw import draw
 from .explain import explain
 from .formula import formula, pretty  # also gives nodes their readable repr
 from .ir import Node, to_text

@@ -33,6 +33,7 @@ sends back a rule applied to the upstream gradient (``∂f/∂W = Xᵀ · ∂f/�
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,16 +78,17 @@ class Step:
     parts: list = field(default_factory=list)  # [(user's name, value)] that make the upstream
     terms: list[Term] = field(default_factory=list)
     formula_latex: str = ""
+    node: Node | None = field(default=None, repr=False)
 
 
-def _show(value) -> str:
+def _show(value, shown=SHOWN) -> str:
     """A number as the slide writes it, or a tensor as its shape and first few numbers."""
     a = np.asarray(value)
     if a.ndim == 0:
         return f"{float(a):.6g}" if a.dtype.kind == "f" else str(a.item())
     flat = a.ravel()
-    numbers = ", ".join(f"{float(v):.4g}" for v in flat[:SHOWN])
-    return f"{fmt(a.shape)} [{numbers}{', …' if flat.size > SHOWN else ''}]"
+    numbers = ", ".join(f"{float(v):.4g}" for v in flat[:shown])
+    return f"{fmt(a.shape)} [{numbers}{', …' if flat.size > shown else ''}]"
 
 
 def _tex_number(value) -> str:
@@ -113,6 +115,8 @@ class Explanation:
     steps: list[Step]
     grads: dict  # wrt name -> value
     forward: list = field(default_factory=list)  # [(name, formula, value)] in forward order
+    names: dict = field(default_factory=dict, repr=False)  # node -> name
+    values: dict = field(default_factory=dict, repr=False)  # node -> forward value
 
     def lines(self) -> list[str]:
         out = ["forward:"]
@@ -195,7 +199,8 @@ class Explanation:
 def _names(f: Node, order, user_names, output_name):
     taken = {n.name for n in order if n.name is not None} | set(user_names)
     by_node = {node: name for name, node in user_names.items()}
-    pool = (c for c in INTERMEDIATE_NAMES + "".join(f"z{i}" for i in range(1000)) if c not in taken)
+    more = (f"{c}{i}" for i in itertools.count(1) for c in INTERMEDIATE_NAMES)
+    pool = itertools.chain(INTERMEDIATE_NAMES, more)
     for node in order:
         if node.name is not None:
             by_node[node] = node.name
@@ -206,11 +211,9 @@ def _names(f: Node, order, user_names, output_name):
 
 
 def _fresh(pool, taken):
-    for name in pool:
-        if name not in taken:
-            taken.add(name)
-            return name
-    raise GraphError("explain ran out of names for intermediate nodes")
+    name = next(n for n in pool if n not in taken)
+    taken.add(name)
+    return name
 
 
 def _text(graph, names, latex=False):
@@ -299,6 +302,7 @@ def explain(f, wrt=None, *, names=None, output="f", **values) -> Explanation:
             value=value[("value", node)],
             shape=node.shape,
             upstream=value[("upstream", node)],
+            node=node,
             parts=[(name_of[u] if u is not None else "1", 1.0 if u is None else value[("sent", u, k)])
                    for u, k, _ in sent[node]],
         )
@@ -326,7 +330,8 @@ def explain(f, wrt=None, *, names=None, output="f", **values) -> Explanation:
     grads = {w.name: _plain(value[("grad", w)]) for w in wrt}
     for s in explained:
         s.value, s.upstream = _plain(s.value), _plain(s.upstream)
-    return Explanation(output, explained, grads, forward)
+    node_values = {k[1]: _plain(v) for k, v in value.items() if k[0] == "value"}
+    return Explanation(output, explained, grads, forward, name_of, node_values)
 
 
 def _plain(v):

@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+from collections import Counter
 
 import numpy as np
 import sympy as sp
+from sympy.functions.elementary.piecewise import ExprCondPair
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
@@ -58,6 +60,8 @@ def _axis_text(axes, ndim_hint=None) -> str:
 
 class FormulaOp(sp.Function):
     """A structural op inside a formula; ``args[0]`` is the operand, the rest attributes."""
+
+    is_extended_real = True  # tensors of real numbers (so SymPy may compare them)
 
     text_name = ""
 
@@ -327,16 +331,21 @@ def _const(builder, node):
         value = float(array)
         return sp.Float(value) if np.isfinite(value) else {1: sp.oo, -1: -sp.oo}.get(np.sign(value), sp.nan)
     count = sum(kind == "const" for kind, _ in builder.symbols.values())
-    return builder.leaf(sp.Symbol(f"K{count + 1}"), node, "const", array)
+    return builder.leaf(_sym(f"K{count + 1}"), node, "const", array)
 
 
 # leaves get symbols (a scalar constant is its number)
 LEAVES = {
-    "input": lambda b, node: b.leaf(sp.Symbol(node.name), node, "input", node),
+    "input": lambda b, node: b.leaf(_sym(node.name), node, "input", node),
     "dim": lambda b, node: b.leaf(_dim(node.attr("name")), node, "dim", node.attr("name")),
     "const": _const,
     "ew": lambda b, node: node.attr("expr"),
 }
+
+
+def _sym(name: str) -> sp.Symbol:
+    """A tensor or named value in a formula (real: values are real numbers)."""
+    return sp.Symbol(name, real=True)
 
 
 def _dim(d):
@@ -357,18 +366,21 @@ class _GenericOp(FormulaOp):
 
 
 def _drop_max_guard(e):
-    """Piecewise((m, m > -oo), (0, True)) -> m: the shift of a fully masked row."""
+    """Piecewise((m, m > -oo), (0, True)) -> m: the shift of a fully masked row.
 
-    def match(x):
-        return (
-            isinstance(x, sp.Piecewise)
-            and len(x.args) == 2
-            and x.args[1] == (0, sp.true)
-            and isinstance(x.args[0][1], sp.StrictGreaterThan)
-            and x.args[0][1].args == (x.args[0][0], -sp.oo)
-        )
+    SymPy writes ``m > -oo`` in several forms (``-oo - m < 0``); each says ``m + oo > 0``.
+    """
 
-    return e.replace(match, lambda x: x.args[0][0])
+    def guards(x):
+        if not (isinstance(x, sp.Piecewise) and len(x.args) == 2 and x.args[1] == (0, sp.true)):
+            return False
+        (a, cond), _ = x.args
+        if not isinstance(cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
+            return False
+        above = cond.lhs - cond.rhs if isinstance(cond, sp.StrictGreaterThan) else cond.rhs - cond.lhs
+        return above == a + sp.oo
+
+    return e.replace(guards, lambda x: x.args[0][0])
 
 
 def _distribute(e):
@@ -429,12 +441,13 @@ def _margins(e):
 
     def margin(x):
         if type(x) in flip:
-            return flip[type(x)](x.rhs - x.lhs, 0)
-        return type(x)(x.lhs - x.rhs, 0)
+            return flip[type(x)](_distribute(x.rhs - x.lhs), 0, evaluate=False)
+        return type(x)(_distribute(x.lhs - x.rhs), 0, evaluate=False)
 
     return e.replace(
         lambda x: isinstance(x, (sp.StrictLessThan, sp.LessThan, sp.StrictGreaterThan, sp.GreaterThan))
-        and x.rhs != 0,
+        and x.rhs != 0
+        and x.rhs.is_finite is not False,
         margin,
     )
 
@@ -501,8 +514,10 @@ def _names(taken):
             yield letter
 
 
-def _is_small(e) -> bool:
+def _is_small(e, tensors) -> bool:
     """Small enough to write again instead of naming: ``XW``, ``pick(S, y)``, ``1/N``."""
+    if e.is_Mul and len(e.args) == 2 and e.args[0] == -1:
+        e = e.args[1]
     if e.is_Atom or isinstance(e, (Reshaped, Broadcast)) and e.args[0].is_Atom:
         return True
     if isinstance(e, (MatMul, Pick, Transposed)):
@@ -510,7 +525,8 @@ def _is_small(e) -> bool:
             a.is_Atom or isinstance(a, (Transposed, Reshaped, Broadcast)) and a.args[0].is_Atom
             for a in e.args
         )
-    return sp.count_ops(e) <= (1 if e.atoms(FormulaOp) else 4)
+    scalar = not (e.atoms(FormulaOp) or e.free_symbols & tensors)
+    return sp.count_ops(e) <= (4 if scalar else 1)
 
 
 # --- printers ----------------------------------------------------------------------------
@@ -636,7 +652,7 @@ class TextPrinter(_Common, StrPrinter):
         lhs, rhs = expr.args
         if isinstance(expr, sp.Ne) and isinstance(lhs, FormulaOp) and rhs == 0:
             return self._print(lhs)  # a mask read as a condition
-        if rhs.is_Number and rhs != 0:  # SymPy moves numbers right; a margin reads a + 1 > 0
+        if rhs.is_Number and rhs.is_finite and rhs != 0:  # a margin reads a + 1 > 0
             lhs, rhs = sp.Add(lhs, -rhs, evaluate=False), sp.Integer(0)
         return f"{self._print(lhs)} {expr.rel_op} {self._print(rhs)}"
 
@@ -751,7 +767,7 @@ class Formula:
             if kind == "dim":
                 env[s] = float(dims[what])
         for name, e in self.definitions:
-            env[sp.Symbol(name)] = _evaluate(e, env, dims)
+            env[_sym(name)] = _evaluate(e, env, dims)
         values = [_evaluate(e, env, dims) for _, e in self.results]
         return values[0] if len(values) == 1 else values
 
@@ -837,7 +853,7 @@ class _Builder:
         exprs = {}
         for node in toposort(outputs):
             if node in self.names:
-                s = sp.Symbol(self.names[node])
+                s = _sym(self.names[node])
                 (self.scalars if node.shape == () else self.tensors).add(s)
                 exprs[node] = s
                 continue
@@ -909,7 +925,7 @@ def formula(graph, names=None, optimize=True, cse=True, define_names=True) -> Fo
     taken = {str(s) for s in builder.symbols} | set(names) | {str(lab) for lab in labels if lab}
     definitions, results = _name_shared(results, taken, builder, cse)
     for name, e in named_defs:
-        builder.scalars.add(sp.Symbol(name)) if not (e.free_symbols & builder.tensors) else None
+        builder.scalars.add(_sym(name)) if not (e.free_symbols & builder.tensors) else None
     return Formula(named_defs + definitions, list(zip(labels, results)), builder.symbols, builder.scalars)
 
 
@@ -934,32 +950,46 @@ def _name_shared(results, taken, builder, cse):
         name = label.upper() if label.upper() not in taken and len(label) == 1 else _fresh("Y", taken)
         taken.add(name)
         definitions.append((name, o))
-        replace[o] = sp.Symbol(name)
-        builder.tensors.add(sp.Symbol(name))
+        replace[o] = _sym(name)
+        builder.tensors.add(_sym(name))
     results = [e.xreplace(replace) for e in results]
     if not cse:
         return definitions, results
-    generic = _names(taken)
-    pairs, reduced = sp.cse(results, symbols=_dummies(), optimizations=[], order="none")
-    subs, kept = {}, []
-    for d, e in pairs:
-        e = e.xreplace(subs)
-        if _is_small(e) or isinstance(e, (Reshaped, Broadcast)):
-            subs[d] = e
-            continue
+    counts = Counter()
+
+    def visit(e):  # a subexpression inside a repeated one is counted once, with its parent
+        counts[e] += 1
+        if counts[e] == 1:
+            for a in e.args:
+                visit(a)
+
+    for r in results:
+        visit(r)
+    repeated = [
+        e for e, c in counts.items()
+        if c > 1 and not _is_small(e, builder.tensors) and _nameable(e)
+    ]
+    repeated.sort(key=lambda e: (sp.count_ops(e), str(e)))  # inner ones first
+    generic, kept = _names(taken), []
+    while repeated:
+        e = repeated.pop(0)
         hint = NAME_HINTS.get(type(e)) or ("M" if e.atoms(sp.Piecewise) else None)
         name = _fresh(hint, taken) if hint else next(generic)
         taken.add(name)
-        s = sp.Symbol(name)
-        (builder.scalars if not (e.free_symbols & builder.tensors) and not e.atoms(OneHot) else builder.tensors).add(s)
-        subs[d] = s
+        s = _sym(name)
+        tensor = bool(e.free_symbols & builder.tensors) or bool(e.atoms(OneHot))
+        (builder.tensors if tensor else builder.scalars).add(s)
         kept.append((name, e))
-    return definitions + kept, [r.xreplace(subs) for r in reduced]
+        results = [r.xreplace({e: s}) for r in results]
+        repeated = [x.xreplace({e: s}) for x in repeated]
+    return definitions + kept, results
 
 
-def _dummies():
-    for i in itertools.count():
-        yield sp.Dummy(f"cse{i}")
+def _nameable(e) -> bool:
+    """Values, not conditions, attributes or wrappers of a single name."""
+    if e.is_Atom or isinstance(e, (sp.logic.boolalg.Boolean, sp.Tuple, ExprCondPair)):
+        return False
+    return not (isinstance(e, (Reshaped, Broadcast)) and e.args[0].is_Atom)
 
 
 def _fresh(hint, taken):
