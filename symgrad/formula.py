@@ -94,6 +94,9 @@ class MatMul(FormulaOp):
         out = []
         for a in self.args:
             text = printer.doprint(a)
+            if isinstance(a, Broadcast) and a.args[0].is_number:  # a matrix of ones (times c)
+                ones = f"ones{_dims_text(a.args[1:])}"
+                text = ones if a.args[0] == 1 else f"{text}·{ones}"
             if not _atomlike(a):
                 text = (r"\left(" + text + r"\right)") if latex else "(" + text + ")"
             out.append((a, text))
@@ -492,7 +495,12 @@ def _pull_scalars(e, tensors):
         coeff, parts = sp.S.One, []
         for a in x.args:
             a = sp.factor_terms(a)
-            c, rest = a.as_independent(*tensors, as_Add=False)
+            if isinstance(a, Broadcast) and a.args[0].is_number:  # c·ones: c moves out
+                c, rest = a.args[0], Broadcast(sp.S.One, *a.args[1:])
+            else:
+                c, rest = a.as_independent(*tensors, as_Add=False)
+                if c.atoms(Broadcast, Reshaped):  # a broadcast value is a tensor, not a scalar
+                    c, rest = sp.S.One, a
             coeff, parts = coeff * c, parts + [rest]
         return coeff * MatMul(*parts)
 
@@ -556,7 +564,10 @@ class _Common:
     def _join(self, factors, times, odot, paren):
         scal = [f for f in factors if self._is_scalar(f)]
         tens = [f for f in factors if not self._is_scalar(f)]
-        tens.sort(key=lambda f: not f.atoms(MatMul))  # the upstream gradient first
+        # a stable order a person would use: the upstream gradient (a product) first, then
+        # names, functions, and sums last (z·σ(x)·(1 - σ(x)), (G · w2ᵀ) ⊙ h ⊙ (1 - h))
+        scal.sort(key=lambda f: (not f.is_Number, f.is_Add, not f.is_Symbol, str(f)))
+        tens.sort(key=lambda f: (not f.atoms(MatMul), f.is_Add, not f.is_Symbol, str(f)))
         scal_text = times.join(paren(f, False) for f in scal)
         tens_text = odot.join(paren(f, len(tens) > 1) for f in tens)
         return times.join(t for t in (scal_text, tens_text) if t)
@@ -750,9 +761,12 @@ class Formula:
         return f"${self.latex}$"
 
     def evaluate(self, **inputs):
-        """The results computed with NumPy from these formulas (a list, or one value)."""
+        """The results computed with NumPy from these formulas (a list, or one value).
+
+        Named dims are read from the inputs' shapes; a dim no input shows is passed as an
+        int keyword (``C=10``)."""
         env = {}
-        dims = {}
+        dims = {k: v for k, v in inputs.items() if isinstance(v, int) and not isinstance(v, bool)}
         for s, (kind, what) in self._symbols.items():
             if kind == "input":
                 if what.name not in inputs:
@@ -905,7 +919,7 @@ def formula(graph, names=None, optimize=True, cse=True, define_names=True) -> Fo
     >>> import symgrad as sg
     >>> X, W = sg.tensor("X", ("N", "D")), sg.tensor("W", ("D", "C"))
     >>> print(sg.formula({"dW": sg.grad(sg.sum(X @ W) / 2, W)}))
-    dW = Xᵀ/2
+    dW = Xᵀ · ones(N, C)/2
     """
     if isinstance(graph, dict):
         labels, graphs = list(graph), list(graph.values())
