@@ -15,6 +15,7 @@ from . import cache
 from .autodiff import grad
 from .check import check_grad
 from .compile import Compiled, compile, value_and_grad
+from .draw import draw
 from .errors import (
     ArgumentError,
     DTypeError,
@@ -24,7 +25,6 @@ from .errors import (
     ShapeError,
     SymgradError,
 )
-from .draw import draw
 from .explain import explain
 from .formula import formula, pretty  # also gives nodes their readable repr
 from .ir import Node, to_text

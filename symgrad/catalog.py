@@ -48,7 +48,8 @@ def _elementwise(name, formula) -> Case:
         params = ["x"]
     else:
         params = [
-            p.name for p in inspect.signature(formula).parameters.values()
+            p.name
+            for p in inspect.signature(formula).parameters.values()
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
         ]
     tensors = [p for p in params if p not in STATIC]
@@ -69,8 +70,13 @@ def _structural():
     v, b = api.tensor("v", (4,)), api.tensor("b", (4,))
     y = api.tensor("y", (3,), dtype="int64")
     rng = np.random.default_rng(0)
-    values = {"X": rng.permutation(12).reshape(3, 4) / 7 - 0.8, "W": rng.standard_normal((4, 2)),
-              "v": rng.standard_normal(4), "b": rng.standard_normal(4), "y": np.array([0, 3, 1])}
+    values = {
+        "X": rng.permutation(12).reshape(3, 4) / 7 - 0.8,
+        "W": rng.standard_normal((4, 2)),
+        "v": rng.standard_normal(4),
+        "b": rng.standard_normal(4),
+        "y": np.array([0, 3, 1]),
+    }
     return {
         "sum": (api.sum(X, axis=1) + api.sum(X), [X]),
         "max": (api.max(X, axis=1), [X]),  # distinct values: no ties
@@ -94,8 +100,12 @@ def _losses():
     S, T, W = api.tensor("S", (5, 3)), api.tensor("T", (5, 3)), api.tensor("W", (3, 2))
     y = api.tensor("y", (5,), dtype="int64")
     rng = np.random.default_rng(1)
-    values = {"S": rng.standard_normal((5, 3)), "T": rng.standard_normal((5, 3)),
-              "W": rng.standard_normal((3, 2)), "y": np.array([0, 2, 1, 1, 0])}
+    values = {
+        "S": rng.standard_normal((5, 3)),
+        "T": rng.standard_normal((5, 3)),
+        "W": rng.standard_normal((3, 2)),
+        "y": np.array([0, 2, 1, 1, 0]),
+    }
     made = {
         "softmax_cross_entropy": lambda r: losses.softmax_cross_entropy(S, y, reduction=r),
         "multiclass_hinge": lambda r: losses.multiclass_hinge(S, y, reduction=r),

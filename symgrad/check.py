@@ -159,16 +159,20 @@ def check_grad(
         inputs[COTANGENT_NAME] = np.asarray(cotangent, dtype=np.float64)
 
     compiler = compiler or _value_and_grad
-    runs = [("custom", grad_fn)] if grad_fn is not None else [
-        (b, compiler(scalar_f, wrt_list, b)) for b in backends
-    ]
+    runs = (
+        [("custom", grad_fn)]
+        if grad_fn is not None
+        else [(b, compiler(scalar_f, wrt_list, b)) for b in backends]
+    )
     report = Report([])
     for k, (backend, fn) in enumerate(runs):
         value, grads = fn(**inputs)
         grads = list(grads)
         if k == 0:
             report.value, report.grads = value, grads
-        report.rows += _check_one(fn, backend, wrt_list, grads, inputs, f.dtype, tol, h, n_dirs, rng)
+        report.rows += _check_one(
+            fn, backend, wrt_list, grads, inputs, f.dtype, tol, h, n_dirs, rng
+        )
     if raise_on_failure and not report.ok:
         names = [w.name for w in wrt_list]
         raise GradientCheckError(
@@ -182,14 +186,31 @@ def check_grad(
 def _check_one(fn, backend, wrt, grads, inputs, dtype, tol, h, n_dirs, rng) -> list[Row]:
     rtol, atol = tol
     if len(grads) != len(wrt):
-        return [Row(backend, "*", np.inf, np.inf, np.inf, f"{len(grads)} gradients for {len(wrt)} tensors")]
+        return [
+            Row(
+                backend,
+                "*",
+                np.inf,
+                np.inf,
+                np.inf,
+                f"{len(grads)} gradients for {len(wrt)} tensors",
+            )
+        ]
     base = {w.name: np.array(inputs[w.name], dtype=np.float64) for w in wrt}
     eps_mach = float(np.finfo(dtype if dtype in TOLERANCES else "float64").eps)
     rows = []
     for w, g in zip(wrt, grads):
         if np.shape(g) != base[w.name].shape:
-            rows.append(Row(backend, w.name, np.inf, np.inf, np.inf,
-                            f"gradient has shape {np.shape(g)}, the input {base[w.name].shape}"))
+            rows.append(
+                Row(
+                    backend,
+                    w.name,
+                    np.inf,
+                    np.inf,
+                    np.inf,
+                    f"gradient has shape {np.shape(g)}, the input {base[w.name].shape}",
+                )
+            )
             continue
         if not np.all(np.isfinite(g)):
             rows.append(Row(backend, w.name, np.inf, np.inf, np.inf, "gradient is not finite"))

@@ -54,6 +54,7 @@ def _seconds(s: float) -> str:
 
 def demo(args) -> int:
     import symgrad as sg
+
     from . import demo as acts
 
     started = time.perf_counter()
@@ -81,18 +82,37 @@ def demo(args) -> int:
         f"hinge + L2, {N}×{D}×{C}": (loss, W, dict(X=Xv, y=yv, W=Wv)),
         f"softmax + L2, {N}×{D}×{C}": (
             sg.losses.softmax_cross_entropy(X @ W, labels) + 0.05 * sg.losses.l2(W),
-            W, dict(X=Xv, y=yv, W=Wv)),
+            W,
+            dict(X=Xv, y=yv, W=Wv),
+        ),
     }
     for name, (f, wrt, values) in work.items():
         jit = sg.value_and_grad(f, wrt)
         interp = sg.value_and_grad(f, wrt, backend="numpy")
         same = np.allclose(np.asarray(jit(**values)[1]), np.asarray(interp(**values)[1]))
-        t_jit, t_int = _time(lambda: jit(**values)), _time(lambda: interp(**values))
-        rows.append([name, _seconds(t_jit), _seconds(t_int), f"{t_int / t_jit:.2f}×",
-                     "yes" if same else "NO"])
-    _table(args, ["value and gradient", "numba (jitted)", "numpy (interpreted)",
-                  "interpreted / jitted", "same result"], rows,
-           title="jitted vs interpreted (best of 5 × 20 calls)")
+        t_jit = _time(lambda fn=jit, v=values: fn(**v))
+        t_int = _time(lambda fn=interp, v=values: fn(**v))
+        rows.append(
+            [
+                name,
+                _seconds(t_jit),
+                _seconds(t_int),
+                f"{t_int / t_jit:.2f}×",
+                "yes" if same else "NO",
+            ]
+        )
+    _table(
+        args,
+        [
+            "value and gradient",
+            "numba (jitted)",
+            "numpy (interpreted)",
+            "interpreted / jitted",
+            "same result",
+        ],
+        rows,
+        title="jitted vs interpreted (best of 5 × 20 calls)",
+    )
     ok = slide_ok and hinge_ok and all(r[-1] == "yes" for r in rows)
     print(f"\n{'OK' if ok else 'MISMATCH'} in {time.perf_counter() - started:.1f} s")
     return 0 if ok else 1
@@ -115,8 +135,9 @@ def check(args) -> int:
             failed += 1
             continue
         try:
-            report = check_grad(case.f, case.wrt, backends=backends, raise_on_failure=False,
-                                **case.values)
+            report = check_grad(
+                case.f, case.wrt, backends=backends, raise_on_failure=False, **case.values
+            )
         except Exception as exc:  # an op that does not even compile is a failure, named
             rows.append([case.name, ", ".join(backends), "-", "-", f"ERROR: {exc}"])
             failed += 1
@@ -126,13 +147,23 @@ def check(args) -> int:
             worst = max(mine, key=lambda r: r.ratio)
             ok = all(r.ok for r in mine)
             failed += not ok
-            rows.append([case.name, backend, f"{max(r.abs_error for r in mine):.1e}",
-                         f"{max(r.rel_error for r in mine):.1e}",
-                         "ok" if ok else f"FAILED ({worst.input})"])
+            rows.append(
+                [
+                    case.name,
+                    backend,
+                    f"{max(r.abs_error for r in mine):.1e}",
+                    f"{max(r.rel_error for r in mine):.1e}",
+                    "ok" if ok else f"FAILED ({worst.input})",
+                ]
+            )
             if not ok:
                 details.append(f"{case.name} on {backend}, input {worst.input!r}: {worst.problem}")
-    _table(args, ["op / loss", "backend", "max abs error", "max rel error", "result"], rows,
-           title="gradient check: central differences in random directions")
+    _table(
+        args,
+        ["op / loss", "backend", "max abs error", "max rel error", "result"],
+        rows,
+        title="gradient check: central differences in random directions",
+    )
     for line in details:
         print("FAILED " + line)
     print(f"{len(rows) - failed} passed, {failed} failed")
@@ -184,6 +215,7 @@ def _load(target: str):
 
 def show(args) -> int:
     import symgrad as sg
+
     from .ir import dtypes as dt
     from .ir import inputs_of
 
@@ -222,13 +254,20 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     c = sub.add_parser("check", help="gradient check of every op and loss")
     c.add_argument("--backend", choices=["numpy", "numba", "both"], default="both")
-    c.add_argument("--only", action="append", metavar="NAME",
-                   help="check only cases whose name contains NAME (repeatable)")
+    c.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="check only cases whose name contains NAME (repeatable)",
+    )
     b = sub.add_parser("bench", help="the benchmarks (quick by default)")
     b.add_argument("--full", action="store_true", help="reference sizes and rounds")
     s = sub.add_parser("show", help="a user's loss: graph, gradient formulas, kernel")
-    s.add_argument("target", metavar="MODULE:FUNCTION",
-                   help="a function returning a loss graph, or (loss, wrt)")
+    s.add_argument(
+        "target",
+        metavar="MODULE:FUNCTION",
+        help="a function returning a loss graph, or (loss, wrt)",
+    )
     s.add_argument("--backend", choices=["numba", "numpy"], default="numba")
     return p
 

@@ -24,7 +24,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from .explain import _show, explain
 from .formula import formula
 from .ir import Node, toposort
@@ -51,6 +50,17 @@ class Drawing:
 
     def __str__(self):
         return self.source
+
+    def graphviz(self):
+        """The drawing as a ``graphviz.Source`` (its API: ``.render``, ``.view``, formats);
+        needs the ``graphviz`` package (``pip install symgrad[viz]``)."""
+        try:
+            import graphviz
+        except ImportError:
+            raise ImportError(
+                "Drawing.graphviz() needs the graphviz package: pip install 'symgrad[viz]'"
+            ) from None
+        return graphviz.Source(self.source)
 
     def _repr_svg_(self):
         if not shutil.which("dot"):
@@ -124,9 +134,12 @@ def draw(f, values=None, grads=False, path=None, wrt=None, collapse=None, names=
 
             nodes = [n for n in toposort([f]) if n.inputs]
             needed = {n.name for n in toposort([f]) if n.name is not None}
-            for n, v in zip(nodes, compile_(nodes, backend="numpy")(
-                **{k: v for k, v in values.items() if k in needed}
-            )):
+            for n, v in zip(
+                nodes,
+                compile_(nodes, backend="numpy")(
+                    **{k: v for k, v in values.items() if k in needed}
+                ),
+            ):
                 node_values[n] = v
     order = toposort([f])
     # inputs first, by name (x above y above z, as on the slides), then in computing order
@@ -148,7 +161,7 @@ def draw(f, values=None, grads=False, path=None, wrt=None, collapse=None, names=
             label = _wire(node_values.get(i), node_grads.get(i))
             lines.append(f"  {ids[i]} -> {ids[n]}" + (f" [label={label}];" if label else ";"))
     out_label = _wire(node_values.get(f), 1.0 if node_grads else None)
-    lines.append('  out [shape=point, width=0.05];')
+    lines.append("  out [shape=point, width=0.05];")
     lines.append(f"  {ids[f]} -> out" + (f" [label={out_label}];" if out_label else ";"))
     lines.append("}")
     drawing = Drawing("\n".join(lines) + "\n")
@@ -176,11 +189,14 @@ def _render(drawing: Drawing, path) -> Drawing:
         warnings.warn(drawing.message, stacklevel=3)
         return drawing
     fmt_ = path.suffix.lstrip(".") or "png"
-    subprocess.run(["dot", f"-T{fmt_}", "-o", str(path)], input=drawing.source.encode(),
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["dot", f"-T{fmt_}", "-o", str(path)],
+        input=drawing.source.encode(),
+        check=True,
+        capture_output=True,
+    )
     drawing.path = path
     return drawing
 
 
 __all__ = ["draw", "Drawing"]
-

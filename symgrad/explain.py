@@ -133,10 +133,15 @@ class Explanation:
                 )
             locals_ = [t for t in s.terms if t.local is not None]
             if locals_ and s.name != self.output:
-                out.append("        " + ", ".join(f"{_d(s.name, t.input)} = {t.local}" for t in locals_))
+                out.append(
+                    "        " + ", ".join(f"{_d(s.name, t.input)} = {t.local}" for t in locals_)
+                )
             for t in s.terms:
                 out.append("        " + self._term_text(s, t))
-        out.append("gradient: " + ", ".join(f"{_d(self.output, k)} = {_show(v)}" for k, v in self.grads.items()))
+        out.append(
+            "gradient: "
+            + ", ".join(f"{_d(self.output, k)} = {_show(v)}" for k, v in self.grads.items())
+        )
         return out
 
     def _term_text(self, s: Step, t: Term) -> str:
@@ -181,18 +186,28 @@ class Explanation:
         rows = []
         for s in self.steps:
             for k, t in enumerate(s.terms):
-                rows.append([
-                    s.name if k == 0 else "",
-                    s.formula if k == 0 else "",
-                    _show(s.value) if k == 0 else "",
-                    _show(s.upstream) if k == 0 else "",
-                    t.input,
-                    t.local if t.local is not None else "(rule)",
-                    t.rule,
-                    _show(t.value),
-                ])
-        headers = ["node", "formula", "value", f"∂{self.output}/∂node", "input", "local gradient",
-                   "sent back", "value sent"]
+                rows.append(
+                    [
+                        s.name if k == 0 else "",
+                        s.formula if k == 0 else "",
+                        _show(s.value) if k == 0 else "",
+                        _show(s.upstream) if k == 0 else "",
+                        t.input,
+                        t.local if t.local is not None else "(rule)",
+                        t.rule,
+                        _show(t.value),
+                    ]
+                )
+        headers = [
+            "node",
+            "formula",
+            "value",
+            f"∂{self.output}/∂node",
+            "input",
+            "local gradient",
+            "sent back",
+            "value sent",
+        ]
         return render(headers, rows, title=f"backward pass of {self.output}", rich=rich)
 
 
@@ -234,7 +249,8 @@ def explain(f, wrt=None, *, names=None, output="f", **values) -> Explanation:
         raise GraphError(f"explain needs a scalar float f, got {f.dtype}{fmt(f.shape)}")
     order = toposort([f])
     if wrt is None:
-        wrt = [n for n in order if n.name is not None and dt.is_float(n.dtype)]
+        wrt = sorted((n for n in order if n.name is not None and dt.is_float(n.dtype)),
+                     key=lambda n: n.name)
     wrt = [wrt] if isinstance(wrt, Node) else list(wrt)
     for w in wrt:
         if not isinstance(w, Node) or w.name is None:
@@ -253,7 +269,11 @@ def explain(f, wrt=None, *, names=None, output="f", **values) -> Explanation:
         parts = sent.get(node)
         if not parts or node not in depends:
             continue
-        g = parts[0][2] if len(parts) == 1 else ew(sum(sym(i) for i in range(len(parts))), [p for *_, p in parts])
+        g = (
+            parts[0][2]
+            if len(parts) == 1
+            else ew(sum(sym(i) for i in range(len(parts))), [p for *_, p in parts])
+        )
         adjoint[node] = g
         if not node.inputs:
             continue
@@ -270,15 +290,16 @@ def explain(f, wrt=None, *, names=None, output="f", **values) -> Explanation:
     for node, terms in steps:
         wanted[("value", node)] = node
         wanted[("upstream", node)] = adjoint[node]
-        for i, x, gx in terms:
+        for i, _, gx in terms:
             wanted[("sent", node, i)] = gx
             local = _local(node, i)
             if local is not None:
                 wanted[("local", node, i)] = local[0]
     for w in wrt:
         wanted[("grad", w)] = adjoint.get(w, api.broadcast_to(constant(0, w.dtype), w.shape))
-    for (name, node) in [(name_of[n], n) for n in order if n.inputs and n is not f and n not in depends]:
-        wanted[("value", node)] = node
+    for node in order:  # the forward values of nodes that no gradient flows through
+        if node.inputs and node not in depends:
+            wanted[("value", node)] = node
     keys = list(wanted)
     from .compile import compile as compile_
 
@@ -303,8 +324,10 @@ def explain(f, wrt=None, *, names=None, output="f", **values) -> Explanation:
             shape=node.shape,
             upstream=value[("upstream", node)],
             node=node,
-            parts=[(name_of[u] if u is not None else "1", 1.0 if u is None else value[("sent", u, k)])
-                   for u, k, _ in sent[node]],
+            parts=[
+                (name_of[u] if u is not None else "1", 1.0 if u is None else value[("sent", u, k)])
+                for u, k, _ in sent[node]
+            ],
         )
         up = api.tensor("explain_upstream", node.shape, node.dtype)
         rules = VJP[node.op](node, up)
@@ -314,19 +337,28 @@ def explain(f, wrt=None, *, names=None, output="f", **values) -> Explanation:
             local = _local(node, i)
             loc_names = dict(shown)
             loc_names.setdefault(node, name)
-            step.terms.append(Term(
-                input=name_of[x],
-                only=len(sent[x]) == 1,
-                rule=_text(rules[i], term_names),
-                rule_latex=_text(rules[i], tex_names, latex=True),
-                value=value[("sent", node, i)],
-                local=_text(local[0], loc_names) if local else None,
-                local_latex=_text(local[0], loc_names, latex=True) if local else None,
-                local_value=value.get(("local", node, i)),
-            ))
+            step.terms.append(
+                Term(
+                    input=name_of[x],
+                    only=len(sent[x]) == 1,
+                    rule=_text(rules[i], term_names),
+                    rule_latex=_text(rules[i], tex_names, latex=True),
+                    value=value[("sent", node, i)],
+                    local=_text(local[0], loc_names) if local else None,
+                    local_latex=_text(local[0], loc_names, latex=True) if local else None,
+                    local_value=value.get(("local", node, i)),
+                )
+            )
         explained.append(step)
-    forward = [(name_of[n], _text(n, {i: name_of[i] for i in n.inputs if i in name_of}), value[("value", n)])
-               for n in order if ("value", n) in value]
+    forward = [
+        (
+            name_of[n],
+            _text(n, {i: name_of[i] for i in n.inputs if i in name_of}),
+            value[("value", n)],
+        )
+        for n in order
+        if ("value", n) in value
+    ]
     grads = {w.name: _plain(value[("grad", w)]) for w in wrt}
     for s in explained:
         s.value, s.upstream = _plain(s.value), _plain(s.upstream)

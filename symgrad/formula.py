@@ -109,7 +109,15 @@ class MatMul(FormulaOp):
 
     def _latex(self, printer):
         (a, ta), (b, tb) = self._parts(printer, latex=True)
-        return ta + (" " if all(_short_name(x) for x in (a, b)) or tb.startswith(r"\left(") else r" \cdot ") + tb
+        return (
+            ta
+            + (
+                " "
+                if all(_short_name(x) for x in (a, b)) or tb.startswith(r"\left(")
+                else r" \cdot "
+            )
+            + tb
+        )
 
 
 def _short_name(e) -> bool:
@@ -307,8 +315,12 @@ def _ew(node, args):
 
 def _reduction(cls):
     def build(node, args):
-        return cls(args[0], sp.true if node.attr("keepdims") else sp.false,
-                   node.inputs[0].ndim, *node.attr("axes"))
+        return cls(
+            args[0],
+            sp.true if node.attr("keepdims") else sp.false,
+            node.inputs[0].ndim,
+            *node.attr("axes"),
+        )
 
     return build
 
@@ -332,7 +344,11 @@ def _const(builder, node):
     array = np.asarray(node.attr("value").array)
     if array.ndim == 0:  # a scalar kept out of formulas: inf, -inf or nan
         value = float(array)
-        return sp.Float(value) if np.isfinite(value) else {1: sp.oo, -1: -sp.oo}.get(np.sign(value), sp.nan)
+        return (
+            sp.Float(value)
+            if np.isfinite(value)
+            else {1: sp.oo, -1: -sp.oo}.get(np.sign(value), sp.nan)
+        )
     count = sum(kind == "const" for kind, _ in builder.symbols.values())
     return builder.leaf(_sym(f"K{count + 1}"), node, "const", array)
 
@@ -380,7 +396,9 @@ def _drop_max_guard(e):
         (a, cond), _ = x.args
         if not isinstance(cond, (sp.StrictGreaterThan, sp.StrictLessThan)):
             return False
-        above = cond.lhs - cond.rhs if isinstance(cond, sp.StrictGreaterThan) else cond.rhs - cond.lhs
+        above = (
+            cond.lhs - cond.rhs if isinstance(cond, sp.StrictGreaterThan) else cond.rhs - cond.lhs
+        )
         return above == a + sp.oo
 
     return e.replace(guards, lambda x: x.args[0][0])
@@ -415,7 +433,9 @@ def _softmax_parts(total):
     if not isinstance(total, ReduceSum):
         return None
     ex, keepdims, ndim, *axes = total.args
-    if not (isinstance(ex, sp.exp) and keepdims == sp.true and [int(a) for a in axes] == [int(ndim) - 1]):
+    if not (
+        isinstance(ex, sp.exp) and keepdims == sp.true and [int(a) for a in axes] == [int(ndim) - 1]
+    ):
         return None
     shifted = ex.args[0]
     for s in (t for t in sp.Add.make_args(shifted)):
@@ -448,9 +468,11 @@ def _margins(e):
         return type(x)(_distribute(x.lhs - x.rhs), 0, evaluate=False)
 
     return e.replace(
-        lambda x: isinstance(x, (sp.StrictLessThan, sp.LessThan, sp.StrictGreaterThan, sp.GreaterThan))
-        and x.rhs != 0
-        and x.rhs.is_finite is not False,
+        lambda x: (
+            isinstance(x, (sp.StrictLessThan, sp.LessThan, sp.StrictGreaterThan, sp.GreaterThan))
+            and x.rhs != 0
+            and x.rhs.is_finite is not False
+        ),
         margin,
     )
 
@@ -473,8 +495,10 @@ def _log_softmaxes(e):
             return sp.Add(*(set(a.args) - terms)) + LogSoftmax(s)
 
         e = e.replace(match, to_log_softmax)
-    return e.replace(lambda x: isinstance(x, sp.exp) and isinstance(x.args[0], LogSoftmax),
-                     lambda x: Softmax(x.args[0].args[0]))
+    return e.replace(
+        lambda x: isinstance(x, sp.exp) and isinstance(x.args[0], LogSoftmax),
+        lambda x: Softmax(x.args[0].args[0]),
+    )
 
 
 def _linear_sums(e):
@@ -556,7 +580,7 @@ class _Common:
             c = sp.Integer(c.p)
         for f in factors:
             if f.is_Pow and f.exp.is_Number and f.exp < 0:
-                den.append(f.base ** -f.exp)
+                den.append(f.base**-f.exp)
             else:
                 num.append(f)
         return c, num, den
@@ -627,7 +651,9 @@ class TextPrinter(_Common, StrPrinter):
         return f"({text})"
 
     def _print_Mul(self, expr):
-        return self._mul(expr, "·", " ⊙ ", lambda t, b, many: f"{t}/{b}" if "·" not in b else f"{t}/({b})")
+        return self._mul(
+            expr, "·", " ⊙ ", lambda t, b, many: f"{t}/{b}" if "·" not in b else f"{t}/({b})"
+        )
 
     def _print_Add(self, expr, order=None):
         return self._add(expr)
@@ -639,7 +665,7 @@ class TextPrinter(_Common, StrPrinter):
         if e == sp.Rational(1, 2):
             return f"sqrt({self._print(base)})"
         if e.is_Integer and e < 0:
-            return "1/" + self._print(base ** -e) if -e != 1 else f"1/{b}"
+            return "1/" + self._print(base**-e) if -e != 1 else f"1/{b}"
         if e in self._SUPERSCRIPTS:
             return b + self._SUPERSCRIPTS[int(e)]
         return f"{b}^{self.parenthesize(e, 1000)}"
@@ -654,7 +680,11 @@ class TextPrinter(_Common, StrPrinter):
         if self._iverson(expr):
             return f"[{self._print(expr.args[0][1])}]"
         *branches, (last, cond) = expr.args
-        text = self._print(last) if cond == sp.true else f"where({self._print(cond)}, {self._print(last)}, nan)"
+        text = (
+            self._print(last)
+            if cond == sp.true
+            else f"where({self._print(cond)}, {self._print(last)}, nan)"
+        )
         for value, c in reversed(branches):
             text = f"where({self._print(c)}, {self._print(value)}, {text})"
         return text
@@ -694,7 +724,11 @@ class TeXPrinter(_Common, LatexPrinter):
         return self._add(expr)
 
     def _print_Float(self, expr):
-        return repr(float(expr)).replace("e", r" \cdot 10^{") + "}" if "e" in repr(float(expr)) else repr(float(expr))
+        return (
+            repr(float(expr)).replace("e", r" \cdot 10^{") + "}"
+            if "e" in repr(float(expr))
+            else repr(float(expr))
+        )
 
     def _print_Piecewise(self, expr):
         if self._iverson(expr):
@@ -724,7 +758,9 @@ class Formula:
     def __init__(self, definitions, results, symbols, scalars):
         self.definitions = definitions  # [(name, expr)] in dependency order
         self.results = results  # [(name or None, expr)]
-        self._symbols = symbols  # SymPy symbol -> ("input", name) | ("dim", name) | ("const", array)
+        self._symbols = (
+            symbols  # SymPy symbol -> ("input", name) | ("dim", name) | ("const", array)
+        )
         self._scalars = frozenset(scalars)
 
     def _print(self, printer):
@@ -827,8 +863,14 @@ def _evaluate(e, env, dims):
             out = np.where(_evaluate(c, env, dims), _evaluate(value, env, dims), out)
         return out
     if isinstance(e, sp.core.relational.Relational):
-        return {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
-                "==": np.equal, "!=": np.not_equal}[e.rel_op](*args)
+        return {
+            "<": np.less,
+            "<=": np.less_equal,
+            ">": np.greater,
+            ">=": np.greater_equal,
+            "==": np.equal,
+            "!=": np.not_equal,
+        }[e.rel_op](*args)
     name = type(e).__name__
     from scipy import special
 
@@ -932,15 +974,19 @@ def formula(graph, names=None, optimize=True, cse=True, define_names=True) -> Fo
     outputs, named = _prepare(graphs, names, optimize)
     builder = _Builder(named)
     exprs = builder.expressions(outputs + list(named))
-    named_defs = [
-        (name, builder.finish(e)) for name, e in _named_definitions(named, builder)
-    ] if define_names else []
+    named_defs = (
+        [(name, builder.finish(e)) for name, e in _named_definitions(named, builder)]
+        if define_names
+        else []
+    )
     results = [builder.finish(exprs[o]) for o in outputs]
     taken = {str(s) for s in builder.symbols} | set(names) | {str(lab) for lab in labels if lab}
     definitions, results = _name_shared(results, taken, builder, cse)
     for name, e in named_defs:
         builder.scalars.add(_sym(name)) if not (e.free_symbols & builder.tensors) else None
-    return Formula(named_defs + definitions, list(zip(labels, results)), builder.symbols, builder.scalars)
+    return Formula(
+        named_defs + definitions, list(zip(labels, results)), builder.symbols, builder.scalars
+    )
 
 
 def _named_definitions(named, builder):
@@ -950,7 +996,11 @@ def _named_definitions(named, builder):
         if node not in named:
             continue
         inner = _Builder({n: s for n, s in named.items() if n is not node})
-        inner.symbols, inner.scalars, inner.tensors = builder.symbols, builder.scalars, builder.tensors
+        inner.symbols, inner.scalars, inner.tensors = (
+            builder.symbols,
+            builder.scalars,
+            builder.tensors,
+        )
         out.append((named[node], inner.expressions([node])[node]))
     return out
 
@@ -961,7 +1011,9 @@ def _name_shared(results, taken, builder, cse):
     definitions, replace = [], {}
     for o in onehots:
         label = str(o.args[0])
-        name = label.upper() if label.upper() not in taken and len(label) == 1 else _fresh("Y", taken)
+        name = (
+            label.upper() if label.upper() not in taken and len(label) == 1 else _fresh("Y", taken)
+        )
         taken.add(name)
         definitions.append((name, o))
         replace[o] = _sym(name)
@@ -980,8 +1032,7 @@ def _name_shared(results, taken, builder, cse):
     for r in results:
         visit(r)
     repeated = [
-        e for e, c in counts.items()
-        if c > 1 and not _is_small(e, builder.tensors) and _nameable(e)
+        e for e, c in counts.items() if c > 1 and not _is_small(e, builder.tensors) and _nameable(e)
     ]
     repeated.sort(key=lambda e: (sp.count_ops(e), str(e)))  # inner ones first
     generic, kept = _names(taken), []

@@ -20,7 +20,11 @@ def test_report_per_backend_and_input():
     loss, X, W, values = linear_loss()
     report = sg.check_grad(loss, [X, W], **values)
     assert report.ok and {(r.backend, r.input) for r in report.rows} == {
-        ("numpy", "X"), ("numpy", "W"), ("numba", "X"), ("numba", "W")}
+        ("numpy", "X"),
+        ("numpy", "W"),
+        ("numba", "X"),
+        ("numba", "W"),
+    }
     assert report.max_error("W") < 1e-6
     assert "max rel err" in str(report)
     assert np.shape(report.grads[1]) == (4, 3)
@@ -34,7 +38,8 @@ def test_non_scalar_f_is_checked_through_a_cotangent():
 def wrong_matmul(node, g):
     a, b = node.inputs
     return structural.matmul(g, structural.transpose(b)), 1.01 * structural.matmul(
-        structural.transpose(a), g)
+        structural.transpose(a), g
+    )
 
 
 def test_a_wrong_derivative_fails(monkeypatch):

@@ -23,8 +23,15 @@ def run(capsys, *argv):
 def test_check_passes_every_op_and_loss_on_the_interpreter(capsys):
     code, out, _ = run(capsys, "check", "--backend", "numpy")
     assert code == 0, out
-    for name in ["ew:sigmoid", "ew:maximum", "matmul", "pick", "stop_gradient",
-                 "loss:multiclass_hinge(mean)", "loss:l2"]:
+    for name in [
+        "ew:sigmoid",
+        "ew:maximum",
+        "matmul",
+        "pick",
+        "stop_gradient",
+        "loss:multiclass_hinge(mean)",
+        "loss:l2",
+    ]:
         assert name in out
     assert " 0 failed" in out
 
@@ -53,19 +60,28 @@ def test_check_reports_an_op_without_a_case(capsys, monkeypatch):
 
 
 def test_show_a_user_function(capsys, tmp_path, monkeypatch):
-    (tmp_path / "mymodel.py").write_text(textwrap.dedent("""
+    (tmp_path / "mymodel.py").write_text(
+        textwrap.dedent("""
         import symgrad as sg
 
         def loss():
             X, W = sg.tensor("X", ("N", "D")), sg.tensor("W", ("D", "C"))
             y = sg.tensor("y", ("N",), dtype="int64")
             return sg.losses.softmax_cross_entropy(X @ W, y), W
-    """))
+    """)
+    )
     monkeypatch.chdir(tmp_path)
     code, out, _ = run(capsys, "show", "mymodel:loss", "--backend", "numpy")
     assert code == 0
-    for part in ["== forward graph", "matmul", "log_softmax(XW)", "== derived gradients",
-                 "dW = Xᵀ(softmax(XW) - Y)/N", "== optimised graph", "== generated kernel"]:
+    for part in [
+        "== forward graph",
+        "matmul",
+        "log_softmax(XW)",
+        "== derived gradients",
+        "dW = Xᵀ(softmax(XW) - Y)/N",
+        "== optimised graph",
+        "== generated kernel",
+    ]:
         assert part in out, part
 
 
@@ -102,13 +118,23 @@ def test_bench_says_when_there_are_no_benchmarks(capsys, tmp_path, monkeypatch):
 def test_python_dash_m_symgrad_demo():
     # the real command, in a fresh process, as a user runs it
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-m", "symgrad", "--plain", "demo"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "symgrad", "--plain", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    for part in ["∂f/∂y = ∂f/∂q · ∂q/∂y = -4 · 1 = -4", "max relative difference vs hand",
-                 "M = [XW - pick(XW, y) + 1 > 0] ⊙ (1 - Y)", "jitted vs interpreted",
-                 "numba (jitted)", "OK in"]:
+    for part in [
+        "∂f/∂y = ∂f/∂q · ∂q/∂y = -4 · 1 = -4",
+        "max relative difference vs hand",
+        "M = [XW - pick(XW, y) + 1 > 0] ⊙ (1 - Y)",
+        "jitted vs interpreted",
+        "numba (jitted)",
+        "OK in",
+    ]:
         assert part in out, part
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import symgrad as sg
+
 draw_module = importlib.import_module("symgrad.draw")  # sg.draw is the function
 
 SLIDE = dict(x=-2.0, y=5.0, z=-4.0)
@@ -35,8 +36,11 @@ def test_tensors_show_shapes_and_big_graphs_collapse():
     y = sg.tensor("y", ("N",), dtype="int64")
     loss = sg.losses.softmax_cross_entropy(X @ W, y)
     rng = np.random.default_rng(0)
-    d = sg.draw(loss, values=dict(X=rng.normal(size=(2, 4)), W=rng.normal(size=(4, 3)),
-                                  y=np.array([0, 2])), grads=True)
+    d = sg.draw(
+        loss,
+        values=dict(X=rng.normal(size=(2, 4)), W=rng.normal(size=(4, 3)), y=np.array([0, 2])),
+        grads=True,
+    )
     assert "float64(N, 3)" in d.source and "(2, 3) [" in d.source
     chain = sg.tensor("v", (3,))
     for _ in range(30):
@@ -56,6 +60,8 @@ def test_png_is_rendered_with_a_sane_size(tmp_path):
     width, height = struct.unpack(">II", data[16:24])
     assert 200 < width < 2000 and 80 < height < 1000
     assert d._repr_svg_().lstrip().startswith("<?xml")
+    pytest.importorskip("graphviz")
+    assert d.graphviz().pipe(format="svg").lstrip().startswith(b"<?xml")
 
 
 def test_without_dot_the_source_and_a_message(monkeypatch, tmp_path):

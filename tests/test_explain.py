@@ -20,21 +20,35 @@ def test_the_slide_exactly():
     ]
     f, q = e.steps
     assert [(t.input, t.local, t.local_value, t.value) for t in f.terms] == [
-        ("q", "z", -4.0, -4.0), ("z", "q", 3.0, 3.0)]
+        ("q", "z", -4.0, -4.0),
+        ("z", "q", 3.0, 3.0),
+    ]
     assert [(t.input, t.local, t.local_value, t.value) for t in q.terms] == [
-        ("x", "1", 1.0, -4.0), ("y", "1", 1.0, -4.0)]
+        ("x", "1", 1.0, -4.0),
+        ("y", "1", 1.0, -4.0),
+    ]
     assert e.grads == {"x": -4.0, "y": -4.0, "z": 3.0}
     text = str(e)
-    for line in ["q = x + y = 3", "f = q·z = -12", "∂f/∂q = z = -4", "∂f/∂z = q = 3",
-                 "∂q/∂x = 1, ∂q/∂y = 1", "∂f/∂x = ∂f/∂q · ∂q/∂x = -4 · 1 = -4",
-                 "∂f/∂y = ∂f/∂q · ∂q/∂y = -4 · 1 = -4"]:
+    for line in [
+        "q = x + y = 3",
+        "f = q·z = -12",
+        "∂f/∂q = z = -4",
+        "∂f/∂z = q = 3",
+        "∂q/∂x = 1, ∂q/∂y = 1",
+        "∂f/∂x = ∂f/∂q · ∂q/∂x = -4 · 1 = -4",
+        "∂f/∂y = ∂f/∂q · ∂q/∂y = -4 · 1 = -4",
+    ]:
         assert line in text, line
 
 
 def test_latex_and_tables():
     e = slide()
     latex = e._repr_latex_()
-    assert latex.startswith("$") and r"\frac{\partial f}{\partial y}" in latex and "-4 \\cdot 1 = -4" in latex
+    assert (
+        latex.startswith("$")
+        and r"\frac{\partial f}{\partial y}" in latex
+        and "-4 \\cdot 1 = -4" in latex
+    )
     plain = e.table(rich=False)
     assert "local gradient" in plain and "x + y" in plain
     fancy = e.table(rich=True)
@@ -47,8 +61,13 @@ def mlp():
     h = sg.sigmoid(x @ w1 + b1)
     loss = sg.losses.squared_error(h @ w2, y) + 0.1 * sg.losses.l2(w1, w2)
     rng = np.random.default_rng(3)
-    values = dict(x=rng.normal(size=(5, 4)), y=rng.normal(size=(5, 2)), w1=rng.normal(size=(4, 3)),
-                  w2=rng.normal(size=(3, 2)), b1=rng.normal(size=3))
+    values = dict(
+        x=rng.normal(size=(5, 4)),
+        y=rng.normal(size=(5, 2)),
+        w1=rng.normal(size=(4, 3)),
+        w2=rng.normal(size=(3, 2)),
+        b1=rng.normal(size=3),
+    )
     return loss, [w1, w2, b1], h, values
 
 

@@ -18,8 +18,9 @@ def linear():
 
 
 def values():
-    return dict(X=RNG.normal(size=(N, D)), W=RNG.normal(size=(D, C)), y=RNG.integers(0, C, N),
-                lam=0.3)
+    return dict(
+        X=RNG.normal(size=(N, D)), W=RNG.normal(size=(D, C)), y=RNG.integers(0, C, N), lam=0.3
+    )
 
 
 def used(graphs, vals):
@@ -70,8 +71,10 @@ def test_two_layer_net_is_the_slide_with_the_users_names():
     y_pred = h @ w2
     loss = sg.losses.squared_error(y_pred, y)
     g1, g2 = sg.grad(loss, [w1, w2])
-    named = sg.formula({"grad_w1": g1, "grad_w2": g2},
-                       names={"h": h, "y_pred": y_pred, "grad_y_pred": sg.grad(loss, y_pred)})
+    named = sg.formula(
+        {"grad_w1": g1, "grad_w2": g2},
+        names={"h": h, "y_pred": y_pred, "grad_y_pred": sg.grad(loss, y_pred)},
+    )
     assert str(named).splitlines() == [
         "h = σ(x · w1)",
         "y_pred = h · w2",
@@ -81,22 +84,30 @@ def test_two_layer_net_is_the_slide_with_the_users_names():
     ]
     plain = sg.formula({"grad_w1": g1, "grad_w2": g2})  # without names: h found, A shared
     assert "grad_w1 = 2·xᵀ((A · w2ᵀ) ⊙ h ⊙ (1 - h))" in str(plain)
-    vals = dict(x=RNG.normal(size=(5, 6)), y=RNG.normal(size=(5, 2)),
-                w1=RNG.normal(size=(6, 4)), w2=RNG.normal(size=(4, 2)))
+    vals = dict(
+        x=RNG.normal(size=(5, 6)),
+        y=RNG.normal(size=(5, 2)),
+        w1=RNG.normal(size=(6, 4)),
+        w2=RNG.normal(size=(4, 2)),
+    )
     for f in (named, plain):
         assert_evaluates_to_gradient(f, [g1, g2], vals)
 
 
-@pytest.mark.parametrize("make", [
-    lambda X, y: sg.sum(sg.max(X, axis=1)),
-    lambda X, y: sg.sum(sg.logsumexp(X, axis=1)),
-    lambda X, y: sg.sum(sg.reshape(X, (3, "N")) * X.T),
-    lambda X, y: sg.sum(sg.log_softmax(X) * sg.softmax(X)),
-    lambda X, y: sg.sum(sg.tanh(X) * sg.gelu(X) / (1 + X**2)),
-    lambda X, y: sg.sum(sg.where(X > 0, X, 2 * X) ** 2 + sg.abs(X) + sg.elu(X)),
-    lambda X, y: sg.losses.softmax_cross_entropy(X, y, reduction="sum"),
-    lambda X, y: sg.sum(sg.pick(sg.softmax(X), y) * sg.mean(X, axis=1)),
-], ids=["max", "logsumexp", "reshape", "entropy", "smooth", "kinks", "xent", "pick"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda X, y: sg.sum(sg.max(X, axis=1)),
+        lambda X, y: sg.sum(sg.logsumexp(X, axis=1)),
+        lambda X, y: sg.sum(sg.reshape(X, (3, "N")) * X.T),
+        lambda X, y: sg.sum(sg.log_softmax(X) * sg.softmax(X)),
+        lambda X, y: sg.sum(sg.tanh(X) * sg.gelu(X) / (1 + X**2)),
+        lambda X, y: sg.sum(sg.where(X > 0, X, 2 * X) ** 2 + sg.abs(X) + sg.elu(X)),
+        lambda X, y: sg.losses.softmax_cross_entropy(X, y, reduction="sum"),
+        lambda X, y: sg.sum(sg.pick(sg.softmax(X), y) * sg.mean(X, axis=1)),
+    ],
+    ids=["max", "logsumexp", "reshape", "entropy", "smooth", "kinks", "xent", "pick"],
+)
 def test_any_gradient_formula_evaluates_to_the_gradient(make):
     X, y = sg.tensor("X", ("N", 3)), sg.tensor("y", ("N",), dtype="int64")
     g = sg.grad(make(X, y), X)
@@ -108,7 +119,9 @@ def test_any_gradient_formula_evaluates_to_the_gradient(make):
 def test_softmax_and_sigmoid_are_recognised_in_forward_graphs():
     X, W, y = linear()
     assert sg.pretty(sg.softmax(X @ W)) == "softmax(XW)"
-    assert sg.pretty(sg.losses.softmax_cross_entropy(X @ W, y)) == "-sum(pick(log_softmax(XW), y))/N"
+    assert (
+        sg.pretty(sg.losses.softmax_cross_entropy(X @ W, y)) == "-sum(pick(log_softmax(XW), y))/N"
+    )
     x, z = sg.symbols("x z")
     assert sg.pretty(sg.grad(sg.sigmoid(x) * z, x)) == "z·σ(x)·(1 - σ(x))"
 
