@@ -6,9 +6,10 @@
     symgrad bench [--full]       the benchmarks (quick by default), from a source checkout
     symgrad show MODULE:FUNCTION a user function's loss: forward graph, gradient formulas,
                                  optimised graph, generated kernel
+    symgrad cache info|clear     the kernel cache's folder, size and cap; empty it
 
 Tables go through rich when it is installed (``pip install symgrad[cli]``), plain text
-otherwise (``--plain``).  ``symgrad cache info|clear`` will come with the cache's own API.
+otherwise (``--plain``).
 """
 
 from __future__ import annotations
@@ -242,6 +243,19 @@ def show(args) -> int:
     return 0
 
 
+# --- cache -------------------------------------------------------------------------------
+
+
+def cache(args) -> int:
+    from . import cache as kernel_cache
+
+    if args.action == "info":
+        print(kernel_cache.info())
+    else:
+        print(f"removed {kernel_cache.clear()} kernels from {kernel_cache.cache_dir()}")
+    return 0
+
+
 # --- entry point -------------------------------------------------------------------------
 
 
@@ -269,6 +283,8 @@ def parser() -> argparse.ArgumentParser:
         help="a function returning a loss graph, or (loss, wrt)",
     )
     s.add_argument("--backend", choices=["numba", "numpy"], default="numba")
+    k = sub.add_parser("cache", help="the on-disk kernel cache (sg.cache)")
+    k.add_argument("action", choices=["info", "clear"])
     return p
 
 
@@ -278,7 +294,7 @@ def main(argv=None) -> int:
         parser().parse_args(argv)
     if args.command == "bench":
         return bench(args, extra)
-    return {"demo": demo, "check": check, "show": show}[args.command](args)
+    return {"demo": demo, "check": check, "show": show, "cache": cache}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -142,3 +142,16 @@ def test_usage_errors_exit_2(capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(["frobnicate"])
     assert info.value.code == 2
+
+
+def test_cache_info_and_clear(capsys, tmp_path, monkeypatch):
+    import symgrad as sg
+
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path / "kernels"))
+    x = sg.tensor("x", (3,))
+    sg.value_and_grad(sg.sum(sg.tanh(x) * 3.25), x)(x=[1.0, 2.0, 3.0])  # one kernel written
+    code, out, _ = run(capsys, "cache", "info")
+    assert code == 0 and str(tmp_path / "kernels") in out and "1 kernels" in out
+    code, out, _ = run(capsys, "cache", "clear")
+    assert code == 0 and "removed 1 kernels" in out
+    assert sg.cache.info().entries == 0
