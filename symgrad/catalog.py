@@ -3,12 +3,13 @@
 The cases come from the op tables, so an op added there joins the check:
 
 * every row of the elementwise table (``ops/elementwise.FUNCTIONS``) is applied to small
-  tensors: its parameters are tensors, except those in :data:`STATIC` (``alpha``: the
-  number 0.3); inputs are mixed-sign values away from kinks and ties, or
+  tensors: its parameters are tensors, except those in :data:`STATIC` (``alpha``,
+  ``lo``, ``hi``: numbers); inputs are mixed-sign values away from kinks and ties, or
   positive ones where the formula is undefined for negatives (``log``, ``sqrt``);
-* every structural op with a chain-rule rule (``ops/structural.VJP``) has a case in
+* every other differentiable op of the registry (``ir/op.OPS``) has a case in
   ``_structural()``; one without a case is reported as unchecked (and fails the check,
-  so that a new op cannot slip through without one);
+  so that a new op cannot slip through without one); an op with no derivative (``argmax``)
+  is listed as such;
 * every loss in ``nn/losses.py`` with each reduction it takes.
 
 >>> names = [c.name for c in cases()]
@@ -23,13 +24,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .ir.op import OPS
 from .nn import losses
-from .ops import api
+from .ops import api, core, layout
 from .ops import elementwise as ew_ops
-from .ops.structural import VJP
 
-ALPHA = 0.3
-STATIC = ("alpha",)  # parameters of elementwise formulas that are numbers, not tensors
+# parameters of elementwise formulas that are numbers, not tensors, and their values
+STATIC = {"alpha": 0.3, "lo": -1.0, "hi": 1.0}
 MIXED = np.array([-1.3, -0.6, 0.7, 1.6])
 OTHER = np.array([0.9, -1.1, 1.2, -0.4])
 
@@ -40,7 +41,7 @@ class Case:
     f: object = None  # graph (None: no case)
     wrt: list = field(default_factory=list)
     values: dict = field(default_factory=dict)
-    problem: str = ""  # why it cannot be checked
+    problem: str | None = ""  # why it cannot be checked (None: it has no derivative)
 
 
 def _elementwise(name, formula) -> Case:
@@ -54,8 +55,10 @@ def _elementwise(name, formula) -> Case:
         ]
     tensors = [p for p in params if p not in STATIC]
     nodes = [api.tensor(f"x{i}", (4,)) for i in range(len(tensors))]
-    args = [ew_ops.number(ALPHA) if p in STATIC else ew_ops.sym(tensors.index(p)) for p in params]
-    f = ew_ops.ew(formula(*args), nodes)
+    args = [
+        ew_ops.number(STATIC[p]) if p in STATIC else ew_ops.sym(tensors.index(p)) for p in params
+    ]
+    f = core.ew(formula(*args), nodes)
     values = {n.name: v for n, v in zip(nodes, (MIXED, OTHER, MIXED[::-1]))}
     from .compile import compile as compile_
 
@@ -77,23 +80,40 @@ def _structural():
         "b": rng.standard_normal(4),
         "y": np.array([0, 3, 1]),
     }
-    return {
-        "sum": (api.sum(X, axis=1) + api.sum(X), [X]),
-        "max": (api.max(X, axis=1), [X]),  # distinct values: no ties
-        "matmul": (X @ W + (X @ v)[:, None] + (v @ W)[None, :], [X, W, v]),
-        "transpose": (api.transpose(X) * api.tensor("XT_scale", (4, 3)), [X]),
-        "reshape": (api.reshape(X, (2, 6)) * api.tensor("R_scale", (2, 6)), [X]),
-        "broadcast_to": (api.broadcast_to(b, (3, 4)) * X, [b, X]),
-        "pick": (api.pick(X, y) * api.pick(X * X, y), [X]),
-        "one_hot": (api.one_hot(y, 4) * X * X, [X]),
-        # the max shift of logsumexp is stopped: the value does not depend on it
-        "stop_gradient": (api.logsumexp(X, axis=1), [X]),
-        "argmax_mask": (api.max(X * X, axis=0), [X]),  # the max's rule builds the mask
-        "ew": (api.exp(X) * api.tanh(X), [X]),
-    }, dict(values, XT_scale=rng.standard_normal((4, 3)), R_scale=rng.standard_normal((2, 6)))
-
-
-LEAVES = ("input", "const", "dim")  # no inputs, nothing to send back
+    return (
+        {
+            "sum": (api.sum(X, axis=1) + api.sum(X), [X]),
+            "max": (api.max(X, axis=1), [X]),  # distinct values: no ties
+            "matmul": (X @ W + (X @ v)[:, None] + (v @ W)[None, :], [X, W, v]),
+            "transpose": (api.transpose(X) * api.tensor("XT_scale", (4, 3)), [X]),
+            "reshape": (api.reshape(X, (2, 6)) * api.tensor("R_scale", (2, 6)), [X]),
+            "broadcast_to": (api.broadcast_to(b, (3, 4)) * X, [b, X]),
+            "pick": (api.pick(X, y) * api.pick(X * X, y), [X]),
+            "one_hot": (api.one_hot(y, 4) * X * X, [X]),
+            # the max shift of logsumexp is stopped: the value does not depend on it
+            "stop_gradient": (api.logsumexp(X, axis=1), [X]),
+            "argmax_mask": (api.max(X * X, axis=0), [X]),  # the max's rule builds the mask
+            "ew": (api.exp(X) * api.tanh(X), [X]),
+            "slice": (X[1:, ::2] * X[:2, 1::2], [X]),
+            "slice_scatter": (
+                layout.slice_scatter(X, (1, 0), (1, 1), (4, 5)) * api.tensor("Z", (4, 5)),
+                [X],
+            ),
+            "concatenate": (api.concatenate([X, X * X, 1.0], axis=1), [X]),
+            # a broadcast that binds a named dim to a fixed size is relabelled back
+            "relabel": (
+                core.relabel(api.tensor("L", ("K", 4)), (3, 4)) * X,
+                [api.tensor("L", ("K", 4))],
+            ),
+        },
+        dict(
+            values,
+            XT_scale=rng.standard_normal((4, 3)),
+            R_scale=rng.standard_normal((2, 6)),
+            Z=rng.standard_normal((4, 5)),
+            L=rng.standard_normal((3, 4)),
+        ),
+    )
 
 
 def _losses():
@@ -129,8 +149,11 @@ def cases() -> list[Case]:
     """Every case, elementwise rows first, then structural ops, then losses."""
     out = [_elementwise(name, formula) for name, formula in ew_ops.FUNCTIONS.items()]
     table, values = _structural()
-    for op in VJP:
-        if op in LEAVES:
+    for op in OPS.values():
+        if op.leaf:  # no inputs, nothing to send back
+            continue
+        if not op.differentiable:
+            out.append(Case(op.name, problem=None))  # nothing to check: it has no derivative
             continue
         if op not in table:
             out.append(Case(op, problem="no case in symgrad/catalog.py"))

@@ -4,7 +4,7 @@
 are the ones the user wrote), in reverse order from ``f``, and records for each node its
 formula and forward value, the upstream gradient ``∂f/∂node`` (the sum of what its users
 sent back), and for each input the local gradient and the product sent to that input.  The
-rules are the ones ``sg.grad`` uses (the VJP table of ``ops/``), evaluated with the NumPy
+rules are the ones ``sg.grad`` uses (each op's ``vjp``), evaluated with the NumPy
 interpreter, so the products that reach an input add up to its gradient.
 
 For the slide's ``f = (x + y) * z`` at ``x=-2, y=5, z=-4``::
@@ -44,8 +44,8 @@ from .ir import Node, toposort
 from .ir import dtypes as dt
 from .ir.shapes import fmt
 from .ops import api
-from .ops.elementwise import constant, ew, partial, sym
-from .ops.structural import VJP
+from .ops.core import constant, ew
+from .ops.elementwise import partial, sym
 from .tables import render
 
 INTERMEDIATE_NAMES = "qrstuvpabcdeghkmn"
@@ -249,8 +249,9 @@ def explain(f, wrt=None, *, names=None, output="f", **values) -> Explanation:
         raise GraphError(f"explain needs a scalar float f, got {f.dtype}{fmt(f.shape)}")
     order = toposort([f])
     if wrt is None:
-        wrt = sorted((n for n in order if n.name is not None and dt.is_float(n.dtype)),
-                     key=lambda n: n.name)
+        wrt = sorted(
+            (n for n in order if n.name is not None and dt.is_float(n.dtype)), key=lambda n: n.name
+        )
     wrt = [wrt] if isinstance(wrt, Node) else list(wrt)
     for w in wrt:
         if not isinstance(w, Node) or w.name is None:
@@ -259,8 +260,13 @@ def explain(f, wrt=None, *, names=None, output="f", **values) -> Explanation:
     wrt_set = set(wrt)
     depends = set()
     for node in order:
-        if node in wrt_set or any(i in depends for i in node.inputs):
+        flows = not node.op.stops_gradient and any(i in depends for i in node.inputs)
+        if node in wrt_set or flows:
             depends.add(node)
+            if not node.op.differentiable and node not in wrt_set:
+                raise GraphError(
+                    f"cannot explain the gradient through {node.op.name}: it has no derivative"
+                )
 
     # the reverse sweep of autodiff/reverse.py, keeping each contribution
     sent: dict[Node, list] = {f: [(None, None, constant(1, f.dtype))]}  # (user, index, part)
@@ -277,7 +283,7 @@ def explain(f, wrt=None, *, names=None, output="f", **values) -> Explanation:
         adjoint[node] = g
         if not node.inputs:
             continue
-        contributions = VJP[node.op](node, g)
+        contributions = node.op.vjp(node, g)
         step = (node, [])
         for i, (x, gx) in enumerate(zip(node.inputs, contributions)):
             if gx is not None and x in depends:
@@ -330,7 +336,7 @@ def explain(f, wrt=None, *, names=None, output="f", **values) -> Explanation:
             ],
         )
         up = api.tensor("explain_upstream", node.shape, node.dtype)
-        rules = VJP[node.op](node, up)
+        rules = node.op.vjp(node, up)
         for i, x, _ in sorted(terms, key=lambda t: name_of[t[1]]):
             term_names = {**shown, node: name, up: "1" if node is f else _d(output, name)}
             tex_names = {**shown, node: name, up: "1" if node is f else rf"\overline{{{name}}}"}

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import re
 from collections import Counter
 
 import numpy as np
@@ -285,6 +286,87 @@ class Broadcast(FormulaOp):
         return printer.doprint(self.args[0])
 
 
+class Sliced(FormulaOp):
+    """``X[1:, ::2]``; args: operand, rank, starts, steps, result dims."""
+
+    @staticmethod
+    def evaluate(a, rank, *rest):
+        starts, steps, shape = rest[:rank], rest[rank : 2 * rank], rest[2 * rank :]
+        index = tuple(slice(b, b + k * n, k) for b, k, n in zip(starts, steps, shape))
+        return np.asarray(a)[index]
+
+    def _windows(self):
+        rank = int(self.args[1])
+        starts, steps, shape = (
+            self.args[2 : 2 + rank],
+            self.args[2 + rank : 2 + 2 * rank],
+            self.args[2 + 2 * rank :],
+        )
+        out = []
+        for b, k, n in zip(starts, steps, shape):
+            text = f"{b if b else ''}:{b + k * n}" + (f":{k}" if k != 1 else "")
+            out.append(text)
+        return ", ".join(out)
+
+    def _sympystr(self, printer):
+        a = self.args[0]
+        text = printer.doprint(a)
+        return (text if _atomlike(a) else f"({text})") + f"[{self._windows()}]"
+
+    def _latex(self, printer):
+        return printer.doprint(self.args[0]) + r"_{[" + self._windows() + r"]}"
+
+
+class Scattered(FormulaOp):
+    """Zeros of a shape with the operand written into a window (the adjoint of a slice);
+    args: operand, rank, starts, steps, result dims."""
+
+    text_name = "slice_scatter"
+
+    @staticmethod
+    def evaluate(g, rank, *rest):
+        starts, steps, shape = rest[:rank], rest[rank : 2 * rank], rest[2 * rank :]
+        out = np.zeros(shape, dtype=np.result_type(g, np.float64))
+        index = tuple(slice(b, b + k * n, k) for b, k, n in zip(starts, steps, np.shape(g)))
+        out[index] = g
+        return out
+
+    def _attr_text(self):
+        rank = int(self.args[1])
+        return f", {_dims_text(self.args[2 + 2 * rank :])} at {tuple(int(b) for b in self.args[2 : 2 + rank])}"
+
+
+class Concatenated(FormulaOp):
+    """``concat(A, B, axis=1)``; args: axis, operands."""
+
+    @staticmethod
+    def evaluate(axis, *xs):
+        return np.concatenate([np.asarray(x, dtype=np.float64) for x in xs], axis=int(axis))
+
+    def _sympystr(self, printer):
+        parts = ", ".join(printer.doprint(x) for x in self.args[1:])
+        return f"concat({parts}, axis={self.args[0]})"
+
+    def _latex(self, printer):
+        parts = ", ".join(printer.doprint(x) for x in self.args[1:])
+        return rf"\operatorname{{concat}}\left({parts}\right)"
+
+
+class Argmax(_Reduction):
+    """The index of the first maximum along an axis."""
+
+    text_name = "argmax"
+
+    @classmethod
+    def evaluate(cls, a, keepdims, ndim, *axes):
+        return np.argmax(a, axis=int(axes[0]))
+
+
+def _window(cls, node, arg):
+    rank = len(node.attr("starts"))
+    return cls(arg, rank, *node.attr("starts"), *node.attr("steps"), *(_dim(d) for d in node.shape))
+
+
 def _dims_text(dims) -> str:
     return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
 
@@ -337,6 +419,11 @@ TO_FORMULA = {
     "pick": lambda node, args: Pick(*args),
     "one_hot": lambda node, args: OneHot(args[0], _dim(node.attr("num_classes"))),
     "stop_gradient": lambda node, args: args[0],  # the value; derivatives are already taken
+    "relabel": lambda node, args: args[0],  # the same values under other dims
+    "slice": lambda node, args: _window(Sliced, node, args[0]),
+    "slice_scatter": lambda node, args: _window(Scattered, node, args[0]),
+    "concatenate": lambda node, args: Concatenated(node.attr("axis"), *args),
+    "argmax": lambda node, args: Argmax(args[0], sp.false, node.inputs[0].ndim, *node.attr("axes")),
 }
 
 
@@ -368,7 +455,13 @@ def _sym(name: str) -> sp.Symbol:
 
 
 def _dim(d):
-    return sp.Symbol(d, integer=True, positive=True) if isinstance(d, str) else sp.Integer(d)
+    if isinstance(d, int):
+        return sp.Integer(d)
+    text = str(d)
+    if text.isidentifier():
+        return sp.Symbol(text, integer=True, positive=True)
+    names = {n: _dim(n) for n in re.findall(r"[A-Za-z_]\w*", text)}  # an expression: N - 1
+    return sp.parse_expr(text, local_dict=names)
 
 
 class _GenericOp(FormulaOp):
@@ -836,7 +929,9 @@ def _evaluate(e, env, dims):
         return float(e) if e.is_finite else {sp.oo: np.inf, -sp.oo: -np.inf}.get(e, np.nan)
     if e in (sp.true, sp.false):
         return bool(e)
-    if isinstance(e, (Reshaped, Broadcast, _Reduction, ArgmaxMask, Transposed, OneHot)):
+    if isinstance(
+        e, (Reshaped, Broadcast, _Reduction, ArgmaxMask, Transposed, OneHot, Sliced, Scattered)
+    ):
         attrs = [_attr_value(a, dims) for a in e.args[1:]]
         value = _evaluate(e.args[0], env, dims)
         if isinstance(e, Reshaped):
@@ -845,6 +940,8 @@ def _evaluate(e, env, dims):
             return np.broadcast_to(value, attrs)
         return e.evaluate(value, *attrs)
     args = [_evaluate(a, env, dims) for a in e.args] if not isinstance(e, sp.Piecewise) else None
+    if isinstance(e, Concatenated):
+        return e.evaluate(int(e.args[0]), *args[1:])
     if isinstance(e, FormulaOp):
         return e.evaluate(*args)
     if e.is_Add:
@@ -883,7 +980,9 @@ def _evaluate(e, env, dims):
 def _attr_value(a, dims):
     if a in (sp.true, sp.false):
         return bool(a)
-    return int(a) if a.is_Number else int(dims[a.name])
+    if a.is_Number:
+        return int(a)
+    return int(a.xreplace({_dim(k): v for k, v in dims.items()}))  # a name, or N - 1
 
 
 # --- building ----------------------------------------------------------------------------

@@ -116,6 +116,12 @@ def test_any_gradient_formula_evaluates_to_the_gradient(make):
         assert_evaluates_to_gradient(sg.formula(g, optimize=optimize), [g], vals)
 
 
+def test_slices_and_concatenation_read_as_written():
+    X = sg.tensor("X", ("N", 4))
+    assert sg.pretty(X[1:, ::2]) == "X[1:N, :4:2]"
+    assert sg.pretty(sg.concatenate([X, 1.0], axis=1)) == "concat(X, 1, axis=1)"
+
+
 def test_softmax_and_sigmoid_are_recognised_in_forward_graphs():
     X, W, y = linear()
     assert sg.pretty(sg.softmax(X @ W)) == "softmax(XW)"
