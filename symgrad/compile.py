@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +53,7 @@ class Compiled:
     pack: str  # how a call returns the outputs: see _finisher
     stats: Stats = field(default_factory=Stats)
     options: dict = field(default_factory=dict)
+    keys: tuple = ()  # the names of a dict ``wrt``, for pack "value_named"
     _split_programs: object = field(default=None, repr=False)
     _split_lock: object = field(default_factory=threading.Lock, repr=False)
     _finish: object = field(default=None, repr=False)  # generated in __post_init__
@@ -75,7 +77,7 @@ class Compiled:
         return self._finish(self.program(*bound))
 
     def __post_init__(self):
-        self._finish = _finisher(self.outputs, self.pack)
+        self._finish = _finisher(self.outputs, self.pack, keys=self.keys)
 
     # --- separate forward and backward kernels (value_and_grad only) ---------------------
 
@@ -157,9 +159,9 @@ class _Split:
         options = dict(compiled.options)
         self.forward = build([f] + self.saved, compiled.signature, dict(options, name="forward"))
         self.backward = build(grads, compiled.signature, dict(options, name="backward"), self.saved)
-        pack = "one" if compiled.pack == "value_grad" else "list"
+        pack = {"value_grad": "one", "value_named": "named"}.get(compiled.pack, "list")
         # a gradient that is a saved value would be the caller's residual buffer: copy it
-        self.finish = _finisher(grads, pack, copied=set(self.saved))
+        self.finish = _finisher(grads, pack, copied=set(self.saved), keys=compiled.keys)
 
 
 # Ops whose value both backends compute into memory of its own (an input or a view never):
@@ -180,13 +182,14 @@ def _copy(value):
     return np.array(value, order="C")
 
 
-def _finisher(outputs: list[Node], pack: str, copied=frozenset()):
+def _finisher(outputs: list[Node], pack: str, copied=frozenset(), keys=()):
     """A function making a program's output values into what the caller gets.
 
     Scalars become floats; arrays are the caller's own: an array that could be an input,
     a view, a read-only broadcast or another output's memory is copied, a freshly computed
     one is handed over as it is.  ``pack`` is how the values are returned ("one", "tuple",
-    "list", "value_grad", "value_grads").  Generated as straight-line code, since it runs
+    "list", "value_grad", "value_grads", and with the dict ``keys`` of a ``wrt`` given by
+    name, "named" and "value_named").  Generated as straight-line code, since it runs
     on every call:
 
         def finish(r):
@@ -211,6 +214,10 @@ def _finisher(outputs: list[Node], pack: str, copied=frozenset()):
         "list": f"[{', '.join(names)}]",
         "value_grad": f"({names[0]}, {names[-1]})",
         "value_grads": f"({names[0]}, [{', '.join(names[1:])}])",
+        "named": "{" + ", ".join(f"{k!r}: {n}" for k, n in zip(keys, names)) + "}",
+        "value_named": f"({names[0]}, {{"
+        + ", ".join(f"{k!r}: {n}" for k, n in zip(keys, names[1:]))
+        + "})",
     }
     lines.append(f"    return {returns[pack]}")
     namespace = {"_own": _own, "_copy": _copy}
@@ -221,7 +228,7 @@ def _finisher(outputs: list[Node], pack: str, copied=frozenset()):
 OPTIONS = ("parallel", "fastmath")  # numba backend options; the numpy backend ignores them
 
 
-def _build(outputs, pack, backend, extra_inputs, options, stats) -> Compiled:
+def _build(outputs, pack, backend, extra_inputs, options, stats, keys=()) -> Compiled:
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ArgumentError(f"unknown option {unknown[0]!r}; the options are {OPTIONS}")
@@ -235,7 +242,7 @@ def _build(outputs, pack, backend, extra_inputs, options, stats) -> Compiled:
     build = backends.get(backend)  # the first use imports Numba: part of its cost
     stats.numba += time.perf_counter() - started if backend == "numba" else 0.0
     program = build(optimised, signature, dict(options, stats=stats))
-    return Compiled(optimised, signature, program, backend, pack, stats, dict(options))
+    return Compiled(optimised, signature, program, backend, pack, stats, dict(options), keys)
 
 
 def _as_outputs(outputs):
@@ -265,16 +272,26 @@ def compile(outputs, backend: str = "numba", **options) -> Compiled:  # noqa: A0
 def value_and_grad(f, wrt, backend: str = "numba", **options) -> Compiled:
     """Compile ``f`` together with its gradient with respect to ``wrt``.
 
-    The call returns ``(value, grad)`` for one tensor in ``wrt`` and ``(value, [grads])``
-    for a list, as in ``sg.grad``.  Every tensor in ``wrt`` is accepted as an input even if
-    ``f`` does not use it.
+    The call returns ``(value, grad)`` for one tensor in ``wrt``, ``(value, [grads])`` for
+    a list and ``(value, {name: grad})`` for a dict ``{name: tensor}`` (the dict's keys, in
+    its order; they need not be the tensors' names), as in ``sg.grad``.  Every tensor in
+    ``wrt`` is accepted as an input even if ``f`` does not use it.
 
     >>> import symgrad as sg
     >>> x, y, z = sg.symbols("x y z")
     >>> vg = sg.value_and_grad((x + y) * z, wrt=[x, y, z])
     >>> vg(x=-2.0, y=5.0, z=-4.0)
     (-12.0, [-4.0, -4.0, 3.0])
+    >>> sg.value_and_grad((x + y) * z, wrt={"x": x, "z": z})(x=-2.0, y=5.0, z=-4.0)
+    (-12.0, {'x': -4.0, 'z': 3.0})
     """
+    keys = ()
+    if isinstance(wrt, Mapping):
+        keys = tuple(wrt)
+        for key in keys:
+            if not isinstance(key, str):
+                raise ArgumentError(f"the keys of a dict wrt must be strings, got {key!r}")
+        wrt = list(wrt.values())
     stats = Stats()
     started = time.perf_counter()
     f = as_node(f)
@@ -288,9 +305,6 @@ def value_and_grad(f, wrt, backend: str = "numba", **options) -> Compiled:
                 f"value_and_grad differentiates with respect to input tensors (the call's "
                 f"keywords); {w!r} is computed. Use sg.grad for intermediate nodes."
             )
-    if single:
-        pack = "value_grad"
-    else:
-        pack = "value_grads"
+    pack = "value_grad" if single else "value_named" if keys else "value_grads"
     outputs = [f] + ([grads] if single else grads)
-    return _build(outputs, pack, backend, wrt_list, options, stats)
+    return _build(outputs, pack, backend, wrt_list, options, stats, keys)

@@ -118,18 +118,21 @@ def test_sgd_reproduces_the_lecture_update_with_value_and_grad():
 
 
 def test_sgd_momentum_formula():
-    """Classical momentum: v = mu * v - lr * g; w += v, with v starting at zero."""
+    """PyTorch's momentum: b = g at the first step, then b = mu * b + g; w -= lr * b.
+
+    (Before the optimisers followed torch.optim, this was v = mu * v - lr * g; w += v,
+    which differs once the rate changes.)"""
     rng = np.random.default_rng(3)
     w = rng.standard_normal((2, 3))
-    w_hand, v = w.copy(), np.zeros((2, 3))
+    w_hand, b = w.copy(), None
     mu, lr = 0.9, 0.1
     opt = optim.SGD({"w": w}, lr=lr, momentum=mu, milestones=(2,), factor=0.5)
     for t in range(5):
         g = rng.standard_normal((2, 3))
         opt.step({"w": g})
         rate = lr * 0.5 if t >= 2 else lr
-        v = mu * v - rate * g
-        w_hand = w_hand + v
+        b = g.copy() if b is None else mu * b + g
+        w_hand = w_hand - rate * b
         np.testing.assert_array_equal(w, w_hand)
         opt.next_epoch()
     # the first step, alone, is plain SGD

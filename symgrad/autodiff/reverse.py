@@ -9,6 +9,8 @@ to a ``wrt`` tensor is an error naming it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..errors import DTypeError, GraphError
 from ..ir import Node, toposort
 from ..ir import dtypes as dt
@@ -62,15 +64,20 @@ def vjp(outputs: list[Node], cotangents: list[Node], wrt: list[Node]) -> list[No
 def grad(f, wrt):
     """The gradient of the scalar ``f`` with respect to ``wrt``, as graphs.
 
-    ``wrt`` is one tensor (returns one graph) or a list (returns a list).  A tensor ``f``
-    does not depend on gets zeros of its shape.
+    ``wrt`` is one tensor (returns one graph), a list (returns a list) or a dict
+    ``{name: tensor}`` (returns a dict with the same keys, in the same order).  A tensor
+    ``f`` does not depend on gets zeros of its shape.
 
     >>> import symgrad as sg
     >>> x, y, z = sg.symbols("x y z")
     >>> dx, dy, dz = sg.grad((x + y) * z, [x, y, z])
     >>> sg.to_sympy(dz)
     x + y
+    >>> {k: sg.to_sympy(g) for k, g in sg.grad(x * y, {"a": x, "b": y}).items()}
+    {'a': y, 'b': x}
     """
+    if isinstance(wrt, Mapping):
+        return dict(zip(wrt, grad(f, list(wrt.values()))))
     f = api.as_node(f)
     single = not isinstance(wrt, (list, tuple))
     targets = [wrt] if single else list(wrt)
