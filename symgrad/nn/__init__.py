@@ -1,5 +1,8 @@
-"""Neural-network pieces on top of the public API: losses, and SGD in ``optim``."""
+"""Neural-network pieces on top of the public API: losses, layers, optimisers, schedules,
+and the training loop ``fit``."""
 
 from . import losses, optim, schedules
+from .layers import MLP, Linear
+from .train import History, TrainingError, fit
 
-__all__ = ["losses", "optim", "schedules"]
+__all__ = ["MLP", "History", "Linear", "TrainingError", "fit", "losses", "optim", "schedules"]
