@@ -27,8 +27,18 @@ def train(seed=0, epochs=4, backend="numpy", **kwargs):
     values = MODEL.init(seed=1)
     opt = optim.SGD(values, lr=0.1, momentum=0.9)
     history = nn.fit(
-        LOSS, MODEL.params, blobs(0), opt, epochs, batch_size=64, seed=seed, backend=backend,
-        scores=SCORES, labels=Y, val_data=blobs(1), **kwargs,
+        LOSS,
+        MODEL.params,
+        blobs(0),
+        opt,
+        epochs,
+        batch_size=64,
+        seed=seed,
+        backend=backend,
+        scores=SCORES,
+        labels=Y,
+        val_data=blobs(1),
+        **kwargs,
     )
     return history, values
 
@@ -64,8 +74,16 @@ def test_fit_is_the_slides_loop():
     data, values = blobs(0), MODEL.init(seed=1)
     by_hand = {k: v.copy() for k, v in values.items()}
     schedule = nn.schedules.step((1,), 0.5)
-    nn.fit(LOSS, MODEL.params, data, optim.SGD(values, lr=0.2, schedule=schedule), 2,
-           batch_size=100, seed=3, backend="numpy")
+    nn.fit(
+        LOSS,
+        MODEL.params,
+        data,
+        optim.SGD(values, lr=0.2, schedule=schedule),
+        2,
+        batch_size=100,
+        seed=3,
+        backend="numpy",
+    )
     vg = sg.value_and_grad(LOSS, MODEL.params, backend="numpy")
     rng = np.random.default_rng(3)
     for epoch in range(2):
@@ -88,7 +106,9 @@ def test_nan_stop_names_the_step_and_leaves_the_parameters():
     with pytest.raises(nn.TrainingError) as info:
         nn.fit(loss, {"w": w}, data, optim.SGD(values, lr=1.0), 100, batch_size=16, backend="numpy")
     message = str(info.value)
-    found = re.search(r"the loss is (inf|nan) at epoch (\d+), step (\d+) of the epoch \(step (\d+)", message)
+    found = re.search(
+        r"the loss is (inf|nan) at epoch (\d+), step (\d+) of the epoch \(step (\d+)", message
+    )
     assert found, message
     epoch, index, overall = map(int, found.groups()[1:])
     assert overall == 3 * epoch + index and "as they were before this step" in message
@@ -142,8 +162,11 @@ def test_history_plot(tmp_path):
     "change, error, message",
     [
         ({"params": {"W1": MODEL.params["W1"]}}, sg.ArgumentError, "optimizer's parameters"),
-        ({"data": {"X": np.zeros((5, 2)), "y": np.zeros(4, dtype=int)}}, sg.ShapeError,
-         r"data\['y'\] has 4 rows but data\['X'\] has 5"),
+        (
+            {"data": {"X": np.zeros((5, 2)), "y": np.zeros(4, dtype=int)}},
+            sg.ShapeError,
+            r"data\['y'\] has 4 rows but data\['X'\] has 5",
+        ),
         ({"labels": "labels"}, sg.ArgumentError, "labels must name an entry of data"),
         ({"epochs": -1}, sg.ArgumentError, "epochs must be an integer >= 0"),
         ({"batch_size": 0}, sg.ArgumentError, "batch_size must be an integer >= 1"),
@@ -154,8 +177,14 @@ def test_history_plot(tmp_path):
 def test_fit_errors(change, error, message):
     values = MODEL.init(seed=1)
     args = {
-        "loss": LOSS, "params": MODEL.params, "data": blobs(0), "optimizer": optim.SGD(values, lr=0.1),
-        "epochs": 1, "scores": SCORES, "labels": Y, "backend": "numpy",
+        "loss": LOSS,
+        "params": MODEL.params,
+        "data": blobs(0),
+        "optimizer": optim.SGD(values, lr=0.1),
+        "epochs": 1,
+        "scores": SCORES,
+        "labels": Y,
+        "backend": "numpy",
     }
     args.update(change)
     with pytest.raises(error, match=message):

@@ -90,7 +90,12 @@ def test_mlp_params_init_and_forward():
     assert list(model.params) == ["W1", "b1", "W2", "b2", "W3", "b3"]
     values = model.init(seed=0)
     assert {k: v.shape for k, v in values.items()} == {
-        "W1": (4, 8), "b1": (8,), "W2": (8, 6), "b2": (6,), "W3": (6, 3), "b3": (3,)
+        "W1": (4, 8),
+        "b1": (8,),
+        "W2": (8, 6),
+        "b2": (6,),
+        "W3": (6, 3),
+        "b3": (3,),
     }
     X = sg.tensor("X", ("N", 4))
     x = np.random.default_rng(1).standard_normal((7, 4))
@@ -121,7 +126,9 @@ def test_lecture_three_layer_forward_pass_with_biases(backend):
     np.testing.assert_allclose(ours, out.T, rtol=1e-13)
 
 
-@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "silu"])
+@pytest.mark.parametrize(
+    "activation", ["relu", "leaky_relu", "elu", "sigmoid", "tanh", "gelu", "silu"]
+)
 def test_mlp_gradients_against_finite_differences(activation):
     model = nn.MLP([3, 5, 4], activation=activation)
     X, y = sg.tensor("X", ("N", 3)), sg.tensor("y", ("N",), dtype="int64")

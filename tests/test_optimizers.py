@@ -89,7 +89,14 @@ SCHEDULE = schedules.step(milestones=(2, 3), factor=0.5)  # epochs of 5 steps: 4
 # (name, symgrad optimiser, its keyword arguments, a fresh formula, torch's class, kwargs)
 CASES = [
     ("sgd", "SGD", {"lr": 0.05}, lambda: sgd_formula(0.05), "SGD", {}),
-    ("sgd-momentum", "SGD", {"lr": 0.05, "momentum": 0.9}, lambda: sgd_formula(0.05, 0.9), "SGD", {}),
+    (
+        "sgd-momentum",
+        "SGD",
+        {"lr": 0.05, "momentum": 0.9},
+        lambda: sgd_formula(0.05, 0.9),
+        "SGD",
+        {},
+    ),
     (
         "sgd-nesterov-wd",
         "SGD",
@@ -115,7 +122,14 @@ CASES = [
         "Adam",
         {},
     ),
-    ("adamw", "AdamW", {"lr": 0.05}, lambda: adam_formula(0.05, weight_decay=1e-2, decoupled=True), "AdamW", {}),
+    (
+        "adamw",
+        "AdamW",
+        {"lr": 0.05},
+        lambda: adam_formula(0.05, weight_decay=1e-2, decoupled=True),
+        "AdamW",
+        {},
+    ),
     (
         "adamw-wd",
         "AdamW",
@@ -163,9 +177,13 @@ def test_matches_the_formula(case, schedule):
     params = start()
     for t in range(STEPS):
         grads = gradients(params, t)
-        params = {k: update(k, w, grads[k], lr * factor(schedule, t), t + 1) for k, w in params.items()}
+        params = {
+            k: update(k, w, grads[k], lr * factor(schedule, t), t + 1) for k, w in params.items()
+        }
         for k in params:
-            np.testing.assert_allclose(ours[t][k], params[k], rtol=1e-12, atol=1e-14, err_msg=f"step {t} {k}")
+            np.testing.assert_allclose(
+                ours[t][k], params[k], rtol=1e-12, atol=1e-14, err_msg=f"step {t} {k}"
+            )
 
 
 @pytest.mark.parametrize("schedule", [None, SCHEDULE], ids=["constant", "step"])
@@ -174,7 +192,9 @@ def test_matches_torch(case, schedule):
     torch = pytest.importorskip("torch")
     _, kind, kwargs, _, torch_kind, torch_extra = case
     ours = run_symgrad(kind, kwargs, schedule)
-    tensors = {k: torch.tensor(w, dtype=torch.float64, requires_grad=True) for k, w in start().items()}
+    tensors = {
+        k: torch.tensor(w, dtype=torch.float64, requires_grad=True) for k, w in start().items()
+    }
     opt = getattr(torch.optim, torch_kind)(list(tensors.values()), **kwargs, **torch_extra)
     base = opt.param_groups[0]["lr"]
     for t in range(STEPS):
@@ -194,7 +214,13 @@ def test_defaults_are_torchs():
     adam, adamw, rms = optim.Adam(w), optim.AdamW(w), optim.RMSprop(w)
     assert (adam.base_lr, adam.betas, adam.eps, adam.weight_decay) == (1e-3, (0.9, 0.999), 1e-8, 0)
     assert (adamw.base_lr, adamw.weight_decay) == (1e-3, 1e-2)
-    assert (rms.base_lr, rms.alpha, rms.eps, rms.momentum, rms.centered) == (1e-2, 0.99, 1e-8, 0, False)
+    assert (rms.base_lr, rms.alpha, rms.eps, rms.momentum, rms.centered) == (
+        1e-2,
+        0.99,
+        1e-8,
+        0,
+        False,
+    )
     sgd = optim.SGD(w, lr=0.1)
     assert (sgd.momentum, sgd.nesterov, sgd.weight_decay, sgd.dampening) == (0, False, 0, 0)
 
@@ -306,6 +332,8 @@ def test_schedules_match_torch():
         opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
         scheduler = make(opt)
         for epoch in range(41):
-            assert opt.param_groups[0]["lr"] == pytest.approx(0.5 * ours(epoch), rel=1e-9, abs=1e-15)
+            assert opt.param_groups[0]["lr"] == pytest.approx(
+                0.5 * ours(epoch), rel=1e-9, abs=1e-15
+            )
             opt.step()
             scheduler.step()

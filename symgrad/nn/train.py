@@ -65,7 +65,9 @@ class History:
         """
         plt = _pyplot()
         has_accuracy = bool(self.train_accuracy or self.val_accuracy)
-        fig, axes = plt.subplots(1, 2 if has_accuracy else 1, figsize=(9 if has_accuracy else 5, 3.4))
+        fig, axes = plt.subplots(
+            1, 2 if has_accuracy else 1, figsize=(9 if has_accuracy else 5, 3.4)
+        )
         axes = np.atleast_1d(axes)
         ax = axes[0]
         ax.plot(self.epochs, self.loss, label="training (minibatches)")
@@ -237,8 +239,10 @@ def fit(
                 value, grads = step(**{k: a[rows] for k, a in arrays.items()}, **weights)
                 bad = [k for k, g in grads.items() if not np.all(np.isfinite(g))]
                 if not math.isfinite(value) or bad:
-                    what = f"the loss is {value}" if not math.isfinite(value) else (
-                        f"the gradient of {bad[0]!r} is not finite (loss {value:.6g})"
+                    what = (
+                        f"the loss is {value}"
+                        if not math.isfinite(value)
+                        else (f"the gradient of {bad[0]!r} is not finite (loss {value:.6g})")
                     )
                     raise TrainingError(
                         f"fit: {what} at epoch {epoch}, step {index} of the epoch "
