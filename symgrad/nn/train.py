@@ -102,11 +102,7 @@ class History:
 
 
 def _pyplot():
-    try:
-        import matplotlib
-
-        if "matplotlib.pyplot" not in sys.modules:
-            matplotlib.use("Agg")  # files, not windows, unless the user chose a backend
+    try:  # matplotlib picks its backend (Agg without a display, inline in a notebook)
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("History.plot needs matplotlib: pip install 'symgrad[plot]'") from None
