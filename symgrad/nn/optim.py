@@ -221,7 +221,8 @@ class SGD(Optimizer):
         w -= lr * g
 
     With the defaults that is the lecture's ``w -= lr * g`` exactly.  ``lr`` has no default
-    (PyTorch's is 1e-3).  Step decay: ``milestones``/``factor`` are a shorthand for
+    (PyTorch's is 1e-3); the arguments after ``momentum`` are keyword-only, since PyTorch's
+    positional order (``dampening`` third) differs from the one documented here.  Step decay: ``milestones``/``factor`` are a shorthand for
     ``schedule=sg.nn.schedules.step(milestones, factor)``.
 
     >>> W = np.array([1.0, 2.0])
@@ -240,10 +241,10 @@ class SGD(Optimizer):
         params,
         lr,
         momentum=0.0,
+        *,
         nesterov=False,
         weight_decay=0.0,
         dampening=0.0,
-        *,
         milestones=(),
         factor=0.1,
         schedule=None,
