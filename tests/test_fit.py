@@ -112,6 +112,8 @@ def test_nan_stop_names_the_step_and_leaves_the_parameters():
     assert found, message
     epoch, index, overall = map(int, found.groups()[1:])
     assert overall == 3 * epoch + index and "as they were before this step" in message
+    assert (info.value.epoch, info.value.step) == (epoch, index)
+    assert len(info.value.history.loss) == epoch  # the epochs completed
     assert np.all(np.isfinite(values["w"]))
     # replay by hand
     vg = sg.value_and_grad(loss, w, backend="numpy")
@@ -169,6 +171,7 @@ def test_history_plot(tmp_path):
         ),
         ({"labels": "labels"}, sg.ArgumentError, "labels must name an entry of data"),
         ({"epochs": -1}, sg.ArgumentError, "epochs must be an integer >= 0"),
+        ({"val_data": {"X": np.zeros((5, 2))}}, sg.ArgumentError, "val_data has no labels 'y'"),
         ({"batch_size": 0}, sg.ArgumentError, "batch_size must be an integer >= 1"),
         ({"optimizer": "sgd"}, sg.ArgumentError, "optimizer must be"),
         ({"params": {"h": SCORES}}, sg.ArgumentError, r"params\['h'\] must be an input tensor"),

@@ -33,7 +33,14 @@ __all__ = ["History", "TrainingError", "fit"]
 
 
 class TrainingError(SymgradError, ValueError):
-    """The loss or a gradient became NaN or infinite during ``fit``."""
+    """The loss or a gradient became NaN or infinite during ``fit``.
+
+    ``epoch`` and ``step`` (within the epoch) say where; ``history`` holds the epochs done.
+    """
+
+    def __init__(self, message, epoch=None, step=None, history=None):
+        super().__init__(message)
+        self.epoch, self.step, self.history = epoch, step, history
 
 
 @dataclass
@@ -219,6 +226,8 @@ def fit(
         raise ArgumentError(
             f"fit: with scores, labels must name an entry of data {list(arrays)}, got {labels!r}"
         )
+    if scores is not None and val_arrays is not None and labels not in val_arrays:
+        raise ArgumentError(f"fit: val_data has no labels {labels!r}; it has {list(val_arrays)}")
 
     step = value_and_grad(loss, dict(params), backend, **options)
     predict = compile_graph(scores, backend, **options) if scores is not None else None
@@ -243,7 +252,10 @@ def fit(
                     raise TrainingError(
                         f"fit: {what} at epoch {epoch}, step {index} of the epoch "
                         f"(step {history.steps} of the run); the parameters are as they were "
-                        f"before this step. A smaller learning rate may help."
+                        f"before this step. A smaller learning rate may help.",
+                        epoch,
+                        index,
+                        history,
                     )
                 optimizer.step(grads)
                 history.steps += 1
