@@ -204,7 +204,7 @@ def fit(
     if not isinstance(params, Mapping) or not params:
         raise ArgumentError("fit: params must be a non-empty dict name -> parameter tensor")
     for key, tensor in params.items():
-        if not isinstance(tensor, Node) or tensor.op != "input":
+        if not isinstance(tensor, Node) or tensor.op.leaf != "input":
             raise ArgumentError(f"fit: params[{key!r}] must be an input tensor, got {tensor!r}")
     if not isinstance(optimizer, Optimizer):
         raise ArgumentError(f"fit: optimizer must be a sg.nn.optim optimiser, got {optimizer!r}")
