@@ -607,7 +607,7 @@ def cache_env(key, cache_dir: Path) -> dict:
     """Where each tool keeps what it compiled, pointed at ``cache_dir``."""
     return {
         "SYMGRAD_CACHE_DIR": str(cache_dir / "symgrad"),
-        "PYTENSOR_FLAGS": f"compiledir={cache_dir / 'pytensor'}",
+        "PYTENSOR_FLAGS": f"base_compiledir={cache_dir / 'pytensor'}",  # C and Numba caches
         "TORCHINDUCTOR_CACHE_DIR": str(cache_dir / "inductor"),
         "TRITON_CACHE_DIR": str(cache_dir / "triton"),
         "NUMBA_CACHE_DIR": str(cache_dir / "numba"),
