@@ -587,6 +587,13 @@ def child_timing(args) -> dict:
     # again: building may have loaded more pools (PyTensor's, Inductor's OpenMP)
     out["threadpools"] = pin_threads(args.threads, set(out["loaded"]))
     out["versions"] = versions(out["loaded"])
+    if "pytensor" in out["loaded"]:
+        import pytensor
+
+        if not pytensor.config.blas__ldflags:
+            out["notes"] = ["PyTensor's C backend found no BLAS library to link "
+                            "(`blas__ldflags` is empty, as after a pip install) and warns that "
+                            "operations that might benefit from BLAS will be severely degraded"]
     if args.check_only:
         return out
     samples, batch_calls = run.time_interleaved(
@@ -704,6 +711,32 @@ def percall_table(results, threads):
             "the median of the per-round ratios to symgrad (> 1: symgrad is faster).\n\n"
             + table + "\n\n<details><summary>spread, check and warm-up</summary>\n\n" + detail
             + "\n\n</details>")
+
+
+def summary_table(per_thread, comp):
+    """One row per workload, one column per implementation: the median per call at each
+    thread count ("1 thread / 2 threads"), and the compile cost rows (cold / warm)."""
+    run = _import_run()
+    all_results = list(per_thread.values())
+    keys = [k for k in IMPLS if any(k in r.get("stats", {}) for res in all_results
+                                    for r in res.values())]
+    rows = []
+    for name in all_results[0]:
+        row = [f"`{name}`"]
+        for k in keys:
+            cells = [cell(res.get(name, {"error": 1}), k).split(" (")[0] for res in all_results]
+            row.append(" / ".join(cells))
+        rows.append(row)
+    for name, c in comp.items():
+        row = [f"compile `{name}`, cold / warm"]
+        for k in keys:
+            v = c.get(k)
+            row.append(f"{fmt_time(v['cold'])} / {fmt_time(v['warm'])}" if v and "cold" in v
+                       else "—")
+        rows.append(row)
+    threads = " / ".join(f"{t} thread{'s' if t > 1 else ''}" for t in per_thread)
+    return (f"Median per call of loss and all gradients ({threads} per library):\n\n"
+            + run.markdown_table(["workload"] + [IMPLS[k][0] for k in keys], rows))
 
 
 def compile_table(comp):
@@ -833,11 +866,16 @@ def report(per_thread, comp, meta) -> str:
     if meta.get("check_only"):
         parts += [check_table(res) for res in per_thread.values()]
     else:
+        parts.append(summary_table(per_thread, comp))
         parts += [percall_table(res, t) for t, res in per_thread.items()]
     if comp:
         parts.append(compile_table(comp))
     if not (meta.get("check_only") or meta.get("user_loss")):
         parts.append(targets(per_thread, comp))
+    notes = sorted({n for res in per_thread.values() for r in res.values()
+                    for n in r.get("notes", [])})
+    if notes:
+        parts.append("\n".join(f"- {n}." for n in notes))
     if skipped:
         parts.append("Not run:\n\n" + "\n".join(
             f"- {IMPLS[k][0]} ({', '.join(sorted(set(ns)))}): {why}"
@@ -877,8 +915,8 @@ def plot(per_thread, comp, path: Path) -> str:
         ax.set_yscale("log")
         ax.set_xticks(xs)
         ax.set_xticklabels(names, rotation=20, ha="right")
-        ax.set_ylabel("time / symgrad time (paired median, IQR); > 1: symgrad faster")
-        ax.set_title(f"per call, {threads} thread{'s' if threads > 1 else ''} (higher = symgrad ahead)")
+        ax.set_ylabel("time / symgrad time, paired median and IQR")
+        ax.set_title(f"per call, {threads} thread{'s' if threads > 1 else ''}: above 1 = symgrad faster")
         ax.grid(axis="y", which="both", alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
     if comp:
