@@ -968,6 +968,9 @@ def parse_args(argv):
     p.add_argument("--batch-ms", type=float, help="one batch of calls (default 25, quick 10)")
     p.add_argument("--check-only", action="store_true", help="check every peer, time nothing")
     p.add_argument("--no-compile", action="store_true", help="skip the compile-cost children")
+    p.add_argument("--compile-workloads", metavar="NAMES",
+                   help="measure compile cost on these workloads only (comma-separated; "
+                        "default: every workload run)")
     p.add_argument("--compile-repeats", type=int, default=1,
                    help="fresh-process repeats of cold and warm (median; default 1)")
     p.add_argument("--cache-dir", metavar="DIR",
@@ -1069,7 +1072,8 @@ def _main(args, tmp: Path, log) -> int:
 
     comp = {}
     if not (args.no_compile or args.check_only):
-        comp = compile_costs(args, names, tmp, log)
+        chosen = args.compile_workloads.split(",") if args.compile_workloads else names
+        comp = compile_costs(args, [n for n in names if n in chosen], tmp, log)
     meta["uptime_after"] = uptime()
     text = report(per_thread, comp, meta)
     print(text)
