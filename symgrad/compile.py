@@ -225,7 +225,9 @@ def _finisher(outputs: list[Node], pack: str, copied=frozenset(), keys=()):
     return namespace["finish"]
 
 
-OPTIONS = ("parallel", "fastmath")  # numba backend options; the numpy backend ignores them
+# numba backend options; the numpy backend ignores them.  vector_math (default True): the
+# kernels' exp, log, tanh ... are symgrad's vectorisable ones (backends/vmath.py), or libm's.
+OPTIONS = ("parallel", "fastmath", "vector_math")
 
 
 def _build(outputs, pack, backend, extra_inputs, options, stats, keys=()) -> Compiled:

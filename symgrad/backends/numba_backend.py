@@ -6,6 +6,9 @@ module is imported, or loads the machine code it cached next to the file in an e
 process.  The key is a hash of the source, the options and the Numba/NumPy versions: the
 same optimised graph with the same dtypes and options finds the same file.
 
+``vector_math`` (default True) makes kernels call the branch-free functions of ``vmath.py``
+that LLVM vectorises; ``vector_math=False`` calls libm.
+
 The cache folder is ``$SYMGRAD_CACHE_DIR`` or ``~/.cache/symgrad``, kept under a size cap
 with least-recently-used eviction (``kernel_cache.py``; ``sg.cache.info()``).  Files are written to a
 temporary name and renamed into place, so processes compiling the same kernel at once each
@@ -31,8 +34,9 @@ import numba
 import numpy as np
 
 from ..ir import Node
+from . import vmath
 from .kernel_cache import cache_dir, evict, mark_used
-from .numba_codegen import Kernel, prelude
+from .numba_codegen import Kernel, prelude, uses_vmath
 
 _lock = threading.Lock()
 _key_locks: dict[str, threading.Lock] = {}
@@ -64,6 +68,8 @@ def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
         f"    fastmath={fastmath}, parallel={parallel},\n)\n{body}"
     )
     versions = f"{FORMAT} {numba.__version__} {np.__version__} {sys.version_info[:2]}"
+    if uses_vmath(body):  # Numba's cache would not notice a change of vmath.py
+        versions += f" vmath {vmath.DIGEST}"
     key = "k_" + hashlib.sha256((decorated + versions).encode()).hexdigest()[:24]
     return prelude(key, body) + decorated, key
 
@@ -196,6 +202,10 @@ def build(outputs: list[Node], signature, options: dict, given=()) -> NumbaProgr
     """A kernel for ``outputs`` taking the signature's inputs and the nodes ``given``."""
     name = options.get("name", "kernel")
     kernel = Kernel(
-        outputs, signature.inputs + list(given), name, bool(options.get("parallel", False))
+        outputs,
+        signature.inputs + list(given),
+        name,
+        parallel=bool(options.get("parallel", False)),
+        vector_math=bool(options.get("vector_math", True)),
     )
     return NumbaProgram(kernel, options)

@@ -14,10 +14,17 @@ whose ``loop`` fact says they join loop groups, a :class:`Map` or :class:`Reduce
 they compute one element inside the group.  Variables are numbered, never derived from a
 user's names (Python folds look-alike identifiers together: ``ℕ`` is ``N``); the names are
 kept in comments.
+
+Transcendental functions call the branch-free versions of ``vmath.py`` (``vm.exp``), which
+LLVM vectorises inside the loops; with ``vector_math=False`` they call libm (``math.exp``)
+instead, one element at a time.  Which one is part of the source, hence of the cache key.
+A loop group that reduces runs its innermost axis in blocks (:meth:`Kernel.blocked_loops`)
+so that the elementwise part has a loop of its own, free of the reduction, to vectorise.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -28,6 +35,7 @@ from ..ir import Node, toposort
 from ..ir.shapes import DimExpr
 from ..ops.elementwise import sym
 from ..ops.layout import offsets
+from . import vmath
 
 NP_DTYPES = {
     "float64": "np.float64",
@@ -38,9 +46,17 @@ NP_DTYPES = {
 
 
 class ScalarPrinter(PythonCodePrinter):
-    """SymPy -> one scalar Python expression that Numba compiles (``math`` functions)."""
+    """SymPy -> one scalar Python expression that Numba compiles (``math`` functions, or
+    with ``vector_math`` the ``vm`` functions of :data:`vmath.FUNCTIONS` where one exists)."""
 
     _kf = dict(PythonCodePrinter._kf, log1p="math.log1p", expm1="math.expm1", erf="math.erf")
+    VECTOR_COLUMN = 0  # the float64 versions of vmath.FUNCTIONS
+
+    def __init__(self, settings=None, vector_math=False):
+        super().__init__(settings)
+        if vector_math:
+            for name, versions in vmath.FUNCTIONS.items():
+                self.known_functions[name] = f"vm.{versions[self.VECTOR_COLUMN]}"
 
     def _print_Float(self, expr):
         return repr(float(expr))
@@ -79,6 +95,8 @@ class Float32Printer(ScalarPrinter):
     """Numbers as float32 literals, so a float32 formula stays float32 in Numba (an int or
     float64 literal would widen every operation it touches to float64)."""
 
+    VECTOR_COLUMN = 1  # the float32 versions of vmath.FUNCTIONS
+
     def _print_Float(self, expr):
         return f"np.float32({float(expr)!r})"
 
@@ -99,9 +117,9 @@ class Float32Printer(ScalarPrinter):
         return f"{base}**{self.parenthesize(exp, 100)}"
 
 
-def _printer(dtype: str):
+def _printer(dtype: str, vector_math: bool):
     cls = Float32Printer if dtype == "float32" else ScalarPrinter
-    return cls({"fully_qualified_modules": True, "standard": "python3"})
+    return cls({"fully_qualified_modules": True, "standard": "python3"}, vector_math)
 
 
 class Kernel:
@@ -114,10 +132,14 @@ class Kernel:
     on the open group is emitted before it, so the group stays open as long as possible.
     """
 
-    def __init__(self, outputs: list[Node], args: list[Node], name="kernel", parallel=False):
+    def __init__(
+        self, outputs: list[Node], args: list[Node], name="kernel", parallel=False,
+        vector_math=True,
+    ):
         """``args`` are the nodes the kernel receives: input tensors, and for a backward
         kernel the saved forward values; constant arrays are appended after them."""
         self.outputs, self.args, self.name, self.parallel = outputs, args, name, parallel
+        self.vector_math = vector_math
         self.order = toposort(outputs, stop=set(args))
         self.users: dict[Node, list[Node]] = {}
         for n in self.order:
@@ -172,7 +194,7 @@ class Kernel:
             or node.dtype == "bool"
             and any(x.dtype == "float32" for x in node.inputs)
         )
-        printer = _printer("float32" if float32 else "float64")
+        printer = _printer("float32" if float32 else "float64", self.vector_math)
         names = {}
         for k, x in enumerate(node.inputs):
             names[sym(k)] = sp.Symbol(read(x))  # a local or a scalar: a plain name
@@ -228,7 +250,14 @@ class Kernel:
         # every iteration writes its own slots (each reduction's lowering says when it does)
         outer = next((a for a, d in enumerate(shape) if d != 1), None)
         safe = all(n.op.loop != "reduce" or LOWER[n.op].parallel_safe(n, outer) for n in group)
-        idx, depth = self.loops(shape, 1, parallel_ok=safe and outer is not None)
+        parallel_ok = safe and outer is not None
+        reductions = [n for n in group if n.op.loop == "reduce"]
+        inner = max((a for a, d in enumerate(shape) if d != 1), default=None)
+        blocked = bool(reductions) and inner is not None and any(n.op == "ew" for n in group)
+        if blocked:
+            idx, depth, finish = self.blocked_loops(shape, inner, reductions, parallel_ok)
+        else:
+            idx, depth = self.loops(shape, 1, parallel_ok)
 
         loaded: dict[Node, str] = {}
 
@@ -245,12 +274,68 @@ class Kernel:
         for n in group:
             local = f"e{self.rank[n]}"
             lowering = LOWER[n.op]
+            if n.op.loop == "reduce" and blocked:  # the block's terms, added up after it
+                self.emit(f"blk{self.rank[n]}[j{inner}] = {read(n.inputs[0])}", depth)
+                continue
             if n.op.loop == "reduce":
                 lowering.accumulate(self, n, _target(self, n, idx), read(n.inputs[0]), depth)
                 continue
             self.emit(f"{local} = {lowering.element(self, n, read, depth)}", depth)
             if n in stored:
                 self.emit(f"{self.var[n]}[{', '.join(idx)}] = {local}", depth)
+        if blocked:
+            finish()
+
+    BLOCK = 256  # elements of the innermost axis per block of a loop that reduces
+
+    def blocked_loops(self, shape, inner: int, reductions: list[Node], parallel_ok: bool):
+        """Loops over ``shape`` whose innermost axis ``inner`` runs in blocks: the body
+        computes a block of terms into small buffers, in a loop free of reductions that
+        LLVM can vectorise, and ``finish()`` then emits the loop that adds them up, in the
+        same order as an unblocked loop (so the sums are bit for bit the same).
+        Returns (index names, body depth, finish)."""
+        idx = ["0" if d == 1 else f"i{k}" for k, d in enumerate(shape)]
+        depth = 1
+
+        def buffers(at):
+            for n in reductions:
+                dtype = NP_DTYPES[n.inputs[0].dtype]
+                self.emit(f"blk{self.rank[n]} = np.empty({self.BLOCK}, dtype={dtype})", at)
+
+        parallel = parallel_ok and self.parallel
+        if not parallel:  # one set of buffers; with prange each iteration allocates its own
+            buffers(depth)
+        for k, d in enumerate(shape[:inner]):
+            if d != 1:
+                rng = "prange" if parallel and depth == 1 else "range"
+                self.emit(f"for {idx[k]} in {rng}({self.size(d)}):", depth)
+                depth += 1
+        n, b, i = self.size(shape[inner]), self.BLOCK, idx[inner]
+        if parallel and depth == 1:
+            self.emit(f"for q{inner} in prange(({n} + {b - 1}) // {b}):", depth)
+            self.emit(f"s{inner} = q{inner} * {b}", depth + 1)
+        else:
+            self.emit(f"for s{inner} in range(0, {n}, {b}):", depth)
+        depth += 1
+        if parallel:
+            buffers(depth)
+        # Unsigned indices: Numba adds no negative-index wraparound, which LLVM could not
+        # prove away here and would vectorise as gathers and scatters.
+        # (names unlike the formulas' locals e3, ld_x and common subexpressions t0)
+        self.emit(f"lo{inner} = np.uint64(s{inner})", depth)
+        self.emit(f"hi{inner} = np.uint64(min(s{inner} + {b}, {n}))", depth)
+        self.emit(f"for {i} in range(lo{inner}, hi{inner}):", depth)
+        self.emit(f"j{inner} = {i} - lo{inner}", depth + 1)
+
+        def finish():
+            self.emit(f"for {i} in range(lo{inner}, hi{inner}):", depth)
+            self.emit(f"j{inner} = {i} - lo{inner}", depth + 1)
+            for node in reductions:
+                value = f"blk{self.rank[node]}[j{inner}]"
+                target = _target(self, node, idx)
+                LOWER[node.op].accumulate(self, node, target, value, depth + 1)
+
+        return idx, depth + 1, finish
 
     # --- the kernel ----------------------------------------------------------------------
 
@@ -536,7 +621,9 @@ def prelude(key: str, body: str) -> str:
         "import math\n\n"
         "import numpy as np\n"
         f"from numba import {numba_names}\n"
-        "from numba import types as nt\n\n\n"
+        "from numba import types as nt\n"
+        + ("\nfrom symgrad.backends import vmath as vm\n" if uses_vmath(body) else "")
+        + "\n\n"
     )
     if "_max_nan(" in body:
         text += (
@@ -546,3 +633,8 @@ def prelude(key: str, body: str) -> str:
             "    return val if (val > acc or val != val) and acc == acc else acc\n\n\n"
         )
     return text
+
+
+def uses_vmath(body: str) -> bool:
+    """Whether kernel source calls the vector math functions (``vm.exp(...)``)."""
+    return re.search(r"\bvm\.", body) is not None
