@@ -68,7 +68,7 @@ def _from_bits(typingctx, i):
     return types.float64(types.int64), codegen
 
 
-_jit = njit(error_model="numpy", cache=False)
+_jit = njit(error_model="numpy", cache=True)
 
 _SHIFT = 6755399441055744.0  # 1.5 * 2**52: x + _SHIFT rounds x to an integer in the low bits
 _SHIFT_BITS = 0x4338000000000000
@@ -264,6 +264,152 @@ def tanh(x):
     return _from_bits(_bits(y) | (_bits(x) & _SIGN))
 
 
+# --- erf ---------------------------------------------------------------------------------
+
+_ERX = 8.45062911510467529297e-01
+_EFX8 = 1.02703333676410069053e00
+_PP = (1.28379167095512558561e-01, -3.25042107247001499370e-01, -2.84817495755985104766e-02,
+       -5.77027029648944159157e-03, -2.37630166566501626084e-05)
+_QQ = (3.97917223959155352819e-01, 6.50222499887672944485e-02, 5.08130628187576562776e-03,
+       1.32494738004321644526e-04, -3.96022827877536812320e-06)
+_PA = (-2.36211856075265944077e-03, 4.14856118683748331666e-01, -3.72207876035701323847e-01,
+       3.18346619901161753674e-01, -1.10894694282396677476e-01, 3.54783043256182359371e-02,
+       -2.16637559486879084300e-03)
+_QA = (1.06420880400844228286e-01, 5.40397917702171048937e-01, 7.18286544141962662868e-02,
+       1.26171219808761642112e-01, 1.36370839120290507362e-02, 1.19844998467991074170e-02)
+_RA = (-9.86494403484714822705e-03, -6.93858572707181764372e-01, -1.05586262253232909814e01,
+       -6.23753324503260060396e01, -1.62396669462573470355e02, -1.84605092906711035994e02,
+       -8.12874355063065934246e01, -9.81432934416914548592e00)
+_SA = (1.96512716674392571292e01, 1.37657754143519042600e02, 4.34565877475229228821e02,
+       6.45387271733267880336e02, 4.29008140027567833386e02, 1.08635005541779435134e02,
+       6.57024977031928170135e00, -6.04244152148580987438e-02)
+_RB = (-9.86494292470009928597e-03, -7.99283237680523006574e-01, -1.77579549177547519889e01,
+       -1.60636384855821916062e02, -6.37566443368389627722e02, -1.02509513161107724954e03,
+       -4.83519191608651397019e02)
+_SB = (3.03380607434824582924e01, 3.25792512996573918826e02, 1.53672958608443695994e03,
+       3.19985821950859553908e03, 2.55305040643316442583e03, 4.74528541206955367215e02,
+       -2.24409524465858183362e01)
+_LOW_WORD = -(1 << 32)  # clears the low 32 bits
+
+
+@_jit
+def _horner(c, x):
+    """c[0] + c[1] x + c[2] x**2 + ... (unrolled by Numba: the tuple's length is a type)."""
+    acc = c[len(c) - 1]
+    for i in range(len(c) - 2, -1, -1):
+        acc = acc * x + c[i]
+    return acc
+
+
+@_jit
+def erf(x):
+    """The error function for float64 (fdlibm ``s_erf.c``): on a = |x| < 0.84375
+    a + a P(a**2)/Q(a**2); below 1.25 erx + P(a - 1)/Q(a - 1); below 6
+    1 - exp(-z**2 - 0.5625) exp((z - a)(z + a) + R(1/a**2)/S(1/a**2)) / a, z = a with its
+    low 32 bits cleared, with one pair (R, S) below 1/0.35 and another above; 1 from 6 on.
+    Every interval's numerator and denominator are computed, the right pair selected and
+    divided once; the sign of x is copied onto the result."""
+    a = abs(x)
+    z = a * a
+    s = 1.0 / z
+    small, mid, near = a < 0.84375, a < 1.25, a < 2.857142857142857
+    num = _horner(_PP, z) if small else (
+        _horner(_PA, a - 1.0) if mid else (_horner(_RA, s) if near else _horner(_RB, s))
+    )
+    den = 1.0 + (z * _horner(_QQ, z) if small else (
+        (a - 1.0) * _horner(_QA, a - 1.0) if mid else (
+            s * _horner(_SA, s) if near else s * _horner(_SB, s)
+        )
+    ))
+    q = num / den
+    zh = _from_bits(_bits(a) & _LOW_WORD)
+    tail = exp(-zh * zh - 0.5625) * exp((zh - a) * (zh + a) + q) / a
+    y = 1.0 - tail
+    y = _ERX + q if mid else y
+    y = a + a * q if small else y
+    y = 0.125 * (8.0 * a + _EFX8 * a) if a < 3.725290298461914e-09 else y  # 2**-28
+    y = 1.0 if a >= 6.0 else y
+    return _from_bits(_bits(y) | (_bits(x) & _SIGN))
+
+
+# --- sin and cos -------------------------------------------------------------------------
+
+_INV_PIO2 = 6.36619772367581382433e-01
+_PIO2_1 = 1.57079632673412561417e00  # pi/2 in three parts of 33 bits and their tails
+_PIO2_1T = 6.07710050650619224932e-11
+_PIO2_2 = 6.07710050630396597660e-11
+_PIO2_2T = 2.02226624879595063154e-21
+_PIO2_3 = 2.02226624871116645580e-21
+_PIO2_3T = 8.47842766036889956997e-32
+_S = (-1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.98412698298579493134e-04,
+      2.75573137070700676789e-06, -2.50507602534068634195e-08, 1.58969099521155010221e-10)
+_C = (4.16666666666666019037e-02, -1.38888888888741095749e-03, 2.48015872894767294178e-05,
+      -2.75573143513906633035e-07, 2.08757232129817482790e-09, -1.13596475577881948265e-11)
+
+
+@_jit
+def _reduce_pio2(x):
+    """(n mod 4, y0, y1): x = n pi/2 + y0 + y1, |y0| <= pi/4 (fdlibm ``e_rem_pio2.c``,
+    the medium case, all three steps: pi/2 to about 2**-150 in parts whose products
+    with n are exact for |n| < 2**20, i.e. |x| < 2**20 pi/2, about 1.6e6)."""
+    n, fn = _round_to_int(x * _INV_PIO2)
+    r = x - fn * _PIO2_1
+    w = fn * _PIO2_1T
+    t = r
+    w = fn * _PIO2_2
+    r = t - w
+    w = fn * _PIO2_2T - ((t - r) - w)
+    t = r
+    w = fn * _PIO2_3
+    r = t - w
+    w = fn * _PIO2_3T - ((t - r) - w)
+    y0 = r - w
+    return n & 3, y0, (r - y0) - w
+
+
+@_jit
+def _sin_kernel(x, y):
+    """sin(x + y) for |x| <= pi/4, |y| tiny (fdlibm ``k_sin.c``)."""
+    z = x * x
+    v = z * x
+    r = _S[1] + z * (_S[2] + z * (_S[3] + z * (_S[4] + z * _S[5])))
+    return x - ((z * (0.5 * y - v * r) - y) - v * _S[0])
+
+
+@_jit
+def _cos_kernel(x, y):
+    """cos(x + y) for |x| <= pi/4, |y| tiny (fdlibm ``k_cos.c``, FreeBSD's version)."""
+    z = x * x
+    w = z * z
+    r = z * (_C[0] + z * (_C[1] + z * _C[2])) + w * w * (_C[3] + z * (_C[4] + z * _C[5]))
+    hz = 0.5 * z
+    w = 1.0 - hz
+    return w + (((1.0 - w) - hz) + (z * r - x * y))
+
+
+@_jit
+def sin(x):
+    """Sine for float64: :func:`_reduce_pio2`, then the sine or cosine kernel of the
+    reduced argument chosen and signed by the quadrant.  Within 1 ulp for
+    |x| < 2**20 pi/2; beyond, the reduction loses bits (see docs/accuracy.md)."""
+    n, y0, y1 = _reduce_pio2(x)
+    s, c = _sin_kernel(y0, y1), _cos_kernel(y0, y1)
+    y = s if (n & 1) == 0 else c
+    y = -y if n >= 2 else y
+    y = x if x == 0.0 else y  # keeps -0.0
+    return y if abs(x) < np.inf else np.nan
+
+
+@_jit
+def cos(x):
+    """Cosine for float64: as :func:`sin`, one quadrant on."""
+    n, y0, y1 = _reduce_pio2(x)
+    s, c = _sin_kernel(y0, y1), _cos_kernel(y0, y1)
+    y = c if (n & 1) == 0 else s
+    y = -y if n == 1 or n == 2 else y
+    return y if abs(x) < np.inf else np.nan
+
+
 # --- float32 -----------------------------------------------------------------------------
 
 
@@ -297,6 +443,24 @@ def tanh_f32(x):
     return np.float32(tanh(np.float64(x)))
 
 
+@_jit
+def erf_f32(x):
+    """erf(x) for float32: the float64 method, rounded once."""
+    return np.float32(erf(np.float64(x)))
+
+
+@_jit
+def sin_f32(x):
+    """sin(x) for float32: the float64 method, rounded once."""
+    return np.float32(sin(np.float64(x)))
+
+
+@_jit
+def cos_f32(x):
+    """cos(x) for float32: the float64 method, rounded once."""
+    return np.float32(cos(np.float64(x)))
+
+
 # The functions a generated kernel may call, by SymPy function name: (float64, float32).
 FUNCTIONS = {
     "exp": ("exp", "exp_f32"),
@@ -304,6 +468,9 @@ FUNCTIONS = {
     "log": ("log", "log_f32"),
     "log1p": ("log1p", "log1p_f32"),
     "tanh": ("tanh", "tanh_f32"),
+    "erf": ("erf", "erf_f32"),
+    "sin": ("sin", "sin_f32"),
+    "cos": ("cos", "cos_f32"),
 }
 
 # A digest of this file: kernels that call these functions carry it in their cache key,

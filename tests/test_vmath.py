@@ -1,0 +1,261 @@
+"""The vector math functions (symgrad/backends/vmath.py) and the kernels that call them.
+
+The ulp sweeps here are CI-sized (20,000 points per function and dtype, plus the special
+values).  The full sweep of docs/accuracy.md, 2 million points each::
+
+    SYMGRAD_VMATH_POINTS=2000000 python -m pytest tests/test_vmath.py -k ulp
+    python tests/ulp.py          # the same sweep, printed as the table of docs/accuracy.md
+"""
+
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import symgrad as sg
+from symgrad.backends import vmath
+
+sys.path.insert(0, str(Path(__file__).parent))
+import ulp  # noqa: E402
+
+POINTS = int(os.environ.get("SYMGRAD_VMATH_POINTS", "20000"))
+
+# The bounds documented in docs/accuracy.md (max error in ulps, float64 and float32).
+# sigmoid is symgrad's formula 1 / (1 + exp(-x)); its bound is the formula's, the same
+# with libm's exp.
+BOUNDS = {
+    "exp": (1.0, 1.0),
+    "expm1": (1.0, 1.0),
+    "log": (1.0, 1.0),
+    "log1p": (1.0, 1.0),
+    "tanh": (1.5, 1.0),
+    "erf": (1.0, 1.0),
+    "sin": (1.5, 1.0),
+    "cos": (1.5, 1.0),
+    "sigmoid": (2.5, 2.5),
+}
+
+
+def test_every_function_has_a_documented_bound():
+    assert set(BOUNDS) == set(ulp.NAMES)
+    text = (Path(__file__).parents[1] / "docs" / "accuracy.md").read_text()
+    for name in BOUNDS:
+        assert f"| {name} |" in text, name
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", list(BOUNDS))
+def test_ulp_bound(name, dtype):
+    err, at = ulp.max_error(name, dtype, POINTS, seed=7)
+    bound = BOUNDS[name][dtype == "float32"]
+    assert err <= bound, f"{name} {dtype}: {err:.3f} ulp at x = {at!r} (bound {bound})"
+
+
+def test_the_ulp_measure_can_fail():
+    """The sweep catches an error of a few ulps: libm's exp times (1 + 4 eps) fails."""
+    x = ulp.sample("exp", 2000)
+    x = x[x < 709]
+    bad = np.exp(x) * (1 + 4 * np.finfo(np.float64).eps)
+    assert ulp.ulp_errors(bad, ulp.reference("exp", x), "float64").max() > 3
+    good = np.exp(x)
+    assert ulp.ulp_errors(good, ulp.reference("exp", x), "float64").max() <= 1
+
+
+# --- special values ----------------------------------------------------------------------
+
+INF, NAN = math.inf, math.nan
+SPECIAL = {
+    "exp": [(0.0, 1.0), (-0.0, 1.0), (INF, INF), (-INF, 0.0), (NAN, NAN), (709.79, INF),
+            (-745.2, 0.0), (-745.13, 5e-324), (5e-324, 1.0)],
+    "expm1": [(0.0, 0.0), (-0.0, -0.0), (INF, INF), (-INF, -1.0), (NAN, NAN), (709.79, INF),
+              (-50.0, -1.0), (5e-324, 5e-324), (-5e-324, -5e-324)],
+    "log": [(0.0, -INF), (-0.0, -INF), (1.0, 0.0), (INF, INF), (-INF, NAN), (-1.0, NAN),
+            (NAN, NAN), (5e-324, -744.4400719213812)],
+    "log1p": [(0.0, 0.0), (-0.0, -0.0), (-1.0, -INF), (-2.0, NAN), (INF, INF), (-INF, NAN),
+              (NAN, NAN), (5e-324, 5e-324), (-5e-324, -5e-324)],
+    "tanh": [(0.0, 0.0), (-0.0, -0.0), (INF, 1.0), (-INF, -1.0), (NAN, NAN), (5e-324, 5e-324),
+             (-5e-324, -5e-324), (30.0, 1.0), (-30.0, -1.0)],
+    "erf": [(0.0, 0.0), (-0.0, -0.0), (INF, 1.0), (-INF, -1.0), (NAN, NAN), (6.0, 1.0),
+            (1e-310, 1.1283791670955126e-310)],
+    "sin": [(0.0, 0.0), (-0.0, -0.0), (INF, NAN), (-INF, NAN), (NAN, NAN), (5e-324, 5e-324)],
+    "cos": [(0.0, 1.0), (-0.0, 1.0), (INF, NAN), (-INF, NAN), (NAN, NAN), (5e-324, 1.0)],
+}
+
+
+def _same(got, want) -> bool:
+    """Equal, with NaN equal to NaN and the sign of zero compared."""
+    if math.isnan(want):
+        return math.isnan(got)
+    return got == want and math.copysign(1, got) == math.copysign(1, want)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", list(SPECIAL))
+def test_special_values(name, dtype):
+    pairs = SPECIAL[name]
+    if dtype == "float32":  # zeros, infinities and NaN mean the same in float32
+        pairs = [(x, w) for x, w in pairs if x == 0 or not math.isfinite(x)]
+    x = np.array([x for x, _ in pairs], dtype=dtype)
+    got = ulp.vector(name, dtype)(x)
+    assert got.dtype == np.dtype(dtype)
+    for xi, g, (_, w) in zip(x.tolist(), got.tolist(), pairs):
+        assert _same(g, w), f"{name}({xi!r}) = {g!r}, want {w!r}"
+
+
+def test_functions_match_numpy_on_ordinary_arguments():
+    """Off the special cases, agreement with NumPy to a couple of ulps (two independent
+    implementations, each within 1 ulp or so)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(scale=3, size=2000)
+    checks = {"exp": np.exp, "expm1": np.expm1, "tanh": np.tanh, "sin": np.sin, "cos": np.cos}
+    for name, ref in checks.items():
+        np.testing.assert_allclose(ulp.vector(name, "float64")(x), ref(x), rtol=5e-16, atol=0)
+    for name, ref in {"log": np.log, "log1p": np.log1p}.items():
+        np.testing.assert_allclose(ulp.vector(name, "float64")(np.abs(x)), ref(np.abs(x)),
+                                   rtol=5e-16, atol=0)
+
+
+# --- kernels -----------------------------------------------------------------------------
+
+def _chain(x):
+    return sg.sum(sg.tanh(sg.sigmoid(x) * x + sg.exp(-(x**2))) * sg.log1p(x**2))
+
+
+def test_generated_source_calls_the_vector_functions():
+    x = sg.tensor("vmsrc", ("n",))
+    on = sg.value_and_grad(_chain(x), x).source
+    off = sg.value_and_grad(_chain(x), x, vector_math=False).source
+    for name in ("exp", "tanh", "log1p"):
+        assert f"vm.{name}(" in on and f"math.{name}(" not in on
+        assert f"math.{name}(" in off and "vm." not in off
+    assert "from symgrad.backends import vmath as vm" in on
+    assert "vmath" not in off
+
+
+def test_float32_kernels_call_the_float32_versions():
+    x = sg.tensor("vm32", ("n",), dtype="float32")
+    fn = sg.compile(sg.gelu(x) + sg.elu(x) + sg.softplus(x) + sg.log(sg.abs(x) + 1))
+    for name in ("exp_f32", "expm1_f32", "log1p_f32", "erf_f32", "log_f32"):
+        assert f"vm.{name}(" in fn.source, name
+    xs = np.linspace(-5, 5, 301, dtype=np.float32)
+    got = fn(vm32=xs)
+    assert got.dtype == np.float32
+    want = sg.compile(sg.gelu(x) + sg.elu(x) + sg.softplus(x) + sg.log(sg.abs(x) + 1),
+                      backend="numpy")(vm32=xs)
+    np.testing.assert_allclose(got, want, rtol=4e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_vector_math_on_and_off_agree_with_the_interpreter(dtype):
+    """Every transcendental op, value and gradient, through both backends; vector math on
+    and off differ by rounding only."""
+    x = sg.tensor("vmall", ("n",), dtype=dtype)
+    f = sg.sum(
+        sg.exp(x * 0.5) + sg.log(x * x + 1) + sg.log1p(sg.abs(x)) + sg.tanh(x)
+        + sg.sigmoid(x) + sg.softplus(x) + sg.gelu(x) + sg.gelu(x, approximate=True)
+        + sg.silu(x) + sg.elu(x) + sg.sqrt(sg.abs(x))
+    )
+    rng = np.random.default_rng(11)
+    xs = np.concatenate([rng.normal(scale=4, size=997), [0.0, -0.0, 1e-30, -40.0, 40.0]])
+    xs = xs.astype(dtype)
+    want_v, want_g = sg.value_and_grad(f, x, backend="numpy")(vmall=xs)
+    rtol = 1e-12 if dtype == "float64" else 2e-5
+    for vm in (True, False):
+        v, g = sg.value_and_grad(f, x, vector_math=vm)(vmall=xs)
+        assert g.dtype == np.dtype(dtype)
+        assert v == pytest.approx(want_v, rel=rtol)
+        np.testing.assert_allclose(g, want_g, rtol=rtol, atol=rtol)  # sqrt'(0) = inf in all
+
+
+def test_extreme_arguments_in_a_kernel_match_libm():
+    x = sg.tensor("vmext", ("n",))
+    f = sg.exp(x) + sg.tanh(x) + sg.elu(x)  # elu calls expm1
+    xs = np.array([-1e4, -746.0, -745.0, -709.0, -1.0, -0.0, 0.0, 1e-310, 1.0, 709.0, 709.8,
+                   710.0, 1e4, np.inf, -np.inf, np.nan])
+    with np.errstate(all="ignore"):
+        on = sg.compile(f)(vmext=xs)
+        off = sg.compile(f, vector_math=False)(vmext=xs)
+    np.testing.assert_array_equal(np.isnan(on), np.isnan(off))
+    np.testing.assert_allclose(on, off, rtol=4e-16, atol=0)
+
+
+def test_the_option_is_in_the_cache_key():
+    x = sg.tensor("vmkey", ("n",))
+    on = sg.compile(sg.exp(x))
+    off = sg.compile(sg.exp(x), vector_math=False)
+    key = lambda fn: re.search(r"Key: (\w+)", fn.source).group(1)  # noqa: E731
+    assert key(on) != key(off)
+    # a kernel without transcendental functions is the same kernel either way
+    assert key(sg.compile(x * 2.0)) == key(sg.compile(x * 2.0, vector_math=False))
+
+
+def test_numpy_backend_accepts_and_ignores_the_option():
+    x = sg.tensor("vmnp", ())
+    assert sg.compile(sg.exp(x), backend="numpy", vector_math=False)(vmnp=1.0) == math.e
+
+
+# --- reductions run in blocks ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape, axis", [((1000,), None), ((3, 700), 1), ((700, 3), 0),
+                                         ((5, 513), None)])
+def test_blocked_sums_add_in_the_same_order_as_a_plain_loop(shape, axis):
+    """The block loop computes the terms, a second loop adds them in index order: the sum
+    is bit for bit the sequential one."""
+    x = sg.tensor("vmblk", tuple(f"d{i}" for i in range(len(shape))))
+    fn = sg.compile(sg.sum(sg.exp(x) * 1.5 + x, axis=axis))
+    assert "blk" in fn.source
+    xs = np.random.default_rng(5).normal(size=shape)
+    terms = ulp.vector("exp", "float64")(xs.ravel()).reshape(shape) * 1.5 + xs
+    got = fn(vmblk=xs)
+    if axis is None:
+        want = 0.0
+        for t in terms.ravel():
+            want += t
+    else:
+        moved = np.moveaxis(terms, axis, 0)
+        want = np.zeros(moved.shape[1:])
+        for row in moved:
+            want = want + row
+    np.testing.assert_array_equal(got, want)
+
+
+def test_blocked_sum_with_parallel_is_close():
+    x = sg.tensor("vmpar", ("n",))
+    fn = sg.compile(sg.sum(sg.tanh(x) * x), parallel=True)
+    assert "prange(" in fn.source
+    xs = np.random.default_rng(6).normal(size=100_003)
+    assert fn(vmpar=xs) == pytest.approx(np.sum(np.tanh(xs) * xs), rel=1e-12)
+
+
+# --- the loop vectorises -----------------------------------------------------------------
+
+
+def _host_has_avx2() -> bool:
+    from llvmlite import binding
+
+    return "+avx2" in binding.get_host_cpu_features().flatten()
+
+
+@pytest.mark.skipif(not _host_has_avx2(), reason="the CPU has no AVX2: no ymm/zmm to look for")
+def test_the_hot_loop_is_vectorised(tmp_path, monkeypatch):
+    # a fresh cache folder: Numba can show the assembly only of code it compiled itself
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path))
+    x = sg.tensor("vmasm", ("n",))
+    vg = sg.value_and_grad(_chain(x), x)
+    kernel = vg.program.function
+    asm = kernel.inspect_asm(kernel.signatures[0])
+    packed = re.findall(r"\bv(?:mul|add|sub|div|fmadd\w*)pd\s+[^\n]*%[yz]mm", asm)
+    assert len(packed) > 50, "no packed double arithmetic in the kernel"
+    libm_call = r"\$(exp|tanh|log1p)\b"  # the address of a libm function, called indirectly
+    assert not re.search(libm_call, asm)
+    assert "vmath" not in " ".join(re.findall(r"call\w*\s+[^\n]*", asm)), "a vmath call left"
+    # libm, by contrast: one scalar call per element and function
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path / "libm"))
+    off = sg.value_and_grad(_chain(x), x, vector_math=False).program.function
+    off_asm = off.inspect_asm(off.signatures[0])
+    assert re.search(libm_call, off_asm)
