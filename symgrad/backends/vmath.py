@@ -68,7 +68,9 @@ def _from_bits(typingctx, i):
     return types.float64(types.int64), codegen
 
 
-_jit = njit(error_model="numpy", cache=True)
+# forceinline: LLVM inlines every call (the instructions keep their own flags: no fastmath
+# leaks in from a fastmath kernel), so the calling loop can vectorise
+_jit = njit(error_model="numpy", cache=True, forceinline=True)
 
 _SHIFT = 6755399441055744.0  # 1.5 * 2**52: x + _SHIFT rounds x to an integer in the low bits
 _SHIFT_BITS = 0x4338000000000000
