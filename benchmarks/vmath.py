@@ -113,7 +113,7 @@ def variants(name, dtype):
         vm = _sigmoid_vm32 if f32 else _sigmoid_vm
         libm = _sigmoid_libm32 if f32 else _sigmoid_libm
     else:
-        vm = getattr(vmath, vmath.FUNCTIONS[name][f32])
+        vm = getattr(vmath, (vmath.FUNCTIONS.get(name) or vmath.LIMITED[name])[f32])
         libm = _libm(name)
     ufunc = UFUNCS.get(name) or getattr(np, name)
     return {"symgrad": _loop(vm), "numpy": ufunc, "numba_libm": _loop(libm)}

@@ -81,7 +81,7 @@ def _sigmoid_f32(x):
 # Formulas of symgrad's op set measured as the kernels compute them (``sg.sigmoid`` is
 # 1 / (1 + exp(-x)) in the dtype of x): name -> (float64, float32)
 COMPOSITES = {"sigmoid": (_sigmoid, _sigmoid_f32)}
-NAMES = list(vmath.FUNCTIONS) + list(COMPOSITES)
+NAMES = list(vmath.FUNCTIONS) + list(vmath.LIMITED) + list(COMPOSITES)
 
 
 def _loop(fn):
@@ -105,7 +105,8 @@ def vector(name: str, dtype: str):
         if name in COMPOSITES:
             f64, f32 = COMPOSITES[name]
         else:
-            f64, f32 = (getattr(vmath, f) for f in vmath.FUNCTIONS[name])
+            versions = vmath.FUNCTIONS.get(name) or vmath.LIMITED[name]
+            f64, f32 = (getattr(vmath, f) for f in versions)
         _LOOPS[key] = _loop(f32 if dtype == "float32" else f64)
     return _LOOPS[key]
 
