@@ -144,7 +144,8 @@ def per_function(names, rounds, repeats):
     rng = np.random.default_rng(0)
     shuffle = random.Random(0)
     print("## Per function: 10^6 elements, one thread (million elements per second)\n")
-    print("| function | dtype | symgrad | NumPy ufunc | Numba libm | symgrad / NumPy | symgrad / libm |")
+    print("| function | dtype | symgrad | NumPy ufunc | Numba libm | symgrad / NumPy "
+          "| symgrad / libm |")
     print("|---|---|---|---|---|---|---|")
     for name in names:
         for dtype in ("float64", "float32"):
