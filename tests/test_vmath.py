@@ -136,6 +136,15 @@ def test_generated_source_calls_the_vector_functions():
     assert "vmath" not in off
 
 
+def test_sin_and_cos_call_libm():
+    """vmath's sin and cos reduce the argument correctly only below 1.6e6: not used."""
+    x = sg.tensor("vmtrig", ("n",))
+    fn = sg.compile(sg.sin(x) * sg.cos(x))
+    assert "math.sin(" in fn.source and "math.cos(" in fn.source and "vm." not in fn.source
+    xs = np.array([0.5, 1e7, 1e300])
+    np.testing.assert_allclose(fn(vmtrig=xs), np.sin(xs) * np.cos(xs), rtol=1e-15)
+
+
 def test_float32_kernels_call_the_float32_versions():
     x = sg.tensor("vm32", ("n",), dtype="float32")
     fn = sg.compile(sg.gelu(x) + sg.elu(x) + sg.softplus(x) + sg.log(sg.abs(x) + 1))

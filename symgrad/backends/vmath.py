@@ -477,8 +477,8 @@ FUNCTIONS = {
 
 # Measured, but not called by kernels: their range reduction is exact only for
 # |x| < 2**20 pi/2 (about 1.6e6), and beyond it they do not compute the sine at all; a
-# kernel would need a second, wide reduction for those elements (and symgrad's op set has
-# no sin or cos yet).
+# kernel would need a second, wide reduction for those elements.  sg.sin and sg.cos call
+# libm's.
 LIMITED = {"sin": ("sin", "sin_f32"), "cos": ("cos", "cos_f32")}
 
 # A digest of this file: kernels that call these functions carry it in their cache key,
