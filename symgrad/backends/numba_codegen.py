@@ -253,7 +253,9 @@ class Kernel:
         parallel_ok = safe and outer is not None
         reductions = [n for n in group if n.op.loop == "reduce"]
         inner = max((a for a, d in enumerate(shape) if d != 1), default=None)
-        blocked = bool(reductions) and inner is not None and any(n.op == "ew" for n in group)
+        # (a group of reductions alone has nothing to vectorise)
+        mapped = any(n.op.loop == "map" for n in group)
+        blocked = bool(reductions) and inner is not None and mapped
         if blocked:
             idx, depth, finish = self.blocked_loops(shape, inner, reductions, parallel_ok)
         else:
