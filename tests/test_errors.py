@@ -75,7 +75,7 @@ def test_unknown_keyword(backend):
 
 
 def test_positional_arguments_are_refused(backend):
-    # inputs are keyword-only: a positional call is a TypeError (Python's own)
+    # inputs are keyword-only: a positional call is an ArgumentError (a TypeError) naming them
     with pytest.raises(TypeError):
         _call(backend)(np.zeros((64, 5)))
 
