@@ -268,7 +268,7 @@ def _as_outputs(outputs):
 def _declared(inputs) -> list[Node]:
     nodes = [inputs] if isinstance(inputs, Node) else list(inputs or ())
     for node in nodes:
-        if not isinstance(node, Node) or node.op != "input":
+        if not isinstance(node, Node) or node.op.leaf != "input":
             raise ArgumentError(
                 f"inputs= takes input tensors (sg.tensor / sg.symbols), got {node!r}"
             )
