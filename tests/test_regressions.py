@@ -89,3 +89,10 @@ def test_bad_dtype_and_index_are_symgrad_errors():
         sg.tensor("bi", (2,))[np.array([0, 1])]
     with pytest.raises(sg.SymgradError):
         bool(sg.tensor("bb", ()) > 0)
+
+
+@pytest.mark.parametrize("axis", [(0, 1), (0,), 1.0, True])
+def test_argmax_takes_one_int_axis(axis):
+    # found by the fuzzer: a tuple of axes unpacked into a raw ValueError
+    with pytest.raises(sg.ArgumentError, match="argmax takes one axis"):
+        sg.argmax(sg.tensor("am", (2, 3)), axis=axis)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..errors import ShapeError
+from ..errors import ArgumentError, ShapeError
 from ..ir import Node, intern
 from ..ir.op import Op
 from ..ir.shapes import axes as norm_axes
@@ -85,6 +85,9 @@ def argmax(x: Node, axis=None) -> Node:
     not differentiable: ``grad`` raises if a gradient must flow through it.
     """
     x = numeric(x)
+    if axis is not None and not isinstance(axis, int) or isinstance(axis, bool):
+        # as NumPy: one axis or the flattened array (a tuple of axes has no single index)
+        raise ArgumentError(f"argmax takes one axis (an int) or None, got {axis!r}")
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
     (axis,) = norm_axes(axis, x.ndim)
