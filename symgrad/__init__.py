@@ -89,4 +89,14 @@ from .ops.convert import to_sympy
 
 Tensor = Node  # the type of every graph value, under the name users expect
 
+
+def __getattr__(name):
+    # sg.dask is loaded on first use, so that `import symgrad` never imports Dask (an
+    # optional extra: pip install 'symgrad[dask]')
+    if name == "dask":
+        import importlib
+
+        return importlib.import_module(".dask", __name__)
+    raise AttributeError(f"module 'symgrad' has no attribute {name!r}")
+
 __version__ = "0.1.0"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from . import backends
 from .autodiff import grad
 from .backends.inputs import Signature
 from .errors import ArgumentError, GraphError
-from .ir import Node, to_text, toposort
+from .ir import Node, serialize, to_text, toposort
 from .ir.op import OPS
 from .ops.api import as_node
 from .passes import optimize
@@ -57,6 +58,9 @@ class Compiled:
     _split_programs: object = field(default=None, repr=False)
     _split_lock: object = field(default_factory=threading.Lock, repr=False)
     _finish: object = field(default=None, repr=False)  # generated in __post_init__
+    # how it was made: (maker, args, kwargs) over the *input* graph; a Compiled pickles as
+    # that and is rebuilt where it lands (see _restore), never as machine code
+    recipe: tuple = field(default=None, repr=False)
 
     @property
     def source(self) -> str:
@@ -135,6 +139,12 @@ class Compiled:
                     )
                 self._split_programs = _Split(self)
         return self._split_programs
+
+    def __reduce__(self):
+        if self.recipe is None:
+            raise ArgumentError("this compiled function was not made by sg.compile or "
+                                "sg.value_and_grad, so it cannot be pickled")
+        return _restore, _encode_recipe(self.recipe)
 
     def __repr__(self):
         return f"<symgrad.Compiled backend={self.backend!r} inputs={self.input_names}>"
@@ -291,7 +301,10 @@ def compile(outputs, backend: str = "numba", inputs=(), **options) -> Compiled: 
     -12.0
     """
     nodes, pack = _as_outputs(outputs)
-    return _build(nodes, pack, backend, _declared(inputs), options, Stats())
+    compiled = _build(nodes, pack, backend, _declared(inputs), options, Stats())
+    made = nodes if pack == "tuple" else nodes[0]
+    compiled.recipe = ("compile", (made,), dict(options, backend=backend, inputs=inputs))
+    return compiled
 
 
 def value_and_grad(f, wrt, backend: str = "numba", inputs=(), **options) -> Compiled:
@@ -333,4 +346,69 @@ def value_and_grad(f, wrt, backend: str = "numba", inputs=(), **options) -> Comp
             )
     pack = "value_grad" if single else "value_named" if keys else "value_grads"
     outputs = [f] + ([grads] if single else grads)
-    return _build(outputs, pack, backend, wrt_list + _declared(inputs), options, stats, keys)
+    compiled = _build(outputs, pack, backend, wrt_list + _declared(inputs), options, stats, keys)
+    compiled.recipe = ("value_and_grad", (f, wrt), dict(options, backend=backend, inputs=inputs))
+    return compiled
+
+
+# --- pickling: a Compiled travels as its recipe ----------------------------------------------
+
+_MAKERS = {"compile": compile, "value_and_grad": value_and_grad}
+_restored: OrderedDict = OrderedDict()  # recipe key -> Compiled, per process (LRU)
+_restored_lock = threading.Lock()
+RESTORED_MAX = 64
+restore_counts = {"built": 0, "reused": 0}  # how unpickling went in this process
+
+
+class _Ref(int):
+    """Where a node of the recipe sits in its serialized graph."""
+
+
+def _encode_recipe(recipe):
+    """``(key, graph, maker, args, kwargs)``: the nodes of the recipe written once, jointly
+    (``ir.serialize``), and a key naming the result (the roots' digests and the rest)."""
+    maker, args, kwargs = recipe
+    nodes: list = []
+
+    def strip(value):
+        if isinstance(value, Node):
+            nodes.append(value)
+            return _Ref(len(nodes) - 1)
+        if isinstance(value, (list, tuple)):
+            return type(value)(strip(v) for v in value)
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items()}
+        return value
+
+    args, kwargs = strip(args), strip(kwargs)
+    key = repr((maker, [n.digest for n in nodes], args, sorted(kwargs.items())))
+    return key, serialize.dump(nodes), maker, args, kwargs
+
+
+def _restore(key, graph, maker, args, kwargs):
+    """A pickled Compiled, rebuilt: the graph loaded, the pipeline run again (its kernels
+    come from this machine's kernel cache), at most once per process for one recipe."""
+    with _restored_lock:
+        compiled = _restored.get(key)
+        if compiled is not None:
+            _restored.move_to_end(key)
+            restore_counts["reused"] += 1
+            return compiled
+    nodes = serialize.load(graph)
+
+    def put(value):
+        if isinstance(value, _Ref):
+            return nodes[value]
+        if isinstance(value, (list, tuple)):
+            return type(value)(put(v) for v in value)
+        if isinstance(value, dict):
+            return {k: put(v) for k, v in value.items()}
+        return value
+
+    compiled = _MAKERS[maker](*put(args), **put(kwargs))
+    with _restored_lock:
+        compiled = _restored.setdefault(key, compiled)
+        restore_counts["built"] += 1
+        while len(_restored) > RESTORED_MAX:
+            _restored.popitem(last=False)
+    return compiled

@@ -62,10 +62,12 @@ def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
     # parallel only where codegen found a loop to run in parallel (else Numba warns)
     parallel = bool(options.get("parallel", False)) and "prange(" in body
     fastmath = bool(options.get("fastmath", False))
+    # nogil: a kernel touches no Python object, so threads (a Dask worker's) run kernels at
+    # once; not parallel ones: Numba's workqueue layer aborts on concurrent parallel launches
     decorated = (
         f"@njit(\n    (\n{arg_types}    ),\n"
         f'    cache=True, error_model="numpy", boundscheck=False,\n'
-        f"    fastmath={fastmath}, parallel={parallel},\n)\n{body}"
+        f"    fastmath={fastmath}, parallel={parallel}, nogil={not parallel},\n)\n{body}"
     )
     versions = f"{FORMAT} {numba.__version__} {np.__version__} {sys.version_info[:2]}"
     if uses_vmath(body):  # Numba's cache would not notice a change of vmath.py

@@ -59,6 +59,9 @@ class ConstArray:
     def __repr__(self):
         return np.array2string(self.array, threshold=6, precision=4).replace("\n", "")
 
+    def __reduce__(self):  # rebuilt from the array: read-only again, the same key
+        return ConstArray, (self.array,)
+
 
 # --- leaves ------------------------------------------------------------------------------
 
