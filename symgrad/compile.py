@@ -347,7 +347,8 @@ def value_and_grad(f, wrt, backend: str = "numba", inputs=(), **options) -> Comp
     pack = "value_grad" if single else "value_named" if keys else "value_grads"
     outputs = [f] + ([grads] if single else grads)
     compiled = _build(outputs, pack, backend, wrt_list + _declared(inputs), options, stats, keys)
-    compiled.recipe = ("value_and_grad", (f, wrt), dict(options, backend=backend, inputs=inputs))
+    made = dict(zip(keys, wrt)) if keys else wrt  # wrt as given
+    compiled.recipe = ("value_and_grad", (f, made), dict(options, backend=backend, inputs=inputs))
     return compiled
 
 

@@ -188,6 +188,14 @@ def _split_inputs(vg: Compiled, inputs: dict):
     return batch, arrays, params
 
 
+def _scatter(client, values: dict) -> dict:
+    """The values on every worker, as a dict of futures (under fresh keys: scattering a dict
+    would use its keys, the input names, for every step's data)."""
+    names = list(values)
+    futures = client.scatter([values[k] for k in names], broadcast=True, hash=False)
+    return dict(zip(names, futures))
+
+
 def _empty_like(arrays) -> dict:
     return {k: np.empty((0,) + a.shape[1:], dtype=a.dtype) for k, a in arrays.items()}
 
@@ -242,7 +250,7 @@ class Step:
             empty = _flatten(self.vg(**_empty_like(self.arrays), **params))
         if total == 0:
             return Pending(None, empty, self.vg, None)
-        scattered = self.client.scatter(dict(params), broadcast=True, hash=False)
+        scattered = _scatter(self.client, params)
         parts = []
         for c, local, count in plan:
             weight = count / total if self.rule == "mean" else 1.0
@@ -309,9 +317,8 @@ class Pending:
 
 def _like_grads(vg: Compiled):
     """An empty stand-in with the shape of ``vg``'s gradient packing."""
-    wrt = vg.recipe[1][1] if vg.recipe is not None else None
-    if isinstance(wrt, dict):
-        return dict.fromkeys(wrt)
+    if vg.pack == "value_named":
+        return dict.fromkeys(vg.keys)
     if vg.pack == "value_grads":
         return []
     return None
@@ -336,3 +343,51 @@ def value_and_grad(vg: Compiled, *, client=None, **inputs):
     """
     return submit(vg, client=client, **inputs).result()
 
+
+
+# --- training (sg.nn.fit with Dask data) -------------------------------------------------
+
+
+def is_dask(value) -> bool:
+    """Whether ``value`` is a Dask array (without importing Dask for other values)."""
+    return isinstance(value, da.Array)
+
+
+def _correct_task(predict, labels, params, chunks):
+    scores = predict(**{k: v for k, v in {**chunks, **params}.items() if k in predict.input_names})
+    return int(np.sum(np.argmax(scores, axis=-1) == chunks[labels]))
+
+
+class Training:
+    """What ``sg.nn.fit`` runs on a cluster: minibatch steps over the persisted data.
+
+    ``step(rows)`` is the value and gradients on the global rows ``rows`` (sampled by fit
+    across chunks, so a run does not depend on the number of workers), with the current
+    values of ``weights`` (a dict updated in place by the optimiser) scattered once per
+    step; ``accuracy(predict, labels)`` is the share of rows whose highest score is at the
+    label, counted per chunk.
+    """
+
+    def __init__(self, vg: Compiled, arrays: dict, weights: dict, client=None):
+        self.weights = weights
+        self.step_fn = Step(vg, client, **arrays)
+        self.client = self.step_fn.client
+
+    def __call__(self, rows):
+        return self.step_fn(dict(self.weights), rows=rows)
+
+    def accuracy(self, predict: Compiled, labels: str) -> float:
+        step = self.step_fn
+        scattered = _scatter(self.client, self.weights)
+        model = self.client.scatter(predict, broadcast=True, hash=False)
+        counts = []
+        for c, n in enumerate(step.rows):
+            if n:
+                chunks = {k: blocks[c] for k, blocks in step.blocks.items()}
+                counts.append(
+                    self.client.submit(_correct_task, model, labels, scattered, chunks, pure=False)
+                )
+        try:
+            return sum(self.client.gather(counts)) / step.n
+        except Exception as exc:
+            raise DistributedError(f"sg.dask: counting correct rows failed ({exc})") from exc

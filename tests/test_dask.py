@@ -280,3 +280,62 @@ def test_a_worker_killed_mid_step_gives_the_full_step_or_an_error(processes):
         assert_close(got, want)
     # and the cluster goes on (the surviving worker, or the one the nanny brought back)
     assert_close(sg.dask.Step(vg, processes, **dask_data((60,) * 4))(PARAMS), want)
+
+
+# --- training ------------------------------------------------------------------------
+
+
+def _fit(data, client=None, resume=None, epochs=2, seed=5):
+    weights = {"W": PARAMS["W"].copy(), "b": PARAMS["b"].copy()}
+    opt = sg.nn.optim.SGD(weights, lr=0.1, momentum=0.9)
+    history = sg.nn.fit(
+        LOSSES["mean"], {"W": W, "b": b}, data, opt, epochs=epochs, batch_size=50, seed=seed,
+        scores=SCORES, labels="y", progress=False, client=client, resume=resume,
+    )
+    return weights, history
+
+
+def test_fit_on_dask_data_is_the_one_process_run(threads):
+    local, h_local = _fit(DATA)
+    spread, h_spread = _fit(dask_data(CHUNKINGS["uneven"]), client=threads)
+    for k in local:
+        np.testing.assert_allclose(spread[k], local[k], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(h_spread.loss, h_local.loss, rtol=1e-10)
+    assert h_spread.train_accuracy == h_local.train_accuracy
+    assert h_spread.steps == h_local.steps == 2 * 5
+
+
+def test_fit_is_the_same_whatever_the_number_of_workers(threads):
+    with distributed.LocalCluster(
+        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0"
+    ) as cluster, distributed.Client(cluster, set_as_default=False) as one:
+        alone, _ = _fit(dask_data(CHUNKINGS["uneven"]), client=one)
+    two, _ = _fit(dask_data(CHUNKINGS["uneven"]), client=threads)
+    for k in alone:
+        np.testing.assert_array_equal(alone[k], two[k])  # bit for bit
+
+
+def test_fit_resumes_from_the_last_completed_step(threads, monkeypatch):
+    whole, h_whole = _fit(dask_data(CHUNKINGS["uneven"]), client=threads)
+    calls = {"n": 0}
+    real = sg.dask.Training.__call__
+
+    def fails_at_step_7(self, rows):  # the cluster failing mid-run (a step that raises)
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise sg.dask.DistributedError("sg.dask: the distributed step failed (simulated)")
+        return real(self, rows)
+
+    monkeypatch.setattr(sg.dask.Training, "__call__", fails_at_step_7)
+    weights = {"W": PARAMS["W"].copy(), "b": PARAMS["b"].copy()}
+    opt = sg.nn.optim.SGD(weights, lr=0.1, momentum=0.9)
+    fit_args = dict(epochs=2, batch_size=50, seed=5, scores=SCORES, labels="y", progress=False)
+    with pytest.raises(sg.nn.TrainingError, match="resume=error.history") as info:
+        sg.nn.fit(LOSSES["mean"], {"W": W, "b": b}, dask_data(CHUNKINGS["uneven"]), opt,
+                  client=threads, **fit_args)
+    assert info.value.history.steps == 6 and (info.value.epoch, info.value.step) == (1, 1)
+    history = sg.nn.fit(LOSSES["mean"], {"W": W, "b": b}, dask_data(CHUNKINGS["uneven"]), opt,
+                        client=threads, resume=info.value.history, **fit_args)
+    for k in whole:
+        np.testing.assert_array_equal(weights[k], whole[k])
+    assert history.steps == h_whole.steps and history.loss == h_whole.loss

@@ -64,6 +64,8 @@ class History:
     lr: list = field(default_factory=list)
     seconds: list = field(default_factory=list)
     steps: int = 0
+    # the unfinished epoch's loss so far (sum of value * rows, rows), for fit(resume=...)
+    partial: tuple = field(default=(0.0, 0), repr=False)
 
     def plot(self, path=None, title=None):
         """Loss (log scale) and, if recorded, accuracy by epoch; saved to ``path`` if given.
@@ -120,7 +122,7 @@ def _rows(what, data):
     """``data`` as a dict of arrays with one common number of rows; that number."""
     if not isinstance(data, Mapping) or not data:
         raise ArgumentError(f"fit: {what} must be a non-empty dict input name -> array")
-    arrays = {k: np.asarray(v) for k, v in data.items()}
+    arrays = {k: v if _is_dask(v) else np.asarray(v) for k, v in data.items()}
     lengths = {k: (a.shape[0] if a.ndim else None) for k, a in arrays.items()}
     first = next(iter(lengths))
     for k, n in lengths.items():
@@ -131,6 +133,11 @@ def _rows(what, data):
                 f"fit: {what}[{k!r}] has {n} rows but {what}[{first!r}] has {lengths[first]}"
             )
     return arrays, lengths[first]
+
+
+def _is_dask(value):
+    # a Dask array (data on a cluster: see sg.dask), told apart without importing Dask
+    return type(value).__module__.startswith("dask.")
 
 
 def _progress(progress, total):
@@ -165,6 +172,8 @@ def fit(
     labels=None,
     val_data=None,
     progress=None,
+    client=None,
+    resume=None,
     backend="numba",
     **options,
 ):
@@ -181,7 +190,16 @@ def fit(
     - ``val_data``: a dict like ``data``, evaluated after each epoch (loss, accuracy);
     - ``progress``: a tqdm progress bar on stderr; ``None`` (default) shows it when stderr
       is a terminal, ``False`` never, ``True`` always (if tqdm is installed);
-    - ``backend`` and ``options`` go to ``sg.value_and_grad`` (compiled once, for the run).
+    - ``backend`` and ``options`` go to ``sg.value_and_grad`` (compiled once, for the run);
+    - Dask arrays in ``data`` (chunked along their rows) train on a Dask cluster (``client``,
+      default the current one; ``sg.dask``): each step's minibatch is sampled as above,
+      across chunks, so a run does not depend on the number of workers; the chunks'
+      gradients are combined exactly and the parameters, updated here, are scattered to the
+      workers once per step.  If a step fails on the cluster, ``fit`` raises a
+      ``TrainingError`` with the parameters as after the last completed step;
+    - ``resume``: the ``history`` of such an error (``error.history``): with the same other
+      arguments, ``fit`` goes on from the step after the last completed one, as if it had
+      not stopped (the same minibatches; the optimiser keeps its own state).
 
     If the loss or a gradient is NaN or infinite, ``fit`` stops with a ``TrainingError``
     naming the epoch and step (both from 0); the parameters are left as they were before
@@ -232,16 +250,48 @@ def fit(
     step = value_and_grad(loss, dict(params), backend, **options)
     predict = compile_graph(scores, backend, **options) if scores is not None else None
     weights = {params[k].name: w for k, w in optimizer.params.items()}  # by tensor name
+    failures = ()
+    if any(_is_dask(a) for a in arrays.values()):
+        from .. import dask as sg_dask  # the optional extra, only for data on a cluster
+
+        if val_arrays is not None and any(map(_is_dask, val_arrays.values())):
+            raise ArgumentError("fit: val_data must be NumPy arrays (it is evaluated here)")
+        run = sg_dask.Training(step, arrays, weights, client)
+        failures = (sg_dask.DistributedError,)
+    else:
+
+        def run(rows):
+            return step(**{k: a[rows] for k, a in arrays.items()}, **weights)
+
     rng = np.random.default_rng(seed)
-    history = History()
+    history = History() if resume is None else resume
     steps_per_epoch = math.ceil(n / batch_size)
+    done = len(history.epochs)  # resuming: replay the shuffles of the epochs done
+    for _ in range(done):
+        minibatches(n, batch_size, rng)
     bar = _progress(progress, epochs * steps_per_epoch)
+    if bar is not None:
+        bar.update(history.steps)
     try:
-        for _ in range(epochs):
-            epoch, started, total, count = optimizer.epoch, time.perf_counter(), 0.0, 0
-            history.lr.append(optimizer.lr)
+        for _ in range(epochs - done):
+            epoch, started, (total, count) = optimizer.epoch, time.perf_counter(), history.partial
+            skip = history.steps - len(history.epochs) * steps_per_epoch
+            if not skip:
+                history.lr.append(optimizer.lr)
             for index, rows in enumerate(minibatches(n, batch_size, rng)):
-                value, grads = step(**{k: a[rows] for k, a in arrays.items()}, **weights)
+                if index < skip:
+                    continue
+                try:
+                    value, grads = run(rows)
+                except failures as exc:
+                    raise TrainingError(
+                        f"fit: step {index} of epoch {epoch} failed on the cluster ({exc}); the "
+                        "parameters are as after the last completed step, and "
+                        "fit(..., resume=error.history) goes on from there",
+                        epoch,
+                        index,
+                        history,
+                    ) from exc
                 bad = [k for k, g in grads.items() if not np.all(np.isfinite(g))]
                 if not math.isfinite(value) or bad:
                     what = (
@@ -260,14 +310,20 @@ def fit(
                 optimizer.step(grads)
                 history.steps += 1
                 total, count = total + value * len(rows), count + len(rows)
+                history.partial = (total, count)
                 if bar is not None:
                     bar.update(1)
             history.epochs.append(epoch)
+            history.partial = (0.0, 0)
             history.loss.append(total / count if count else math.nan)
             if val_arrays is not None:
                 history.val_loss.append(step(**val_arrays, **weights)[0])
             if predict is not None:
-                history.train_accuracy.append(_accuracy(predict, {**arrays, **weights}, labels))
+                history.train_accuracy.append(
+                    run.accuracy(predict, labels)
+                    if failures
+                    else _accuracy(predict, {**arrays, **weights}, labels)
+                )
                 if val_arrays is not None:
                     history.val_accuracy.append(
                         _accuracy(predict, {**val_arrays, **weights}, labels)
