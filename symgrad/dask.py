@@ -28,6 +28,8 @@ This module needs the optional extra ``symgrad[dask]`` (``dask[array]`` and
 
 from __future__ import annotations
 
+import pickle
+
 import dask.array as da
 import numpy as np
 from distributed import default_client, futures_of
@@ -98,26 +100,43 @@ def _scalar_or_array(x):
 # --- the tasks -------------------------------------------------------------------------
 
 
+def _shipped(vg: Compiled) -> _Pickled:
+    return _Pickled(pickle.dumps(vg, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+class _Pickled(bytes):
+    """A pickled Compiled, unpickled inside tasks (in a worker's thread, not its event loop:
+    the first unpickling in a process compiles, and a busy event loop misses its
+    heartbeats); later unpickling in that process finds it built (``compile._restore``)."""
+
+
 def _chunk_task(vg, weight, rows, params, chunks):
     """One chunk's weighted value and gradients, flat (runs on a worker)."""
+    vg = pickle.loads(vg)
     if rows is not None:
         chunks = {k: v[rows] for k, v in chunks.items()}
     flat = _flatten(vg(**chunks, **params))
     return [weight * v for v in flat]
 
 
-def _add_task(a, b):
-    return [x + y for x, y in zip(a, b)]
+def _sum_task(*parts):
+    """The sum of chunk results, added left to right (a fixed order)."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = [x + y for x, y in zip(total, part)]
+    return total
+
+
+FAN_IN = 8  # chunk results added by one task: fewer tasks (and round trips) than pairs
 
 
 def _tree_sum(client, parts):
-    """Pairwise sums in a fixed order: the same grouping whatever runs them."""
+    """Sums of groups of ``FAN_IN`` in a fixed order: the same grouping whatever runs them."""
     while len(parts) > 1:
-        pairs = [
-            client.submit(_add_task, parts[i], parts[i + 1], pure=False)
-            for i in range(0, len(parts) - 1, 2)
+        groups = [parts[i : i + FAN_IN] for i in range(0, len(parts), FAN_IN)]
+        parts = [
+            g[0] if len(g) == 1 else client.submit(_sum_task, *g, pure=False) for g in groups
         ]
-        parts = pairs + (parts[-1:] if len(parts) % 2 else [])
     return parts[0]
 
 
@@ -228,7 +247,7 @@ class Step:
         self.blocks = {
             k: [futures[d.key] for d in a.to_delayed().ravel()] for k, a in self.arrays.items()
         }
-        self._vg_future = self.client.scatter(vg, broadcast=True, hash=False)
+        self._vg_future = self.client.scatter(_shipped(vg), broadcast=True, hash=False)
 
     @property
     def n(self) -> int:
@@ -265,8 +284,19 @@ class Step:
             correction = [(len(parts) - 1) * v for v in empty]
         return Pending(_tree_sum(self.client, parts), None, self.vg, correction)
 
-    def __call__(self, params: dict, rows=None):
-        return self.submit(params, rows).result()
+    def __call__(self, params: dict, rows=None, retries: int = 1):
+        """The step's result; a failed step is run again ``retries`` times (a step has no
+        effect until it returns, so running it again is safe) before DistributedError."""
+        for attempt in range(retries + 1):
+            try:
+                return self.submit(params, rows).result()
+            except DistributedError:
+                if attempt == retries:
+                    raise
+                # what was scattered may have been lost with a worker: send it again
+                self._vg_future = self.client.scatter(
+                    _shipped(self.vg), broadcast=True, hash=False
+                )
 
     def _plan(self, rows):
         """(chunk, local rows or None for all, row count) for each chunk with rows."""
@@ -339,9 +369,13 @@ def value_and_grad(vg: Compiled, *, client=None, **inputs):
     dim; other dims are put in one chunk) and NumPy arrays or numbers (parameters).  The
     result is packed as ``vg(...)`` packs it.  ``client`` defaults to the current Dask
     client.  Raises ``GraphError`` if the loss does not combine over chunks and
-    :class:`DistributedError` if the computation failed.
+    :class:`DistributedError` if the computation failed twice (it is run once more after a
+    failure, such as a worker lost with what was scattered to it).
     """
-    return submit(vg, client=client, **inputs).result()
+    arrays = {k: v for k, v in inputs.items() if isinstance(v, da.Array)}
+    params = {k: v for k, v in inputs.items() if k not in arrays}
+    _split_inputs(vg, inputs)  # every check before anything runs
+    return Step(vg, client, **arrays)(params)
 
 
 
@@ -354,6 +388,7 @@ def is_dask(value) -> bool:
 
 
 def _correct_task(predict, labels, params, chunks):
+    predict = pickle.loads(predict)
     scores = predict(**{k: v for k, v in {**chunks, **params}.items() if k in predict.input_names})
     return int(np.sum(np.argmax(scores, axis=-1) == chunks[labels]))
 
@@ -379,7 +414,7 @@ class Training:
     def accuracy(self, predict: Compiled, labels: str) -> float:
         step = self.step_fn
         scattered = _scatter(self.client, self.weights)
-        model = self.client.scatter(predict, broadcast=True, hash=False)
+        model = self.client.scatter(_shipped(predict), broadcast=True, hash=False)
         counts = []
         for c, n in enumerate(step.rows):
             if n:
