@@ -67,9 +67,12 @@ def main(argv=None):
         f"N = {args.n}, D = {args.d}, C = {args.c}; {args.chunks} chunks; "
         f"LocalCluster of {args.workers} worker processes x 1 thread; median of {args.repeat}"
     )
-    with LocalCluster(
-        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         started = time.perf_counter()
         dX = da.from_array(X, chunks=(rows, args.d))
         dy = da.from_array(y, chunks=rows)
@@ -88,13 +91,14 @@ def main(argv=None):
         print("| loss | one process | cluster | speed-up | overhead per step | max rel. diff |")
         print("|---|---|---|---|---|---|")
         for name, vg in vgs.items():
+            step, small = steps[name], tiny[name]
             local = vg(X=X, y=y, W=W)  # also compiles
-            steps[name]({"W": W})  # warm: the workers build the function
-            tiny[name]({"W": W})
-            one = median_time(lambda: vg(X=X, y=y, W=W), args.repeat)
-            many = median_time(lambda: steps[name]({"W": W}), args.repeat)
-            overhead = median_time(lambda: tiny[name]({"W": W}), args.repeat)
-            value, grad = steps[name]({"W": W})
+            step({"W": W})  # warm: the workers build the function
+            small({"W": W})
+            one = median_time(lambda: vg(X=X, y=y, W=W), args.repeat)  # noqa: B023
+            many = median_time(lambda: step({"W": W}), args.repeat)  # noqa: B023
+            overhead = median_time(lambda: small({"W": W}), args.repeat)  # noqa: B023
+            value, grad = step({"W": W})
             diff = max(
                 abs(value - local[0]) / abs(local[0]),
                 float(np.max(np.abs(grad - local[1])) / np.max(np.abs(local[1]))),

@@ -142,8 +142,10 @@ class Compiled:
 
     def __reduce__(self):
         if self.recipe is None:
-            raise ArgumentError("this compiled function was not made by sg.compile or "
-                                "sg.value_and_grad, so it cannot be pickled")
+            raise ArgumentError(
+                "this compiled function was not made by sg.compile or "
+                "sg.value_and_grad, so it cannot be pickled"
+            )
         return _restore, _encode_recipe(self.recipe)
 
     def __repr__(self):

@@ -134,9 +134,7 @@ def _tree_sum(client, parts):
     """Sums of groups of ``FAN_IN`` in a fixed order: the same grouping whatever runs them."""
     while len(parts) > 1:
         groups = [parts[i : i + FAN_IN] for i in range(0, len(parts), FAN_IN)]
-        parts = [
-            g[0] if len(g) == 1 else client.submit(_sum_task, *g, pure=False) for g in groups
-        ]
+        parts = [g[0] if len(g) == 1 else client.submit(_sum_task, *g, pure=False) for g in groups]
     return parts[0]
 
 
@@ -294,9 +292,7 @@ class Step:
                 if attempt == retries:
                     raise
                 # what was scattered may have been lost with a worker: send it again
-                self._vg_future = self.client.scatter(
-                    _shipped(self.vg), broadcast=True, hash=False
-                )
+                self._vg_future = self.client.scatter(_shipped(self.vg), broadcast=True, hash=False)
 
     def _plan(self, rows):
         """(chunk, local rows or None for all, row count) for each chunk with rows."""
@@ -376,7 +372,6 @@ def value_and_grad(vg: Compiled, *, client=None, **inputs):
     params = {k: v for k, v in inputs.items() if k not in arrays}
     _split_inputs(vg, inputs)  # every check before anything runs
     return Step(vg, client, **arrays)(params)
-
 
 
 # --- training (sg.nn.fit with Dask data) -------------------------------------------------

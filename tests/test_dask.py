@@ -65,22 +65,28 @@ def assert_close(got, want, rtol=1e-12):
 
 @pytest.fixture(scope="module")
 def threads():
-    with distributed.LocalCluster(
-        processes=False, n_workers=2, threads_per_worker=1, dashboard_address=":0"
-    ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
+    with (
+        distributed.LocalCluster(
+            processes=False, n_workers=2, threads_per_worker=1, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
         yield client
 
 
 @pytest.fixture(scope="module")
 def processes(tmp_path_factory):
     cache = tmp_path_factory.mktemp("worker-cache")
-    with distributed.LocalCluster(
-        processes=True,
-        n_workers=2,
-        threads_per_worker=1,
-        dashboard_address=":0",
-        env={"SYMGRAD_CACHE_DIR": str(cache), "PYTHONPATH": os.pathsep.join(sys.path)},
-    ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
+    with (
+        distributed.LocalCluster(
+            processes=True,
+            n_workers=2,
+            threads_per_worker=1,
+            dashboard_address=":0",
+            env={"SYMGRAD_CACHE_DIR": str(cache), "PYTHONPATH": os.pathsep.join(sys.path)},
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
         client.cache = cache
         yield client
 
@@ -289,8 +295,18 @@ def _fit(data, client=None, resume=None, epochs=2, seed=5):
     weights = {"W": PARAMS["W"].copy(), "b": PARAMS["b"].copy()}
     opt = sg.nn.optim.SGD(weights, lr=0.1, momentum=0.9)
     history = sg.nn.fit(
-        LOSSES["mean"], {"W": W, "b": b}, data, opt, epochs=epochs, batch_size=50, seed=seed,
-        scores=SCORES, labels="y", progress=False, client=client, resume=resume,
+        LOSSES["mean"],
+        {"W": W, "b": b},
+        data,
+        opt,
+        epochs=epochs,
+        batch_size=50,
+        seed=seed,
+        scores=SCORES,
+        labels="y",
+        progress=False,
+        client=client,
+        resume=resume,
     )
     return weights, history
 
@@ -306,9 +322,12 @@ def test_fit_on_dask_data_is_the_one_process_run(threads):
 
 
 def test_fit_is_the_same_whatever_the_number_of_workers(threads):
-    with distributed.LocalCluster(
-        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0"
-    ) as cluster, distributed.Client(cluster, set_as_default=False) as one:
+    with (
+        distributed.LocalCluster(
+            processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as one,
+    ):
         alone, _ = _fit(dask_data(CHUNKINGS["uneven"]), client=one)
     two, _ = _fit(dask_data(CHUNKINGS["uneven"]), client=threads)
     for k in alone:
@@ -331,11 +350,24 @@ def test_fit_resumes_from_the_last_completed_step(threads, monkeypatch):
     opt = sg.nn.optim.SGD(weights, lr=0.1, momentum=0.9)
     fit_args = dict(epochs=2, batch_size=50, seed=5, scores=SCORES, labels="y", progress=False)
     with pytest.raises(sg.nn.TrainingError, match="resume=error.history") as info:
-        sg.nn.fit(LOSSES["mean"], {"W": W, "b": b}, dask_data(CHUNKINGS["uneven"]), opt,
-                  client=threads, **fit_args)
+        sg.nn.fit(
+            LOSSES["mean"],
+            {"W": W, "b": b},
+            dask_data(CHUNKINGS["uneven"]),
+            opt,
+            client=threads,
+            **fit_args,
+        )
     assert info.value.history.steps == 6 and (info.value.epoch, info.value.step) == (1, 1)
-    history = sg.nn.fit(LOSSES["mean"], {"W": W, "b": b}, dask_data(CHUNKINGS["uneven"]), opt,
-                        client=threads, resume=info.value.history, **fit_args)
+    history = sg.nn.fit(
+        LOSSES["mean"],
+        {"W": W, "b": b},
+        dask_data(CHUNKINGS["uneven"]),
+        opt,
+        client=threads,
+        resume=info.value.history,
+        **fit_args,
+    )
     for k in whole:
         np.testing.assert_array_equal(weights[k], whole[k])
     assert history.steps == h_whole.steps and history.loss == h_whole.loss
