@@ -75,6 +75,19 @@ class ScalarPrinter(PythonCodePrinter):
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"
 
+    def _print_IsNaN(self, expr):
+        a = self._print(expr.args[0])
+        return f"({a} != {a})"
+
+    def _print_And(self, expr):
+        return "(" + " and ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Or(self, expr):
+        return "(" + " or ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Not(self, expr):
+        return f"(not {self._print(expr.args[0])})"
+
     def _print_Piecewise(self, expr):
         # nested conditional expressions: only the chosen branch is evaluated
         *branches, (last, cond) = expr.args

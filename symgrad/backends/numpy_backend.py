@@ -28,6 +28,22 @@ class _Printer(NumPyPrinter):
     def _print_erf(self, expr):
         return f"erf({self._print(expr.args[0])})"
 
+    def _print_IsNaN(self, expr):
+        return f"numpy.isnan({self._print(expr.args[0])})"
+
+    # pairwise logical operators: NumPy's `.reduce((a, b))` fails when a scalar meets an array
+    def _print_And(self, expr):
+        return self._nested("numpy.logical_and", expr.args)
+
+    def _print_Or(self, expr):
+        return self._nested("numpy.logical_or", expr.args)
+
+    def _nested(self, func, args):
+        text = self._print(args[0])
+        for a in args[1:]:
+            text = f"{func}({text}, {self._print(a)})"
+        return text
+
     def _print_Piecewise(self, expr):
         # nested where: it broadcasts scalar and array branches alike (select does not)
         *branches, (last, cond) = expr.args

@@ -20,6 +20,7 @@ from functools import cache
 import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
+from sympy.logic.boolalg import Boolean
 
 from ..errors import ArgumentError
 from ..ir import dtypes as dt
@@ -31,17 +32,38 @@ def sym(i: int) -> sp.Symbol:
     return sp.Symbol(f"x{i}", real=True)
 
 
+class IsNaN(sp.Function, Boolean):
+    """True where the argument is NaN (SymPy would decide ``Ne(x, x)`` to be False).
+
+    A boolean *atom* for SymPy's logic (like a relational), not a BooleanFunction: the
+    logic routines (``to_nnf``) reject operators they do not know.
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        return sp.false if x.is_Number else None
+
+    def _eval_as_set(self):
+        # SymPy would reason over the reals, where nothing is NaN, and drop the condition
+        raise NotImplementedError("IsNaN has no set over the reals")
+
+
 def _piecewise_max(a, b):
     # Ties go to the first argument, as in max reductions: d/da max(a, a) = 1, d/db = 0.
-    return sp.Piecewise((a, a >= b), (b, True))
+    # NaN wins as in np.maximum: a NaN ``a`` takes the first branch, a NaN ``b`` the second.
+    return sp.Piecewise((a, (a >= b) | IsNaN(a)), (b, True))
 
 
 def _piecewise_min(a, b):
-    return sp.Piecewise((a, a <= b), (b, True))
+    return sp.Piecewise((a, (a <= b) | IsNaN(a)), (b, True))
 
 
 # name -> formula over SymPy scalars.  Conventions at kinks are encoded by which branch
 # owns the kink: relu'(0) = 0, leaky_relu'(0) = alpha, elu'(0) = alpha, abs'(0) = sign(0) = 0.
+# Each piecewise formula lets NaN take a branch that propagates it (a comparison with NaN
+# is False): relu(nan) is nan as np.maximum(nan, 0).
 FUNCTIONS = {
     "exp": sp.exp,
     "log": sp.log,
@@ -50,16 +72,18 @@ FUNCTIONS = {
     "abs": sp.Abs,
     "tanh": sp.tanh,
     "sigmoid": lambda x: 1 / (1 + sp.exp(-x)),
-    "relu": lambda x: sp.Piecewise((x, x > 0), (0, True)),
-    "leaky_relu": lambda x, alpha: sp.Piecewise((x, x > 0), (alpha * x, True)),
-    "elu": lambda x, alpha: sp.Piecewise((x, x > 0), (alpha * expm1(x), True)),
+    "relu": lambda x: sp.Piecewise((0, x <= 0), (x, True)),
+    "leaky_relu": lambda x, alpha: sp.Piecewise((alpha * x, x <= 0), (x, True)),
+    "elu": lambda x, alpha: sp.Piecewise((alpha * expm1(x), x <= 0), (x, True)),
     "gelu": lambda x: x / 2 * (1 + sp.erf(x / sp.sqrt(2))),
     "gelu_tanh": lambda x: (
         x / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (x + sp.Rational(44715, 10**6) * x**3)))
     ),
     # silu is x * sigmoid(x) as two nodes (see api.silu) so sigmoid's saved output is reused.
     # Softplus is written per sign so neither branch overflows: log1p(exp(-|x|)) + max(x, 0).
-    "softplus": lambda x: sp.Piecewise((x + log1p(sp.exp(-x)), x > 0), (log1p(sp.exp(x)), True)),
+    "softplus": lambda x: sp.Piecewise(
+        (log1p(sp.exp(x)), x <= 0), (x + log1p(sp.exp(-x)), True)
+    ),
     "maximum": _piecewise_max,
     "minimum": _piecewise_min,
     "sin": sp.sin,
