@@ -32,6 +32,8 @@ NAN_CASES = {
     "elu": (sg.elu, lambda x: np.where(x > 0, x, np.expm1(x))),
     "softplus": (sg.softplus, lambda x: np.logaddexp(x, 0)),
     "abs": (sg.abs, np.abs),
+    "log_sigmoid": (sg.log_sigmoid, lambda x: -np.logaddexp(-x, 0)),
+    "clip": (lambda x: sg.clip(x, -0.5, 1.0), lambda x: np.clip(x, -0.5, 1.0)),
     "maximum_left": (lambda x: sg.maximum(x, 1.0), lambda x: np.maximum(x, 1.0)),
     "maximum_right": (lambda x: sg.maximum(1.0, x), lambda x: np.maximum(1.0, x)),
     "minimum_left": (lambda x: sg.minimum(x, 1.0), lambda x: np.minimum(x, 1.0)),
