@@ -86,8 +86,17 @@ class _Common:
         return out
 
     def _iverson(self, expr):
-        """Piecewise((1, c), (0, True)) is the 0/1 indicator of c."""
-        return len(expr.args) == 2 and expr.args[0][0] == 1 and expr.args[1] == (0, sp.true)
+        """The condition ``c`` of a 0/1 indicator: Piecewise((1, c), (0, True)), or
+        Piecewise((0, r), (1, True)) for a comparison ``r`` (the NaN-propagating order of
+        relu's derivative) read as ``[not r]``; else None."""
+        if len(expr.args) != 2 or expr.args[1][1] != sp.true:
+            return None
+        (first, cond), (last, _) = expr.args
+        if first == 1 and last == 0:
+            return cond
+        if first == 0 and last == 1 and isinstance(cond, sp.core.relational.Relational):
+            return sp.Not(cond)
+        return None
 
 
 class TextPrinter(_Common, StrPrinter):
@@ -125,8 +134,9 @@ class TextPrinter(_Common, StrPrinter):
         return f"|{self._print(expr.args[0])}|"
 
     def _print_Piecewise(self, expr):
-        if self._iverson(expr):
-            return f"[{self._print(expr.args[0][1])}]"
+        cond = self._iverson(expr)
+        if cond is not None:
+            return f"[{self._print(cond)}]"
         *branches, (last, cond) = expr.args
         text = (
             self._print(last)
@@ -179,8 +189,9 @@ class TeXPrinter(_Common, LatexPrinter):
         )
 
     def _print_Piecewise(self, expr):
-        if self._iverson(expr):
-            return rf"\left[{self._print(expr.args[0][1])}\right]"
+        cond = self._iverson(expr)
+        if cond is not None:
+            return rf"\left[{self._print(cond)}\right]"
         return super()._print_Piecewise(expr)
 
     def _print_Symbol(self, expr, style="plain"):
