@@ -18,6 +18,7 @@ from .compile import Compiled, compile, value_and_grad
 from .draw import draw
 from .errors import (
     ArgumentError,
+    CompileError,
     DTypeError,
     GradientCheckError,
     GraphError,

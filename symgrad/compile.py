@@ -28,7 +28,12 @@ from .passes import optimize
 
 @dataclass
 class Stats:
-    """Where compile time went, in seconds."""
+    """Where compile time went, in seconds, and which tier runs the calls.
+
+    ``tier`` is the backend that ran the last call (``"numba"`` or ``"numpy"``); with
+    ``backend="auto"`` it starts as ``"numpy"`` and ``numpy_calls`` / ``numba_calls`` count
+    the calls each tier answered (codegen and numba are then spent in the background).
+    """
 
     derive: float = 0.0
     simplify: float = 0.0
@@ -37,6 +42,9 @@ class Stats:
     cache_hit: bool = False
     nodes_before: int = 0
     nodes_after: int = 0
+    tier: str = ""
+    numpy_calls: int = 0
+    numba_calls: int = 0
 
     @property
     def total(self) -> float:
@@ -90,6 +98,27 @@ class Compiled:
 
     def __post_init__(self):
         self._finish = _finisher(self.outputs, self.pack, keys=self.keys)
+
+    # --- tiers (backend="auto"; immediate for the others) --------------------------------
+
+    def _programs(self) -> list:
+        split = self._split_programs
+        return [self.program] + ([split.forward, split.backward] if split else [])
+
+    def ready(self) -> bool:
+        """True when calls run compiled kernels (always, but for ``backend="auto"`` while
+        its Numba kernels still compile in the background)."""
+        return all(getattr(p, "ready", lambda: True)() for p in self._programs())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the background compiles are done (at most ``timeout`` seconds);
+        True if calls now run the kernels.  Raises ``CompileError`` if a compile failed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for p in self._programs():
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if hasattr(p, "wait") and not p.wait(left):
+                return False
+        return True
 
     # --- separate forward and backward kernels (value_and_grad only) ---------------------
 
@@ -265,6 +294,7 @@ def _build(outputs, pack, backend, extra_inputs, options, stats, keys=()) -> Com
     started = time.perf_counter()
     build = backends.get(backend)  # the first use imports Numba: part of its cost
     stats.numba += time.perf_counter() - started if backend == "numba" else 0.0
+    stats.tier = backend  # "auto" sets the tier of each call itself
     program = build(optimised, signature, dict(options, stats=stats))
     return Compiled(optimised, signature, program, backend, pack, stats, dict(options), keys)
 
@@ -291,7 +321,10 @@ def compile(outputs, backend: str = "numba", inputs=(), **options) -> Compiled: 
     """Compile the forward computation of one graph or a list of graphs.
 
     ``sg.compile(f)`` returns a callable giving ``f``'s value; ``sg.compile([a, b])`` one
-    giving a tuple.  ``backend`` is ``"numba"`` (default) or ``"numpy"``.  The callable
+    giving a tuple.  ``backend`` is ``"numba"`` (default: compiles, and waits for it),
+    ``"numpy"`` (the interpreter) or ``"auto"`` (returns at once and interprets the first
+    calls while the Numba kernel compiles in the background: the choice for interactive
+    work; ``.ready()``, ``.wait()`` and ``.stats.tier`` say which tier runs).  The callable
     takes the graph's input tensors as keyword arguments (a positional call is an
     ArgumentError listing them); ``inputs=[...]`` declares more (a tensor the graph does
     not read, or whose named dims size a gradient of zeros).
@@ -316,7 +349,8 @@ def value_and_grad(f, wrt, backend: str = "numba", inputs=(), **options) -> Comp
     a list and ``(value, {name: grad})`` for a dict ``{name: tensor}`` (the dict's keys, in
     its order; they need not be the tensors' names), as in ``sg.grad``.  Every tensor in
     ``wrt`` is accepted as an input even if ``f`` does not use it; ``inputs=[...]``
-    declares more, as in :func:`compile`.
+    declares more, as in :func:`compile`.  ``backend`` as in :func:`compile` (``"auto"``
+    for interactive work: no wait for Numba).
 
     >>> import symgrad as sg
     >>> x, y, z = sg.symbols("x y z")

@@ -36,3 +36,7 @@ class GradientCheckError(SymgradError, AssertionError):
 
     Also an ``AssertionError``, so a failed check inside a test reads as a failed assertion.
     """
+
+
+class CompileError(SymgradError, RuntimeError):
+    """A kernel that could not be built (the background compile of ``backend="auto"``)."""

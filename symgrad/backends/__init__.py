@@ -10,7 +10,7 @@ Backends import neither ``autodiff`` nor ``passes``: they see finished graphs on
 
 from ..errors import ArgumentError
 
-BACKENDS = ("numba", "numpy")
+BACKENDS = ("numba", "numpy", "auto")
 
 
 def get(name: str):
@@ -19,6 +19,8 @@ def get(name: str):
         from .numpy_backend import build
     elif name == "numba":
         from .numba_backend import build
+    elif name == "auto":  # the interpreter at once, the Numba kernel when compiled
+        from .tiered import build
     else:
         raise ArgumentError(f"backend must be one of {BACKENDS}, got {name!r}")
     return build

@@ -11,7 +11,6 @@ from typing import NamedTuple
 
 import numpy as np
 import sympy as sp
-from scipy.special import erf as _erf  # NumPy has no erf
 from sympy.printing.numpy import NumPyPrinter
 
 from ..ir import Node, to_text, toposort
@@ -63,7 +62,11 @@ def ew_function(expr, n_inputs: int):
     args = ", ".join(f"x{i}" for i in range(n_inputs))
     body = _Printer({"fully_qualified_modules": True}).doprint(expr)
     source = f"def f({args}):\n    return {body}\n"
-    namespace = {"numpy": np, "erf": _erf}
+    namespace = {"numpy": np}
+    if expr.has(sp.erf):  # NumPy has no erf; SciPy's costs 0.3 s to import, so only here
+        from scipy.special import erf
+
+        namespace["erf"] = erf
     exec(compile(source, f"<symgrad ew {expr}>", "exec"), namespace)
     return namespace["f"]
 
