@@ -165,6 +165,7 @@ class Kernel:
         self.dims: dict[str, str] = {}
         self.group: dict[Node, None] = {}  # the open loop group (a dict: ordered, O(1) `in`)
         self.rank = {n: i for i, n in enumerate(self.order)}  # topological position
+        self.branches: dict[int, str] = {}  # line of a prange nest -> its size, at run time
 
     # --- small helpers -------------------------------------------------------------------
 
@@ -189,14 +190,24 @@ class Kernel:
         return f"{self.var[node]}[{', '.join(parts)}]"
 
     def loops(self, shape, depth: int, parallel_ok: bool) -> tuple[list[str], int]:
-        """Open nested loops over ``shape``; returns the index names and the body depth."""
+        """Open nested loops over ``shape``; returns the index names and the body depth.
+
+        With ``parallel``, the outermost loop of a nest is a ``prange`` only if the nest has
+        at least :data:`PARALLEL_MIN_ELEMENTS` elements: known sizes decide here, named
+        ones at run time (``source`` writes the nest twice, parallel and serial, under an
+        ``if`` on its size), since waking threads costs more than a small loop."""
         idx = ["0" if d == 1 else f"i{k}" for k, d in enumerate(shape)]
+        parallel = parallel_ok and self.parallel and depth == 1
+        sizes = [d for d in shape if d != 1]
+        if parallel and all(isinstance(d, int) for d in sizes):
+            parallel = _product(sizes) >= PARALLEL_MIN_ELEMENTS
+        elif parallel:
+            self.branches[len(self.lines)] = " * ".join(self.size(d) for d in sizes)
         for k, d in enumerate(shape):
             if d == 1:  # a loop of one: index 0 directly
                 continue
-            rng = "prange" if parallel_ok and self.parallel and depth == 1 else "range"
-            self.emit(f"for {idx[k]} in {rng}({self.size(d)}):", depth)
-            depth += 1
+            self.emit(f"for {idx[k]} in {'prange' if parallel else 'range'}({self.size(d)}):", depth)
+            parallel, depth = False, depth + 1  # inner loops are serial
         return idx, depth
 
     def formula(self, node: Node, read, depth: int) -> str:
@@ -385,8 +396,43 @@ class Kernel:
         self.emit(f"return ({outs},)")
         header = f"def {self.name}({', '.join(args)}):"
         named = [f"    # {self.var[n]}: {n.name}" for n in self.args if n.op.leaf == "input"]
-        self._text = "\n".join([header] + named + self.lines) + "\n"
+        body = _serial_when_small(self.lines, self.branches)
+        self._text = "\n".join([header] + named + body) + "\n"
         return self._text
+
+
+# Fewest elements for which a loop nest runs in parallel (``parallel=True``).  Measured with
+# ``python benchmarks/parallel.py --threshold``: a prange nest costs about
+# the time of that many cheap elements to start its threads, so smaller nests stay serial.
+PARALLEL_MIN_ELEMENTS = 1 << 15
+
+
+def _product(sizes) -> int:
+    total = 1
+    for d in sizes:
+        total *= d
+    return total
+
+
+def _serial_when_small(lines: list[str], branches: dict[int, str]) -> list[str]:
+    """Each prange nest starting at a line of ``branches`` twice, under an ``if`` on its
+    size: in parallel when large enough, else the same nest with ``range``."""
+    out, k = [], 0
+    while k < len(lines):
+        if k not in branches:
+            out.append(lines[k])
+            k += 1
+            continue
+        end = k + 1  # the nest: every following line indented deeper than its ``for``
+        while end < len(lines) and lines[end].startswith("        "):
+            end += 1
+        nest = ["    " + line for line in lines[k:end]]
+        out.append(f"    if {branches[k]} >= {PARALLEL_MIN_ELEMENTS}:")
+        out += nest
+        out.append("    else:")
+        out += [nest[0].replace(" in prange(", " in range(", 1)] + nest[1:]
+        k = end
+    return out
 
 
 # --- lowerings ---------------------------------------------------------------------------

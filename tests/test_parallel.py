@@ -1,0 +1,52 @@
+"""parallel=True: prange only for loop nests of PARALLEL_MIN_ELEMENTS or more.
+
+Known sizes decide when the kernel is generated; a named size at run time, in a kernel that
+holds the nest twice (parallel and serial).  Both branches must give the serial values.
+"""
+
+import numpy as np
+import pytest
+
+import symgrad as sg
+from symgrad.backends.numba_codegen import PARALLEL_MIN_ELEMENTS as LIMIT
+
+
+def chain(x):
+    return sg.sum(sg.tanh(sg.sigmoid(x) * x + sg.exp(-(x**2))) * sg.log1p(x**2))
+
+
+def kernel_body(compiled):
+    return compiled.source.split("def kernel")[1]
+
+
+def test_named_size_branches_at_run_time_and_both_branches_agree():
+    x = sg.tensor("px", ("n",))
+    vg = sg.value_and_grad(chain(x), x, parallel=True)
+    reference = sg.value_and_grad(chain(x), x, backend="numpy")
+    body = kernel_body(vg)
+    assert f"if n0 >= {LIMIT}:" in body and "prange(n0)" in body and "range(n0)" in body
+    assert "parallel=True" in vg.source
+    for n in (3, LIMIT - 1, LIMIT, 3 * LIMIT + 7):  # serial, serial, parallel, parallel
+        values = np.linspace(-3.0, 3.0, n)
+        value, grad = vg(px=values)
+        want_value, want_grad = reference(px=values)
+        assert value == pytest.approx(want_value, rel=1e-12)  # a parallel sum reorders
+        np.testing.assert_allclose(grad, want_grad, rtol=1e-13, atol=1e-15)
+
+
+def test_small_known_sizes_stay_serial():
+    x = sg.tensor("ps", (4, 100))
+    vg = sg.value_and_grad(chain(x), x, parallel=True)
+    assert "prange" not in kernel_body(vg) and "parallel=False" in vg.source
+    values = np.linspace(-2.0, 2.0, 400).reshape(4, 100)
+    want = sg.value_and_grad(chain(x), x, backend="numpy")(ps=values)
+    assert vg(ps=values)[0] == pytest.approx(want[0], rel=1e-12)
+
+
+def test_large_known_size_is_parallel_without_a_branch():
+    x = sg.tensor("pl", (2, LIMIT // 2))
+    fn = sg.compile(sg.exp(x) * 2.0, parallel=True)
+    body = kernel_body(fn)
+    assert "prange(2)" in body and " if " not in body
+    values = np.linspace(-1.0, 1.0, LIMIT).reshape(2, -1)
+    np.testing.assert_allclose(fn(pl=values), np.exp(values) * 2.0, rtol=1e-15)
