@@ -64,7 +64,10 @@ def child(name: str, backend: str, inputs_path: str) -> None:
     last = [np.asarray(g) for g in results[-1][1]]
     out["first_vs_last"] = max(
         [abs(loss[0] - loss[-1]) / max(abs(loss[-1]), 1e-300)]
-        + [float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300)) for a, b in zip(grads, last)]
+        + [
+            float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+            for a, b in zip(grads, last)
+        ]
     )
     print(MARK + json.dumps(out), flush=True)
 

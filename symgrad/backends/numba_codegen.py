@@ -206,7 +206,8 @@ class Kernel:
         for k, d in enumerate(shape):
             if d == 1:  # a loop of one: index 0 directly
                 continue
-            self.emit(f"for {idx[k]} in {'prange' if parallel else 'range'}({self.size(d)}):", depth)
+            rng = "prange" if parallel else "range"
+            self.emit(f"for {idx[k]} in {rng}({self.size(d)}):", depth)
             parallel, depth = False, depth + 1  # inner loops are serial
         return idx, depth
 
