@@ -403,9 +403,10 @@ class Kernel:
 
 
 # Fewest elements for which a loop nest runs in parallel (``parallel=True``).  Measured with
-# ``python benchmarks/parallel.py --threshold``: a prange nest costs about
-# the time of that many cheap elements to start its threads, so smaller nests stay serial.
-PARALLEL_MIN_ELEMENTS = 1 << 15
+# ``python benchmarks/parallel.py --threshold`` on 2 shared cores (load 11): forcing every
+# loop parallel was 28x slower at 2^16 elements and 0.75x at 2^18, so smaller nests stay
+# serial (on a quiet machine the crossover is lower; this errs on the side of no slowdown).
+PARALLEL_MIN_ELEMENTS = 1 << 18
 
 
 def _product(sizes) -> int:
