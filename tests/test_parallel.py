@@ -25,7 +25,7 @@ def test_named_size_branches_at_run_time_and_both_branches_agree():
     reference = sg.value_and_grad(chain(x), x, backend="numpy")
     body = kernel_body(vg)
     assert f"if n0 >= {LIMIT}:" in body and "prange(n0)" in body and "range(n0)" in body
-    assert "parallel=True" in vg.source
+    assert 'parallel={"prange": True' in vg.source and '"numpy": False' in vg.source
     for n in (3, LIMIT - 1, LIMIT, 3 * LIMIT + 7):  # serial, serial, parallel, parallel
         values = np.linspace(-3.0, 3.0, n)
         value, grad = vg(px=values)

@@ -43,6 +43,14 @@ _key_locks: dict[str, threading.Lock] = {}
 _loaded: dict[str, object] = {}  # key -> kernel function, per process
 FORMAT = 2  # bump when the generated code changes meaning, to retire old cache entries
 
+# parallel=True as Numba options: the prange loops only.  Numba's other parallel passes turn
+# every array expression, allocation and fill (np.full, np.zeros, .astype) into a threaded
+# loop, whatever its size: that made small kernels 40x slower (benchmarks/parallel.py).
+PRANGE_ONLY = (
+    '{"prange": True, "comprehension": False, "reduction": False, "inplace_binop": False, '
+    '"setitem": False, "numpy": False, "stencil": False, "fusion": False}'
+)
+
 NUMBA_TYPES = {"float64": "float64", "float32": "float32", "int64": "int64", "bool": "boolean"}
 
 
@@ -60,7 +68,7 @@ def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
     body = kernel.source()
     arg_types = "".join(f"        {_arg_type(n)},\n" for n in kernel.args + kernel.consts)
     # parallel only where codegen found a loop to run in parallel (else Numba warns)
-    parallel = bool(options.get("parallel", False)) and "prange(" in body
+    parallel = PRANGE_ONLY if options.get("parallel") and "prange(" in body else False
     fastmath = bool(options.get("fastmath", False))
     # nogil: a kernel touches no Python object, so threads (a Dask worker's) run kernels at
     # once; not parallel ones: Numba's workqueue layer aborts on concurrent parallel launches

@@ -1,9 +1,9 @@
 """The ``auto`` backend: the NumPy interpreter at once, the Numba kernel once it is compiled.
 
-``build`` returns at once with a :class:`TieredProgram`.  It starts compiling the Numba
-kernel in a background thread (importing Numba there too, so the caller never waits for
-it) and answers calls with the NumPy interpreter (``numpy_backend.py``) until the kernel is
-ready; from then on every call runs the kernel.  The two tiers compute the same graph and
+``build`` returns at once with a :class:`TieredProgram`.  Its first call (or ``wait``)
+starts compiling the Numba kernel in a background thread (importing Numba there too, so
+the caller never waits for it); calls are answered by the NumPy interpreter
+(``numpy_backend.py``) until the kernel is ready, and from then on by the kernel.  The two tiers compute the same graph and
 agree to rounding (normwise relative 1e-12 on the test suite's random graphs,
 ``tests/test_properties.py``), so a loop that switches tiers half-way sees no jump beyond
 that.
@@ -48,13 +48,22 @@ class TieredProgram:
         self._done = threading.Event()
         if self.stats is not None:
             self.stats.tier = "numpy"
-        thread = threading.Thread(
+        self._thread = threading.Thread(
             target=self._compile,
             args=(outputs, signature, dict(options), tuple(given)),
             name=f"symgrad-compile-{options.get('name', 'kernel')}",
             daemon=True,
         )
-        thread.start()
+        self._start_lock = threading.Lock()
+        self._started = False
+
+    def start(self):
+        """Start the background compile (once).  The first call starts it after answering:
+        compiling holds the GIL most of the time, and the first result should not wait."""
+        with self._start_lock:
+            if not self._started:
+                self._started = True
+                self._thread.start()
 
     def _compile(self, outputs, signature, options, given):
         try:
@@ -88,6 +97,7 @@ class TieredProgram:
         """Block until the compile is done (or ``timeout`` seconds); True if the kernel runs.
 
         Raises :class:`CompileError` if the compile failed."""
+        self.start()
         self._done.wait(timeout)
         if self.error is not None:
             raise self._failed()
@@ -104,7 +114,11 @@ class TieredProgram:
             raise self._failed()
         if stats is not None:
             stats.numpy_calls += 1
-        return self.interpreter(values, dims, given)
+        try:
+            return self.interpreter(values, dims, given)
+        finally:
+            if not self._started:
+                self.start()
 
 
 def build(outputs, signature, options: dict, given=()) -> TieredProgram:
