@@ -18,6 +18,8 @@ Usage::
 
     python benchmarks/compile_scaling.py                       # 100, 1000, 10000 nodes
     python benchmarks/compile_scaling.py --sizes 100 1000 --no-numba
+    python benchmarks/compile_scaling.py --no-numba --sizes 100 400 --shape alternating \
+        --shape branching --shape shared
 """
 
 from __future__ import annotations
@@ -33,7 +35,40 @@ import time
 NODES_PER_STEP = 4
 
 
-def measure(n_nodes: int, numba: bool) -> dict:
+def _tanh_chain(sg, x, steps):
+    for _ in range(steps):
+        x = x * 0.999 + 0.001 * sg.tanh(x)
+    return x
+
+
+def _alternating(sg, x, steps):  # the issue's chain: tanh(h)*0.5 + 0.1, then h*0.99 + 0.01
+    for k in range(steps):
+        x = sg.tanh(x) * 0.5 + 0.1 if k % 2 == 0 else x * 0.99 + 0.01
+    return x
+
+
+def _branching(sg, x, steps):  # each step reads the previous value twice, in two branches
+    for _ in range(steps):
+        x = 0.5 * sg.tanh(x) + 0.5 * sg.sin(x)
+    return x
+
+
+def _shared(sg, x, steps):  # a subexpression shared by the next two steps
+    for _ in range(steps):
+        t = sg.tanh(x)
+        x = t * t * 0.5 + t * 0.25
+    return x
+
+
+SHAPES = {"tanh": _tanh_chain, "alternating": _alternating, "branching": _branching,
+          "shared": _shared}
+
+
+class NumpyAsSg:  # the same chains on NumPy values, for the reference result
+    tanh, sin = staticmethod(__import__("numpy").tanh), staticmethod(__import__("numpy").sin)
+
+
+def measure(n_nodes: int, numba: bool, shape: str = "tanh") -> dict:
     """Time every stage for one size, in this process."""
     import numpy as np
 
@@ -49,10 +84,7 @@ def measure(n_nodes: int, numba: bool) -> dict:
 
     started = time.perf_counter()
     x0 = sg.tensor("x", (3,))
-    x = x0
-    for _ in range(steps):
-        x = x * 0.999 + 0.001 * sg.tanh(x)
-    loss = sg.sum(x)
+    loss = sg.sum(SHAPES[shape](sg, x0, steps))
     row["build"] = time.perf_counter() - started
     row["ew_nodes"] = sum(1 for n in toposort([loss]) if n.op == "ew")
 
@@ -76,9 +108,7 @@ def measure(n_nodes: int, numba: bool) -> dict:
     started = time.perf_counter()
     value, grad = program(*bound)
     row["call"] = time.perf_counter() - started
-    ref = values.copy()
-    for _ in range(steps):
-        ref = ref * 0.999 + 0.001 * np.tanh(ref)
+    ref = SHAPES[shape](NumpyAsSg, values.copy(), steps)
     assert abs(float(value) - ref.sum()) <= 1e-12 * abs(ref.sum()), (value, ref.sum())
 
     if numba:
@@ -90,12 +120,13 @@ def measure(n_nodes: int, numba: bool) -> dict:
     return row
 
 
-def run_isolated(n_nodes: int, numba: bool) -> dict:
+def run_isolated(n_nodes: int, numba: bool, shape: str = "tanh") -> dict:
     """``measure`` in a fresh process with an empty kernel cache folder."""
     env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="symgrad-scaling-") as cache:
         env["SYMGRAD_CACHE_DIR"] = cache
-        args = [sys.executable, __file__, "--one", str(n_nodes)] + ([] if numba else ["--no-numba"])
+        args = [sys.executable, __file__, "--one", str(n_nodes), "--shape", shape]
+        args += [] if numba else ["--no-numba"]
         out = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(f"size {n_nodes} failed:\n{out.stdout}\n{out.stderr}")
@@ -114,27 +145,33 @@ def main() -> None:
     parser.add_argument(
         "--no-numba", action="store_true", help="skip Numba code generation and compile"
     )
+    parser.add_argument("--shape", choices=sorted(SHAPES), action="append",
+                        help="chain shape(s): tanh (default), alternating, branching, shared")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size, JSON out
     args = parser.parse_args()
     numba = not args.no_numba and numba_backend_exists()
 
+    shapes = args.shape or ["tanh"]
     if args.one is not None:
-        print(json.dumps(measure(args.one, numba)))
+        print(json.dumps(measure(args.one, numba, shapes[0])))
         return
 
     columns = ["build", "grad", "optimise", "numpy", "call"] + (
         ["codegen", "numba"] if numba else []
     )
-    print("chain x = x*0.999 + 0.001*tanh(x); seconds per stage, one fresh process per size\n")
-    print("| ew nodes | graph nodes (fwd+bwd) | after optimise | " + " | ".join(columns) + " |")
-    print("|---:|---:|---:|" + "---:|" * len(columns))
-    for n in args.sizes:
-        row = run_isolated(n, numba)
-        cells = " | ".join(f"{row[c]:.3f}" for c in columns)
-        print(
-            f"| {row['ew_nodes']:,} | {row['graph_nodes']:,} | {row['optimised_nodes']:,} | {cells} |",
-            flush=True,
-        )
+    print("chains (see --shape); seconds per stage, one fresh process per size\n")
+    print("| shape | ew nodes | graph nodes (fwd+bwd) | after optimise | "
+          + " | ".join(columns) + " |")
+    print("|---|---:|---:|---:|" + "---:|" * len(columns))
+    for shape in shapes:
+        for n in args.sizes:
+            row = run_isolated(n, numba, shape)
+            cells = " | ".join(f"{row[c]:.3f}" for c in columns)
+            print(
+                f"| {shape} | {row['ew_nodes']:,} | {row['graph_nodes']:,} "
+                f"| {row['optimised_nodes']:,} | {cells} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
