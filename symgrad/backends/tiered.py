@@ -3,10 +3,10 @@
 ``build`` returns at once with a :class:`TieredProgram`.  Its first call (or ``wait``)
 starts compiling the Numba kernel in a background thread (importing Numba there too, so
 the caller never waits for it); calls are answered by the NumPy interpreter
-(``numpy_backend.py``) until the kernel is ready, and from then on by the kernel.  The two tiers compute the same graph and
-agree to rounding (normwise relative 1e-12 on the test suite's random graphs,
-``tests/test_properties.py``), so a loop that switches tiers half-way sees no jump beyond
-that.
+(``numpy_backend.py``) until the kernel is ready, and from then on by the kernel.  The two
+tiers compute the same graph and agree to rounding (normwise relative 1e-12 on the test
+suite's random graphs, ``tests/test_properties.py``), so a loop that switches tiers
+half-way sees no jump beyond that.
 
 A failure of the background compile is kept and raised as a :class:`CompileError` by the
 next call and every call after it (and by ``wait``): it is never lost, and a function whose
