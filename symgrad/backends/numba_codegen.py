@@ -189,6 +189,20 @@ class Kernel:
         parts = ["0" if d == 1 else idx[lead + k] for k, d in enumerate(node.shape)]
         return f"{self.var[node]}[{', '.join(parts)}]"
 
+    def big_enough(self, shape, parallel: bool) -> bool:
+        """Whether a nest over ``shape`` may run in parallel: not if its known size is below
+        :data:`PARALLEL_MIN_ELEMENTS` (a named size is decided at run time)."""
+        sizes = [d for d in shape if d != 1]
+        if parallel and all(isinstance(d, int) for d in sizes):
+            return _product(sizes) >= PARALLEL_MIN_ELEMENTS
+        return parallel
+
+    def branch_here(self, shape, parallel: bool):
+        """Mark the nest whose ``for`` is the next line: serial below the threshold."""
+        sizes = [d for d in shape if d != 1]
+        if parallel and not all(isinstance(d, int) for d in sizes):
+            self.branches[len(self.lines)] = " * ".join(self.size(d) for d in sizes)
+
     def loops(self, shape, depth: int, parallel_ok: bool) -> tuple[list[str], int]:
         """Open nested loops over ``shape``; returns the index names and the body depth.
 
@@ -197,12 +211,8 @@ class Kernel:
         ones at run time (``source`` writes the nest twice, parallel and serial, under an
         ``if`` on its size), since waking threads costs more than a small loop."""
         idx = ["0" if d == 1 else f"i{k}" for k, d in enumerate(shape)]
-        parallel = parallel_ok and self.parallel and depth == 1
-        sizes = [d for d in shape if d != 1]
-        if parallel and all(isinstance(d, int) for d in sizes):
-            parallel = _product(sizes) >= PARALLEL_MIN_ELEMENTS
-        elif parallel:
-            self.branches[len(self.lines)] = " * ".join(self.size(d) for d in sizes)
+        parallel = self.big_enough(shape, parallel_ok and self.parallel and depth == 1)
+        self.branch_here(shape, parallel)
         for k, d in enumerate(shape):
             if d == 1:  # a loop of one: index 0 directly
                 continue
@@ -329,9 +339,10 @@ class Kernel:
                 dtype = NP_DTYPES[n.inputs[0].dtype]
                 self.emit(f"blk{self.rank[n]} = np.empty({self.BLOCK}, dtype={dtype})", at)
 
-        parallel = parallel_ok and self.parallel
+        parallel = self.big_enough(shape, parallel_ok and self.parallel)
         if not parallel:  # one set of buffers; with prange each iteration allocates its own
             buffers(depth)
+        self.branch_here(shape, parallel)
         for k, d in enumerate(shape[:inner]):
             if d != 1:
                 rng = "prange" if parallel and depth == 1 else "range"
