@@ -24,7 +24,9 @@ def test_named_size_branches_at_run_time_and_both_branches_agree():
     vg = sg.value_and_grad(chain(x), x, parallel=True)
     reference = sg.value_and_grad(chain(x), x, backend="numpy")
     body = kernel_body(vg)
-    assert f"if n0 >= {LIMIT}:" in body and "prange(n0)" in body and "range(n0)" in body
+    # the nest twice: parallel and serial (a loop that sums runs in blocks of its own)
+    parallel, serial = body.split(f"if n0 >= {LIMIT}:")[1].split("    else:")
+    assert " in prange(" in parallel and " in prange(" not in serial and " in range(" in serial
     assert 'parallel={"prange": True' in vg.source and '"numpy": False' in vg.source
     for n in (3, LIMIT - 1, LIMIT, 3 * LIMIT + 7):  # serial, serial, parallel, parallel
         values = np.linspace(-3.0, 3.0, n)

@@ -27,16 +27,6 @@ from .rewrite import rewrite
 
 MAX_OPS = 120  # a fused formula larger than this is split (keeps SymPy work bounded)
 SIMPLIFY_OPS = 60  # only formulas up to this size are run through the simplifier
-# A producer is inlined only while its own formula is at most this size, so a long chain of
-# single-use formulas (a backward pass through many layers) becomes formulas of bounded
-# size: each fusion step then costs the same, and the pass is linear in the chain's length.
-# (The Numba backend computes the pieces in one loop group all the same.)
-CHAIN_OPS = 24
-
-
-@lru_cache(maxsize=8192)
-def _ops(expr) -> int:
-    return sp.count_ops(expr)
 
 
 @lru_cache(maxsize=4096)
@@ -77,7 +67,6 @@ def fuse(outputs) -> list[Node]:
             inline = (
                 is_formula(new)
                 and uses[old] == 1
-                and _ops(new.attr("expr")) <= CHAIN_OPS
                 and (new.shape == node.shape or _cheap(new))
                 and _same_arithmetic(new, node)
             )
