@@ -67,21 +67,31 @@ class Compiled:
     def input_names(self) -> list[str]:
         return list(self.signature.names)
 
-    def __call__(self, **inputs):
+    def __call__(self, *args, **inputs):
+        if args:
+            self._positional(args)
         bound = self.signature.fast_bind(inputs) or self.signature.bind(inputs)
         return self._finish(self.program(*bound))
+
+    def _positional(self, args):
+        raise ArgumentError(
+            f"a compiled function takes its inputs by keyword ({len(args)} positional "
+            f"argument(s) given); call it as f({', '.join(n + '=...' for n in self.input_names)})"
+        )
 
     def __post_init__(self):
         self._finish = _finisher(self.outputs, self.pack)
 
     # --- separate forward and backward kernels (value_and_grad only) ---------------------
 
-    def forward(self, **inputs):
+    def forward(self, *args, **inputs):
         """The value alone, and the residuals the backward pass needs: ``(value, residuals)``.
 
         The forward kernel computes ``f`` and saves exactly the forward values that the
         backward kernel reads; ``backward(residuals)`` then gives the gradients.
         """
+        if args:
+            self._positional(args)
         split = self._split()
         values, dims = self.signature.fast_bind(inputs) or self.signature.bind(inputs)
         value, *saved = split.forward(values, dims)
@@ -237,11 +247,24 @@ def _as_outputs(outputs):
     return [as_node(outputs)], "one"
 
 
-def compile(outputs, backend: str = "numba", **options) -> Compiled:  # noqa: A001
+def _declared(inputs) -> list[Node]:
+    nodes = [inputs] if isinstance(inputs, Node) else list(inputs or ())
+    for node in nodes:
+        if not isinstance(node, Node) or node.op != "input":
+            raise ArgumentError(
+                f"inputs= takes input tensors (sg.tensor / sg.symbols), got {node!r}"
+            )
+    return nodes
+
+
+def compile(outputs, backend: str = "numba", inputs=(), **options) -> Compiled:  # noqa: A001
     """Compile the forward computation of one graph or a list of graphs.
 
     ``sg.compile(f)`` returns a callable giving ``f``'s value; ``sg.compile([a, b])`` one
-    giving a tuple.  ``backend`` is ``"numba"`` (default) or ``"numpy"``.
+    giving a tuple.  ``backend`` is ``"numba"`` (default) or ``"numpy"``.  The callable
+    takes every input tensor of the graph as written (also those the optimiser found it
+    does not need) as keyword arguments, and checks them all; ``inputs=[...]`` declares
+    more (a tensor the graph does not read, or whose named dims size a gradient of zeros).
 
     >>> import symgrad as sg
     >>> x, y, z = sg.symbols("x y z")
@@ -250,15 +273,15 @@ def compile(outputs, backend: str = "numba", **options) -> Compiled:  # noqa: A0
     -12.0
     """
     nodes, pack = _as_outputs(outputs)
-    return _build(nodes, pack, backend, (), options, Stats())
+    return _build(nodes, pack, backend, _declared(inputs), options, Stats())
 
 
-def value_and_grad(f, wrt, backend: str = "numba", **options) -> Compiled:
+def value_and_grad(f, wrt, backend: str = "numba", inputs=(), **options) -> Compiled:
     """Compile ``f`` together with its gradient with respect to ``wrt``.
 
     The call returns ``(value, grad)`` for one tensor in ``wrt`` and ``(value, [grads])``
     for a list, as in ``sg.grad``.  Every tensor in ``wrt`` is accepted as an input even if
-    ``f`` does not use it.
+    ``f`` does not use it; ``inputs=[...]`` declares more, as in :func:`compile`.
 
     >>> import symgrad as sg
     >>> x, y, z = sg.symbols("x y z")
@@ -284,4 +307,4 @@ def value_and_grad(f, wrt, backend: str = "numba", **options) -> Compiled:
     else:
         pack = "value_grads"
     outputs = [f] + ([grads] if single else grads)
-    return _build(outputs, pack, backend, wrt_list, options, stats)
+    return _build(outputs, pack, backend, wrt_list + _declared(inputs), options, stats)

@@ -28,27 +28,86 @@ NP_DTYPES = {
 }
 
 
-class ScalarPrinter(PythonCodePrinter):
-    """SymPy -> one scalar Python expression that Numba compiles (``math`` functions)."""
+# One table of what each function of a formula calls in a kernel (a scalar call per
+# element); ops.elementwise defines the functions, ops.numeric their NumPy meaning.
+CALLS = {
+    "Exp": "math.exp",
+    "Log": "math.log",
+    "Log1p": "math.log1p",
+    "Expm1": "math.expm1",
+    "Sqrt": "math.sqrt",
+    "Erf": "math.erf",
+    "tanh": "math.tanh",
+}
 
-    _kf = dict(PythonCodePrinter._kf, log1p="math.log1p", expm1="math.expm1", erf="math.erf")
+
+class ScalarPrinter(PythonCodePrinter):
+    """SymPy -> one scalar Python expression that Numba compiles (``math`` functions).
+
+    Numba's ``math`` functions follow C (``math.log(-1.0)`` is nan, ``math.exp(1000.0)``
+    inf) and the kernels use ``error_model="numpy"`` (``1.0 / 0.0`` is inf), so a formula
+    computes what NumPy computes for it.
+    """
+
+    def _print_Function(self, expr):
+        name = type(expr).__name__
+        if name in CALLS:
+            return f"{CALLS[name]}({', '.join(self._print(a) for a in expr.args)})"
+        return super()._print_Function(expr)
+
+    _print_Exp = _print_Log = _print_Log1p = _print_Expm1 = _print_Function
+    _print_Sqrt = _print_Erf = _print_tanh = _print_Function
+
+    def _number(self, text: str) -> str:
+        return text
 
     def _print_Float(self, expr):
-        return repr(float(expr))
+        return self._number(repr(float(expr)))
+
+    def _print_Const(self, expr):
+        return self._number(repr(expr.value))
+
+    def _print_Div(self, expr):
+        return f"(({self._print(expr.args[0])}) / ({self._print(expr.args[1])}))"
+
+    def _print_Power(self, expr):
+        base, exponent = (self._print(a) for a in expr.args)
+        return f"(({base}) ** ({exponent}))"
+
+    def _print_Paren(self, expr):
+        return f"({self._print(expr.args[0])})"
+
+    def _print_IsNaN(self, expr):
+        a = self._print(expr.args[0])
+        return f"({a} != {a})"
+
+    def _print_DiracDelta(self, expr):
+        # a distribution: its documented value is 0 almost everywhere (as in JAX)
+        return self._number("0.0")
 
     def _print_sign(self, expr):
         a = self._print(expr.args[0])
-        return f"(1.0 if {a} > 0 else (-1.0 if {a} < 0 else 0.0))"
+        one, zero = self._number("1.0"), self._number("0.0")
+        return f"({one} if {a} > 0 else (-{one} if {a} < 0 else {zero}))"
 
     # every value is real: the real part is the value, the imaginary part zero
     def _print_re(self, expr):
         return self._print(expr.args[0])
 
     def _print_im(self, expr):
-        return "0.0"
+        return self._number("0.0")
 
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"
+
+    def _print_And(self, expr):
+        return "(" + " and ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Or(self, expr):
+        return "(" + " or ".join(self._print(a) for a in expr.args) + ")"
+
+    def _print_Not(self, expr):
+        return f"(not {self._print(expr.args[0])})"
 
     def _print_Piecewise(self, expr):
         # nested conditional expressions: only the chosen branch is evaluated
@@ -70,24 +129,21 @@ class Float32Printer(ScalarPrinter):
     """Numbers as float32 literals, so a float32 formula stays float32 in Numba (an int or
     float64 literal would widen every operation it touches to float64)."""
 
-    def _print_Float(self, expr):
-        return f"np.float32({float(expr)!r})"
+    def _number(self, text: str) -> str:
+        return f"np.float32({text})"
 
     def _print_Integer(self, expr):
         return f"np.float32({int(expr)})"
 
     def _print_Rational(self, expr):
-        return f"np.float32({expr.p}/{expr.q})"
+        return f"(np.float32({expr.p}) / np.float32({expr.q}))"
 
     def _print_Pow(self, expr, rational=False):
-        base, exp = self.parenthesize(expr.base, 100), expr.exp
-        if exp == sp.Rational(1, 2):
-            return f"math.sqrt({self._print(expr.base)})"
-        if exp.is_Integer:  # an integer power of a float32 stays float32
-            if exp > 0:
-                return f"{base}**{int(exp)}"
-            return f"np.float32(1)/{base}" + (f"**{-int(exp)}" if exp != -1 else "")
-        return f"{base}**{self.parenthesize(exp, 100)}"
+        if not expr.free_symbols:  # a constant of a formula (sqrt(2)): rounded once
+            return self._number(repr(float(expr)))
+        # formulas hold only positive integer powers: a float32 power stays float32
+        base = self.parenthesize(expr.base, 100)
+        return f"{base}**{int(expr.exp)}"
 
 
 def _printer(dtype: str):
@@ -246,6 +302,11 @@ class Kernel:
                 continue
             if n in stored:
                 self.emit(f"{self.var[n]}[{', '.join(idx)}] = {local}", depth)
+        for n in group:
+            if _wide(n):  # the float64 accumulator rounded once to float32
+                acc = _accumulator(self, n)
+                cast = f"np.float32({acc})" if n.shape == () else f"{acc}.astype(np.float32)"
+                self.emit(f"{self.var[n]} = {cast}")
 
     # --- the kernel ----------------------------------------------------------------------
 
@@ -284,9 +345,19 @@ class Kernel:
 # --- lowerings ---------------------------------------------------------------------------
 
 
+def _wide(node: Node) -> bool:
+    """Whether a reduction accumulates in float64: a float32 sum does, and rounds once at
+    the end (deterministic, and accurate: 2e7 float32 ones sum to 2e7, not 2**24)."""
+    return node.op == "sum" and node.dtype == "float32"
+
+
+def _accumulator(k: Kernel, node: Node) -> str:
+    return f"{k.var[node]}_acc" if _wide(node) else k.var[node]
+
+
 def _allocate(k: Kernel, node: Node):
     """The storage of a loop-group member that is read after its loop."""
-    v, dtype = k.var[node], NP_DTYPES[node.dtype]
+    v, dtype = _accumulator(k, node), NP_DTYPES["float64" if _wide(node) else node.dtype]
     if node.op in ("sum", "max"):
         lowest = "-np.inf" if node.dtype.startswith("float") else "np.iinfo(np.int64).min"
         init = "0" if node.op == "sum" else lowest
@@ -300,7 +371,7 @@ def _allocate(k: Kernel, node: Node):
 
 def _accumulate(k: Kernel, node: Node, value: str, idx, depth: int):
     """One step of a reduction inside its loop."""
-    axes, v = node.attr("axes"), k.var[node]
+    axes, v = node.attr("axes"), _accumulator(k, node)
     if node.shape == ():
         target = v
     elif node.attr("keepdims"):

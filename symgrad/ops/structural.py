@@ -23,7 +23,16 @@ from ..ir import dtypes as dt
 from ..ir.shapes import Shape, broadcast, fmt, normalize, reduced
 from ..ir.shapes import axes as norm_axes
 from ..ir.shapes import reshape as check_reshape
-from .elementwise import as_number, boolean_as_number, constant, ew, is_constant, partial, sym
+from .elementwise import (
+    Const,
+    as_number,
+    boolean_as_number,
+    constant,
+    ew,
+    is_constant,
+    partial,
+    sym,
+)
 
 
 class ConstArray:
@@ -80,15 +89,20 @@ def const(value) -> Node:
 
 
 def scalar(value, dtype="float64") -> Node:
-    """A scalar constant: folded into formulas, or kept as a value if it is not finite."""
-    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
-        return _opaque(value, dtype)
+    """A scalar constant of ``dtype``: folded into formulas, or kept as a value if it is not
+    finite in ``dtype`` (1e200 as float32 is inf, as NumPy rounds it)."""
+    if isinstance(value, (float, np.floating)) and dtype in ("float64", "float32"):
+        with np.errstate(over="ignore"):
+            rounded = np.asarray(value, dtype=dtype)
+        if not np.isfinite(rounded):
+            return _opaque(float(rounded), dtype)
     return constant(value, dtype)
 
 
 def opaque(scalar: Node) -> Node:
     """A scalar constant that formulas read as a value instead of folding it in."""
-    return _opaque(float(as_number(scalar)), scalar.dtype)
+    value = as_number(scalar)
+    return _opaque(value.value if isinstance(value, Const) else float(value), scalar.dtype)
 
 
 def _opaque(value: float, dtype: str) -> Node:
@@ -209,10 +223,6 @@ def reduce_sum(x: Node, axis=None, keepdims: bool = False) -> Node:
             )
             count = size([x.shape[a] for a in axes], x.dtype)
             return reshape(ew(sym(0) * sym(1), [y_kept, count]), _reduced(x, axes, keepdims))
-    if x.op == "ew" and axes == (x.ndim - 1,):
-        picked = _sum_of_one_hot(x, keepdims)
-        if picked is not None:
-            return picked
     return intern(
         "sum",
         (x,),
@@ -249,13 +259,21 @@ def _leaf(i: int) -> sp.Symbol:
     return sp.Symbol(f"_leaf{i}", real=True)
 
 
-def _sum_of_one_hot(x: Node, keepdims: bool) -> Node | None:
-    """sum(one_hot(labels) * r, axis=-1) is r when r is constant along that axis.
+def sum_of_one_hot(node: Node) -> Node | None:
+    """sum(one_hot(labels) * r, axis=-1) is r when r is constant along that axis (or None).
+
+    A rewrite of the simplify pass, not of the constructor: it drops the labels from the
+    graph, and the signature (built before optimisation) must still see and check them.
 
     Each row of a one-hot holds exactly one 1 (labels are checked to be in [0, C)), so the
     sum keeps the one term where it is 1.  This is what turns the derived softmax
     cross-entropy gradient into (softmax - onehot) / N.
     """
+    if node.op != "sum" or node.inputs[0].op != "ew":
+        return None
+    x, keepdims = node.inputs[0], node.attr("keepdims")
+    if node.attr("axes") != (x.ndim - 1,):
+        return None
     expr, leaves = _inline(x)
     last = x.ndim - 1
     for k, h in enumerate(leaves):

@@ -21,14 +21,15 @@ from collections import defaultdict
 import sympy as sp
 
 from ..ir import Node, toposort
-from ..ops.elementwise import ew, sym
+from ..ops.elementwise import Const, Paren, Div, ew, sym
 from ..ops.structural import rebuild
 from .rewrite import rewrite
 
 
 def _calls(expr) -> set:
     """The function calls in ``expr`` (exp, log, erf, tanh, ...), outermost and inner."""
-    cheap = (sp.Piecewise, sp.Abs, sp.sign)  # recomputing these costs less than a load
+    # recomputing these costs less than a load (a Paren is grouping, not a call)
+    cheap = (sp.Piecewise, sp.Abs, sp.sign, Paren, Div)
     return {
         e
         for e in sp.preorder_traversal(expr)
@@ -38,7 +39,8 @@ def _calls(expr) -> set:
 
 def _by_node(call, inputs):
     """A call written over the input nodes themselves (so formulas can be compared)."""
-    used = sorted({inputs[int(s.name[1:])] for s in call.free_symbols}, key=lambda n: n.digest)
+    slots = [s for s in call.free_symbols if not isinstance(s, Const)]
+    used = sorted({inputs[int(s.name[1:])] for s in slots}, key=lambda n: n.digest)
     return call.xreplace(
         {sym(i): sp.Symbol(f"n{inputs[i].digest}", real=True) for i in range(len(inputs))}
     ), tuple(used)
