@@ -71,8 +71,9 @@ class ScalarPrinter(PythonCodePrinter):
         return f"(({self._print(expr.args[0])}) / ({self._print(expr.args[1])}))"
 
     def _print_Power(self, expr):
+        # np.power: IEEE pow (0.0 ** -1.0 is inf; Python's ** raises ZeroDivisionError)
         base, exponent = (self._print(a) for a in expr.args)
-        return f"(({base}) ** ({exponent}))"
+        return f"np.power({base}, {exponent})"
 
     def _print_Paren(self, expr):
         return f"({self._print(expr.args[0])})"

@@ -53,7 +53,7 @@ def as_node(value) -> Node:
 
 def _is_number(value) -> bool:
     """A Python number: weakly typed (NEP 50).  NumPy scalars are not: they keep their dtype."""
-    return isinstance(value, (bool, int, float)) and not isinstance(value, Node)
+    return type(value) in (bool, int, float)  # np.float64 subclasses float: not weak
 
 
 def _apply(formula, *operands, what: str, conditions=(), integer=False) -> Node:
@@ -68,7 +68,8 @@ def _apply(formula, *operands, what: str, conditions=(), integer=False) -> Node:
     """
     values = [v for p, v in enumerate(operands) if p not in conditions]
     strong = [as_node(v).dtype for v in values if not _is_number(v)]
-    dtype = dt.promote(strong, [type(v) if type(v) is not bool else int for v in values if _is_number(v)])
+    weak = [int if type(v) is bool else type(v) for v in values if _is_number(v)]
+    dtype = dt.promote(strong, weak)
     if not integer and dtype == "int64":
         dtype = "float64"
     nodes = [st.scalar(v, dtype) if _is_number(v) else as_node(v) for v in operands]

@@ -254,7 +254,8 @@ def number(value) -> sp.Expr:
     value = float(value)
     if not math.isfinite(value):
         raise ArgumentError(f"constant {value} is not finite")
-    if value.is_integer() and abs(value) < 2**53 and not (value == 0 and math.copysign(1, value) < 0):
+    negative_zero = value == 0 and math.copysign(1.0, value) < 0
+    if value.is_integer() and abs(value) < 2**53 and not negative_zero:
         return sp.Integer(int(value))
     return sp.Float(value, precision=53)
 
