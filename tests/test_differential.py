@@ -302,3 +302,51 @@ def test_the_comparison_rejects_the_known_defects(backend):
     with pytest.raises(AssertionError):
         assert_matches(np.float32(16777216), np.float32(2e7), 2e7, backend)
     assert_matches(np.array([1.0, np.nan, 2.0 + 4e-16]), x, 2.0, backend)
+
+
+# --- one op at a time: the ulp bound of docs/semantics.md ------------------------------
+
+GRID = np.array([0.0, -0.0, 1e-310, -3e-300, 1e-8, 0.3, -0.7, 1.0, -1.0, 2.5, -13.0, 40.0,
+                 -90.0, 300.0, 700.0, -740.0, 1e300, -1e300, np.inf, -np.inf, np.nan])
+
+
+def ulp_distance(got, want):
+    """How many representable values lie between ``got`` and ``want`` (0 where both are
+    the same NaN or infinity)."""
+    got, want = np.asarray(got), np.asarray(want)
+    kind = np.int64 if want.dtype == np.float64 else np.int32
+    a, b = got.astype(want.dtype).view(kind), want.view(kind)
+    # map the sign-magnitude bit patterns to a monotone integer line
+    a = np.where(a < 0, np.iinfo(kind).min - a, a).astype(np.int64)
+    b = np.where(b < 0, np.iinfo(kind).min - b, b).astype(np.int64)
+    out = np.abs(a - b)
+    same = (got == want) | (np.isnan(got) & np.isnan(want))
+    return np.where(same, 0, out)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_each_op_is_within_4_ulp_of_numpy(backend, dtype):
+    x = GRID.astype(dtype)
+    y = np.roll(GRID, 5).astype(dtype)
+    a, b = sg.tensor("a", (x.size,), dtype), sg.tensor("b", (x.size,), dtype)
+    worst = {}
+    with np.errstate(all="ignore"):
+        for name, f in ref.UNARY.items():
+            got = sg.compile(getattr(sg, name)(a), backend=backend)(a=x)
+            worst[name] = ulp_distance(got, f(x)).max()
+        for name, f in ref.BINARY.items():
+            got = sg.compile(getattr(sg, name)(a, b), backend=backend)(a=x, b=y)
+            worst[name] = ulp_distance(got, f(x, y)).max()
+    bad = {k: int(v) for k, v in worst.items() if v > 4}
+    assert not bad, f"ulp distance from NumPy above 4: {bad}"
+
+
+def test_ulp_distance_counts_representable_values():
+    one = np.array([1.0])
+    assert ulp_distance(np.nextafter(one, 2), one)[0] == 1
+    assert ulp_distance(np.array([-0.0]), np.array([0.0]))[0] == 0
+    assert ulp_distance(np.array([5e-324]), np.array([-5e-324]))[0] == 2
+    assert ulp_distance(np.array([np.nan]), one)[0] > 4
+    f32 = np.array([1.0], np.float32)
+    assert ulp_distance(np.nextafter(f32, np.float32(0)), f32)[0] == 1
