@@ -8,6 +8,7 @@ backend program, and returns a float for a scalar output and fresh arrays otherw
 from __future__ import annotations
 
 import builtins
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -37,6 +38,9 @@ class Stats:
     @property
     def total(self) -> float:
         return self.derive + self.simplify + self.codegen + self.numba
+
+
+_SPLIT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -123,7 +127,9 @@ class Compiled:
         if self._split_programs is None:
             if not self.pack.startswith("value"):
                 raise ArgumentError("forward/backward exist for value_and_grad functions only")
-            self._split_programs = _Split(self)
+            with _SPLIT_LOCK:  # built once: residuals of one thread's split fit the other's
+                if self._split_programs is None:
+                    self._split_programs = _Split(self)
         return self._split_programs
 
     def __repr__(self):

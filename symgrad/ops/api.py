@@ -260,13 +260,13 @@ def logsumexp(x, axis=None, keepdims=False):
     """log(sum(exp(x))) over ``axis``, shifted by the max so it never overflows.
 
     The shift is a ``stop_gradient``: the result does not depend on it, so its
-    derivative is exactly softmax, with no max-selection term.  A row whose max is not
-    finite is shifted by 0: all -inf (a fully masked row) gives -inf, a +inf gives +inf,
-    as NumPy's unshifted formula does, not nan (inf - inf).
+    derivative is exactly softmax, with no max-selection term.  A row that is all -inf (a
+    fully masked row) is shifted by 0, so it gives -inf, not nan; a row with +inf gives nan
+    (inf - inf, as the max-shifted formula of PyTorch and JAX's softmax).
     """
     x = as_node(x)
     top = st.reduce_max(x, axis, keepdims=True)
-    shift = st.stop_gradient(where(less(abs(top), np.inf), top, 0))
+    shift = st.stop_gradient(where(greater(top, -np.inf), top, 0))
     total = sum(exp(subtract(x, shift)), axis, keepdims=True)
     out = add(log(total), shift)
     return out if keepdims else st.reshape(out, reduced(out.shape, norm_axes(axis, x.ndim), False))

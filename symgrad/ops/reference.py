@@ -83,8 +83,9 @@ COMPARE = {
 
 
 def _logsumexp(x, axis=None, keepdims=False):
+    # the documented max-shifted formula: a row of -inf gives -inf, a row with +inf nan
     top = np.max(x, axis=axis, keepdims=True)
-    shift = np.where(np.isfinite(top), top, 0)
+    shift = np.where(top > -np.inf, top, 0)
     total = np.sum(np.exp(x - shift), axis=axis, keepdims=True)
     out = np.log(total) + shift
     return out if keepdims else np.squeeze(out, axis=axis)
