@@ -17,7 +17,7 @@ from functools import cache
 import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
-from sympy.logic.boolalg import BooleanFunction
+from sympy.logic.boolalg import Boolean
 
 from ..errors import ArgumentError
 from ..ir import Node, intern
@@ -158,8 +158,12 @@ class Paren(_Opaque):
         return sp.Integer(1)
 
 
-class IsNaN(BooleanFunction):
-    """True where the argument is NaN (SymPy would decide ``Ne(x, x)`` to be False)."""
+class IsNaN(sp.Function, Boolean):
+    """True where the argument is NaN (SymPy would decide ``Ne(x, x)`` to be False).
+
+    A boolean *atom* for SymPy's logic (like a relational), not a BooleanFunction: the
+    logic routines (``to_nnf``) reject operators they do not know.
+    """
 
     nargs = 1
 
@@ -316,6 +320,14 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
 
         return ew(expr, [opaque(n) if n.op == "ew" and not n.inputs else n for n in inputs], dtype)
     expr = folded
+    if kept and not all(sym(i) in expr.free_symbols for i in range(len(kept))):
+        # merging repeated inputs made one unused (where(c, x, x) is x): drop it too
+        node = ew(expr, kept, dtype)
+        if node.shape != shape:
+            from .structural import broadcast_to
+
+            node = broadcast_to(node, shape)
+        return node
     if folded_any and not kept and not _is_number(expr):
         # a formula of constants only: its value as NumPy computes it in the node's dtype
         from . import numeric

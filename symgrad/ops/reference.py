@@ -82,19 +82,31 @@ COMPARE = {
 }
 
 
+def _sum(x, axis=None, keepdims=False):
+    # a float32 sum accumulates in float64 and rounds once (more accurate than NumPy's
+    # float32 sum, which can overflow on the way to a finite total)
+    wide = np.float64 if x.dtype == np.float32 else None
+    return np.sum(x, axis=axis, keepdims=keepdims, dtype=wide).astype(x.dtype)
+
+
+def _mean(x, axis=None, keepdims=False):
+    count = x.size if axis is None else x.shape[axis]
+    return _sum(x, axis, keepdims) / count
+
+
 def _logsumexp(x, axis=None, keepdims=False):
     # the documented max-shifted formula: a row of -inf gives -inf, a row with +inf nan
     top = np.max(x, axis=axis, keepdims=True)
     shift = np.where(top > -np.inf, top, 0)
-    total = np.sum(np.exp(x - shift), axis=axis, keepdims=True)
+    total = _sum(np.exp(x - shift), axis=axis, keepdims=True)
     out = np.log(total) + shift
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
 REDUCE = {
-    "sum": np.sum,
+    "sum": _sum,
     "max": np.max,
-    "mean": np.mean,
+    "mean": _mean,
     "logsumexp": _logsumexp,
 }
 

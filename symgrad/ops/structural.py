@@ -272,9 +272,12 @@ def sum_of_one_hot(node: Node) -> Node | None:
     if node.op != "sum" or node.inputs[0].op != "ew":
         return None
     x, keepdims = node.inputs[0], node.attr("keepdims")
-    if node.attr("axes") != (x.ndim - 1,):
+    if node.attr("axes") != (x.ndim - 1,) or not _reads_one_hot(x):
         return None
-    expr, leaves = _inline(x)
+    try:
+        expr, leaves = _inline(x)
+    except (RecursionError, TypeError, ValueError):  # SymPy out of its depth: keep the sum
+        return None
     last = x.ndim - 1
     for k, h in enumerate(leaves):
         others = [i for j, i in enumerate(leaves) if j != k]
@@ -287,6 +290,13 @@ def sum_of_one_hot(node: Node) -> Node | None:
             shape = x.shape[:last] + ((1,) if keepdims else ())
             return reshape(broadcast_to(rest, broadcast(rest.shape, x.shape[:last] + (1,))), shape)
     return None
+
+
+def _reads_one_hot(x: Node, depth: int = 4) -> bool:
+    return any(
+        i.op == "one_hot" or (i.op == "ew" and depth > 0 and _reads_one_hot(i, depth - 1))
+        for i in x.inputs
+    )
 
 
 def reduce_max(x: Node, axis=None, keepdims: bool = False) -> Node:
