@@ -88,9 +88,10 @@ def test_constants_fold_in_ieee_arithmetic(backend):
 
 def test_constant_only_formulas_fold_like_numpy(backend):
     with np.errstate(all="ignore"):
-        assert run(X * 0.0 + sg.multiply(1e200, 1e200), backend, x=1.0) == np.inf
-        assert run(X * 0.0 + sg.multiply(1e-200, 1e-200), backend, x=1.0) == 0.0
-        assert run(X + sg.log(sg.multiply(0.0, 1.0)), backend, x=1.0) == -np.inf
+        assert run(X + sg.multiply(1e200, 1e200), backend, x=0.0) == np.inf
+        assert run(X + sg.multiply(1e-200, 1e-200), backend, x=0.0) == 0.0
+        assert run(X + sg.log(sg.multiply(0.0, 1.0)), backend, x=0.0) == -np.inf
+        assert run(X * sg.divide(1.0, 0.0), backend, x=-2.0) == -np.inf
 
 
 def test_subnormal_intermediates_as_numpy(backend):

@@ -90,6 +90,8 @@ def _apply(formula, *operands, what: str, conditions=(), integer=False) -> Node:
     except ShapeError as exc:
         names = ", ".join(repr(n) for n in nodes)
         raise ShapeError(f"{what} of {names}: {exc}") from None
+    except ArgumentError as exc:  # a formula SymPy cannot build (too deep, undefined)
+        raise ArgumentError(f"{what}: {exc}") from None
 
 
 def _unary(name):

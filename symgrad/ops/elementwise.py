@@ -465,7 +465,10 @@ def partial(expr, i: int, n_inputs: int):
     With ``uses_output`` the formula's ``x0`` is the node's own output (saved forward
     value) instead of its input.
     """
-    deriv = sp.diff(expr, sym(i))
+    try:
+        deriv = sp.diff(expr, sym(i))
+    except RecursionError:
+        raise ArgumentError(f"the derivative of {expr} is too deeply nested for SymPy") from None
     # the derivative of sign (abs'') is a distribution: 0 almost everywhere, as in JAX
     deriv = deriv.replace(sp.DiracDelta, lambda *args: sp.Integer(0))
     if n_inputs == 1 and deriv.has(sym(0)) and not expr.has(sp.Piecewise):
