@@ -35,9 +35,15 @@ _table: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=1 << 16)  # formulas repeat across nodes; printing them is the cost
 def _text(value) -> str:
     """An attribute as text that does not depend on the process (for the digest)."""
+    # cached per (type, value): 1, True, 1.0 and sympy.Integer(1) are equal as dict keys
+    # but print differently, and the first one seen must not decide the others' text
+    return _typed_text(type(value), value)
+
+
+@lru_cache(maxsize=1 << 16)  # formulas repeat across nodes; printing them is the cost
+def _typed_text(kind, value) -> str:
     return getattr(value, "digest_text", None) or repr(value)
 
 
