@@ -276,8 +276,8 @@ def test_a_worker_killed_mid_step_gives_the_full_step_or_an_error(processes):
     pending = step.submit(PARAMS)
     victim = sorted(pids.values())[0]
     os.kill(victim, signal.SIGKILL)
-    if pending.done():
-        pytest.skip("the step finished before the worker was killed (machine too fast)")
+    # (should the step finish before the kill lands, the full step is still the only
+    # acceptable outcome, so the same checks apply)
     try:
         got = pending.result(timeout=60)
     except sg.dask.DistributedError as exc:
