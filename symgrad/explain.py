@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .autodiff.reverse import on_gradient_path
 from .errors import ArgumentError, GraphError
 from .formula import formula
 from .ir import Node, toposort
@@ -257,16 +258,7 @@ def explain(f, wrt=None, *, names=None, output="f", **values) -> Explanation:
         if not isinstance(w, Node) or w.name is None:
             raise ArgumentError(f"explain differentiates with respect to input tensors, got {w!r}")
     name_of = _names(f, order, dict(names or {}), output)
-    wrt_set = set(wrt)
-    depends = set()
-    for node in order:
-        flows = not node.op.stops_gradient and any(i in depends for i in node.inputs)
-        if node in wrt_set or flows:
-            depends.add(node)
-            if not node.op.differentiable and node not in wrt_set:
-                raise GraphError(
-                    f"cannot explain the gradient through {node.op.name}: it has no derivative"
-                )
+    depends = on_gradient_path(order, wrt)
 
     # the reverse sweep of autodiff/reverse.py, keeping each contribution
     sent: dict[Node, list] = {f: [(None, None, constant(1, f.dtype))]}  # (user, index, part)

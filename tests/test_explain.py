@@ -98,3 +98,10 @@ def test_errors_name_what_is_missing():
         sg.explain(x * y, [x], x=1.0)
     with pytest.raises(sg.GraphError, match="scalar"):
         sg.explain(sg.tensor("v", (3,)) * 2, None, v=np.ones(3))
+    # the same rule as sg.grad decides which nodes carry a gradient
+    v = sg.tensor("v", (3,))
+    through_argmax = sg.sum(sg.argmax(v, axis=0) * v)
+    with pytest.raises(sg.GraphError, match="cannot differentiate through argmax"):
+        sg.explain(through_argmax, [v], v=np.ones(3))
+    stopped = sg.sum(sg.argmax(sg.stop_gradient(v), axis=0) * v)
+    assert sg.explain(stopped, [v], v=np.arange(3.0)).grads["v"].tolist() == [2.0, 2.0, 2.0]

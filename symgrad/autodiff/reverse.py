@@ -31,11 +31,12 @@ def _total(parts: list[Node]) -> Node:
     return ew(sum((sym(i) for i in range(len(parts))), start=0), parts)
 
 
-def vjp(outputs: list[Node], cotangents: list[Node], wrt: list[Node]) -> list[Node]:
-    """Adjoints of ``wrt`` for the given output cotangents (graphs, not numbers)."""
+def on_gradient_path(order: list[Node], wrt: list[Node]) -> set[Node]:
+    """The nodes of ``order`` (a topological order) that depend on some ``wrt`` node through
+    ops that pass a gradient: only they get an adjoint (``stop_gradient`` passes none). An op
+    without a derivative (``argmax``, comparisons) on such a path is a ``GraphError``; its
+    input is what takes ``stop_gradient``."""
     wrt_set = set(wrt)
-    order = toposort(outputs)
-    # Only nodes that depend on some wrt node need an adjoint.
     depends = set()
     for node in order:
         flows = not node.op.stops_gradient and any(i in depends for i in node.inputs)
@@ -46,6 +47,13 @@ def vjp(outputs: list[Node], cotangents: list[Node], wrt: list[Node]) -> list[No
                     f"cannot differentiate through {node.op.name} ({node!r}): it has no "
                     "derivative; apply it to sg.stop_gradient(x) where no gradient should flow"
                 )
+    return depends
+
+
+def vjp(outputs: list[Node], cotangents: list[Node], wrt: list[Node]) -> list[Node]:
+    """Adjoints of ``wrt`` for the given output cotangents (graphs, not numbers)."""
+    order = toposort(outputs)
+    depends = on_gradient_path(order, wrt)
     adjoints: dict[Node, list[Node]] = {}
     for out, ct in zip(outputs, cotangents):
         adjoints.setdefault(out, []).append(ct)
