@@ -17,6 +17,7 @@ import symgrad as sg
 from symgrad import backends
 from symgrad.backends.inputs import Signature
 from symgrad.ir import toposort
+from symgrad.ops.elementwise import to_native
 from symgrad.passes import fuse, optimize, simplify
 
 
@@ -29,8 +30,11 @@ def count(outputs, op):
 
 
 def calls(outputs, fn):
-    """How many elementwise nodes evaluate the SymPy function ``fn`` (e.g. sp.exp)."""
-    return sum(1 for n in toposort(outputs) if n.op == "ew" and n.attr("expr").has(fn))
+    """How many elementwise nodes evaluate the SymPy function ``fn`` (e.g. sp.exp; the
+    formulas hold symgrad's own opaque functions, compared here as SymPy's)."""
+    return sum(
+        1 for n in toposort(outputs) if n.op == "ew" and to_native(n.attr("expr")).has(fn)
+    )
 
 
 def no_jacobian(outputs, batch="N", classes="C"):

@@ -13,8 +13,8 @@ int64 tensors (labels) take integer arrays only.  Inputs are never modified.
 Named dims may be 0 (an empty batch): sums over them are 0, means are nan (0/0), gradients
 keep their shapes, as in NumPy; a ``max`` (so also ``logsumexp``, ``softmax`` and the
 losses built on them) over a dim of size 0 is a :class:`ShapeError`, since it has no value.
-NaN and inf in inputs are not rejected: they propagate through the arithmetic, except where
-simplification assumed finite values (`x - x` is 0, `x / x` is 1).
+NaN and inf in inputs are not rejected: they propagate through the arithmetic as in NumPy,
+except through the dependency-dropping rewrites of docs/semantics.md (`x - x` is 0).
 """
 
 from __future__ import annotations

@@ -45,32 +45,86 @@ NP_DTYPES = {
 }
 
 
+# The functions of a formula (``ops.elementwise``: our opaque ones and SymPy's tanh) and
+# the C function each computes: a kernel calls ``math.<name>`` (libm), or with vector math
+# the ``vm`` version of :data:`vmath.FUNCTIONS` where one exists.
+CALLS = {
+    "Exp": "exp",
+    "Log": "log",
+    "Log1p": "log1p",
+    "Expm1": "expm1",
+    "Sqrt": "sqrt",
+    "Erf": "erf",
+    "tanh": "tanh",
+}
+
+
 class ScalarPrinter(PythonCodePrinter):
     """SymPy -> one scalar Python expression that Numba compiles (``math`` functions, or
-    with ``vector_math`` the ``vm`` functions of :data:`vmath.FUNCTIONS` where one exists)."""
+    with ``vector_math`` the ``vm`` functions of :data:`vmath.FUNCTIONS` where one exists).
+
+    Numba's ``math`` functions follow C (``math.log(-1.0)`` is nan, ``math.exp(1000.0)``
+    inf) and the kernels use ``error_model="numpy"`` (``1.0 / 0.0`` is inf), so a formula
+    computes what NumPy computes for it (docs/semantics.md).
+    """
 
     _kf = dict(PythonCodePrinter._kf, log1p="math.log1p", expm1="math.expm1", erf="math.erf")
     VECTOR_COLUMN = 0  # the float64 versions of vmath.FUNCTIONS
 
     def __init__(self, settings=None, vector_math=False):
         super().__init__(settings)
+        self.calls = {name: f"math.{c}" for name, c in CALLS.items()}
         if vector_math:
             for name, versions in vmath.FUNCTIONS.items():
                 self.known_functions[name] = f"vm.{versions[self.VECTOR_COLUMN]}"
+            for name, c in CALLS.items():
+                if c in vmath.FUNCTIONS:
+                    self.calls[name] = f"vm.{vmath.FUNCTIONS[c][self.VECTOR_COLUMN]}"
+
+    def _print_Function(self, expr):
+        name = type(expr).__name__
+        if name in self.calls:
+            return f"{self.calls[name]}({', '.join(self._print(a) for a in expr.args)})"
+        return super()._print_Function(expr)
+
+    _print_Exp = _print_Log = _print_Log1p = _print_Expm1 = _print_Function
+    _print_Sqrt = _print_Erf = _print_tanh = _print_Function
+
+    def _number(self, text: str) -> str:
+        return text
 
     def _print_Float(self, expr):
-        return repr(float(expr))
+        return self._number(repr(float(expr)))
+
+    def _print_Const(self, expr):
+        return self._number(repr(expr.value))
+
+    def _print_Div(self, expr):
+        return f"(({self._print(expr.args[0])}) / ({self._print(expr.args[1])}))"
+
+    def _print_Power(self, expr):
+        # np.power: IEEE pow (0.0 ** -1.0 is inf; Python's ** raises ZeroDivisionError)
+        base, exponent = (self._print(a) for a in expr.args)
+        return f"np.power({base}, {exponent})"
+
+    def _print_Paren(self, expr):
+        return f"({self._print(expr.args[0])})"
+
+    def _print_DiracDelta(self, expr):
+        # a distribution: its documented value is 0 almost everywhere (as in JAX)
+        return self._number("0.0")
 
     def _print_sign(self, expr):
         a = self._print(expr.args[0])
-        return f"(1.0 if {a} > 0 else (-1.0 if {a} < 0 else 0.0))"
+        one, zero = self._number("1.0"), self._number("0.0")
+        return f"({one} if {a} > 0 else (-{one} if {a} < 0 else {zero}))"
 
     # every value is real: the real part is the value, the imaginary part zero
     def _print_re(self, expr):
         return self._print(expr.args[0])
 
     def _print_im(self, expr):
-        return "0.0"
+        return self._number("0.0")
 
     def _print_Abs(self, expr):
         return f"abs({self._print(expr.args[0])})"
@@ -110,24 +164,22 @@ class Float32Printer(ScalarPrinter):
 
     VECTOR_COLUMN = 1  # the float32 versions of vmath.FUNCTIONS
 
-    def _print_Float(self, expr):
-        return f"np.float32({float(expr)!r})"
+    def _number(self, text: str) -> str:
+        return f"np.float32({text})"
 
     def _print_Integer(self, expr):
         return f"np.float32({int(expr)})"
 
     def _print_Rational(self, expr):
-        return f"np.float32({expr.p}/{expr.q})"
+        return f"(np.float32({expr.p}) / np.float32({expr.q}))"
 
     def _print_Pow(self, expr, rational=False):
+        if not expr.free_symbols:  # a constant of a formula (sqrt(2)): rounded once
+            return self._number(repr(float(expr)))
         base, exp = self.parenthesize(expr.base, 100), expr.exp
-        if exp == sp.Rational(1, 2):
-            return f"math.sqrt({self._print(expr.base)})"
-        if exp.is_Integer:  # an integer power of a float32 stays float32
-            if exp > 0:
-                return f"{base}**{int(exp)}"
-            return f"np.float32(1)/{base}" + (f"**{-int(exp)}" if exp != -1 else "")
-        return f"{base}**{self.parenthesize(exp, 100)}"
+        if exp.is_Integer and exp > 0:  # an integer power of a float32 stays float32
+            return f"{base}**{int(exp)}"
+        return f"np.power({self._print(expr.base)}, {self._print(exp)})"
 
 
 def _printer(dtype: str, vector_math: bool):
@@ -322,6 +374,11 @@ class Kernel:
                 self.emit(f"{self.var[n]}[{', '.join(idx)}] = {local}", depth)
         if blocked:
             finish()
+        for n in group:
+            if _wide(n):  # the float64 accumulator rounded once to float32
+                acc = _accumulator(self, n)
+                cast = f"np.float32({acc})" if n.shape == () else f"{acc}.astype(np.float32)"
+                self.emit(f"{self.var[n]} = {cast}")
 
     BLOCK = 256  # elements of the innermost axis per block of a loop that reduces
 
@@ -466,11 +523,22 @@ class Reduce(NamedTuple):
     init: Callable  # node -> the initial value (source text)
     accumulate: Callable  # (kernel, node, target, value, depth) -> emits one step
     parallel_safe: Callable  # (node, outer axis) -> whether prange over that axis is safe
+    wide: bool = False  # a float32 result accumulates in float64, rounded once at the end
+
+
+def _wide(node: Node) -> bool:
+    """Whether a reduction accumulates in float64: a float32 sum does, and rounds once at
+    the end (deterministic, and accurate: 2e7 float32 ones sum to 2e7, not 2**24)."""
+    return node.op.loop == "reduce" and LOWER[node.op].wide and node.dtype == "float32"
+
+
+def _accumulator(k: Kernel, node: Node) -> str:
+    return f"{k.var[node]}_acc" if _wide(node) else k.var[node]
 
 
 def _allocate(k: Kernel, node: Node):
     """The storage of a loop-group member that is read after its loop."""
-    v, dtype = k.var[node], NP_DTYPES[node.dtype]
+    v, dtype = _accumulator(k, node), NP_DTYPES["float64" if _wide(node) else node.dtype]
     if node.op.loop == "reduce":
         init = LOWER[node.op].init(node)
         if node.shape == ():
@@ -483,7 +551,7 @@ def _allocate(k: Kernel, node: Node):
 
 def _target(k: Kernel, node: Node, idx) -> str:
     """The slot of a reduction that the loop iteration at ``idx`` accumulates into."""
-    axes, v = node.attr("axes"), k.var[node]
+    axes, v = node.attr("axes"), _accumulator(k, node)
     if node.shape == ():
         return v
     if node.attr("keepdims"):
@@ -667,7 +735,10 @@ LOWER = {
     "ew": Map(element=lambda k, n, read, depth: k.formula(n, read, depth), scalar=_scalar_ew),
     "broadcast_to": Map(element=lambda k, n, read, depth: read(n.inputs[0]), scalar=_identity),
     "sum": Reduce(
-        init=lambda node: "0", accumulate=_accumulate_sum, parallel_safe=_sum_parallel_safe
+        init=lambda node: "0",
+        accumulate=_accumulate_sum,
+        parallel_safe=_sum_parallel_safe,
+        wide=True,
     ),
     "max": Reduce(
         init=_lowest, accumulate=_accumulate_max, parallel_safe=lambda node, outer: False

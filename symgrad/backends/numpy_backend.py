@@ -6,69 +6,28 @@ backend is checked against.  One entry of :data:`EVAL` per op.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import NamedTuple
 
 import numpy as np
-import sympy as sp
-from sympy.printing.numpy import NumPyPrinter
 
 from ..ir import Node, to_text, toposort
 from ..ir.shapes import evaluate
+from ..ops import numeric
 from .inputs import check_labels
 
 
-class _Printer(NumPyPrinter):
-    """SymPy -> NumPy expression text; floats printed with all their digits."""
-
-    def _print_Float(self, expr):
-        return repr(float(expr))
-
-    def _print_erf(self, expr):
-        return f"erf({self._print(expr.args[0])})"
-
-    def _print_IsNaN(self, expr):
-        return f"numpy.isnan({self._print(expr.args[0])})"
-
-    # pairwise logical operators: NumPy's `.reduce((a, b))` fails when a scalar meets an array
-    def _print_And(self, expr):
-        return self._nested("numpy.logical_and", expr.args)
-
-    def _print_Or(self, expr):
-        return self._nested("numpy.logical_or", expr.args)
-
-    def _nested(self, func, args):
-        text = self._print(args[0])
-        for a in args[1:]:
-            text = f"{func}({text}, {self._print(a)})"
-        return text
-
-    def _print_Piecewise(self, expr):
-        # nested where: it broadcasts scalar and array branches alike (select does not)
-        *branches, (last, cond) = expr.args
-        text = (
-            self._print(last)
-            if cond == sp.true
-            else f"numpy.where({self._print(cond)}, {self._print(last)}, numpy.nan)"
-        )
-        for value, cond in reversed(branches):
-            text = f"numpy.where({self._print(cond)}, {self._print(value)}, {text})"
-        return text
+# The formula printer lives in ops/numeric.py: constant folding runs the same NumPy code.
+ew_function = numeric.function
 
 
-@cache
-def ew_function(expr, n_inputs: int):
-    """A NumPy function of ``x0..x{n-1}`` computing ``expr`` elementwise."""
-    args = ", ".join(f"x{i}" for i in range(n_inputs))
-    body = _Printer({"fully_qualified_modules": True}).doprint(expr)
-    source = f"def f({args}):\n    return {body}\n"
-    namespace = {"numpy": np}
-    if expr.has(sp.erf):  # NumPy has no erf; SciPy's costs 0.3 s to import, so only here
-        from scipy.special import erf
-
-        namespace["erf"] = erf
-    exec(compile(source, f"<symgrad ew {expr}>", "exec"), namespace)
-    return namespace["f"]
+def _sum(node, args, ctx):
+    # float32 sums accumulate in float64 and round once (as the numba backend): accurate
+    # and the same whatever the axis (NumPy's pairwise float32 sum is only pairwise along
+    # the contiguous axis)
+    x = args[0]
+    acc = np.float64 if x.dtype == np.float32 else None
+    total = np.sum(x, axis=node.attr("axes"), keepdims=node.attr("keepdims"), dtype=acc)
+    return np.asarray(total).astype(node.dtype, copy=False)
 
 
 class Call(NamedTuple):
@@ -150,9 +109,7 @@ EVAL = {
     "const": lambda node, args, ctx: node.attr("value").array,
     "dim": lambda node, args, ctx: np.asarray(ctx.dims[node.attr("name")], dtype=node.dtype),
     "ew": _ew,
-    "sum": lambda node, args, ctx: np.sum(
-        args[0], axis=node.attr("axes"), keepdims=node.attr("keepdims")
-    ),
+    "sum": _sum,
     "max": lambda node, args, ctx: np.max(
         args[0], axis=node.attr("axes"), keepdims=node.attr("keepdims")
     ),

@@ -13,7 +13,7 @@ import numpy as np
 import sympy as sp
 
 from ..ir import Node
-from ..ops.elementwise import sym
+from ..ops.elementwise import sym, to_native
 
 # --- structural ops as SymPy functions ---------------------------------------------------
 # Each class knows how to print itself (text, LaTeX) and how to compute itself with NumPy.
@@ -356,7 +356,8 @@ def _ew(node, args):
         sp.Ne(a, 0) if i.dtype == "bool" and not isinstance(a, sp.logic.boolalg.Boolean) else a
         for i, a in zip(node.inputs, args)
     ]
-    return node.attr("expr").xreplace({sym(i): a for i, a in enumerate(args)})
+    expr = to_native(node.attr("expr"), nan_checks=True)
+    return expr.xreplace({sym(i): a for i, a in enumerate(args)})
 
 
 def _reduction(cls):
@@ -409,7 +410,7 @@ LEAVES = {
     "input": lambda b, node: b.leaf(_sym(node.name), node, "input", node),
     "dim": lambda b, node: b.leaf(_dim(node.attr("name")), node, "dim", node.attr("name")),
     "const": _const,
-    "ew": lambda b, node: node.attr("expr"),
+    "ew": lambda b, node: to_native(node.attr("expr")),
 }
 
 

@@ -33,3 +33,23 @@ def result_float(dtypes) -> str:
     if not floats:
         return "float64"
     return "float64" if "float64" in floats else "float32"
+
+
+def promote(strong, weak=()) -> str:
+    """The dtype NumPy 2 gives arithmetic on tensors of dtypes ``strong`` and Python numbers
+    of types ``weak`` (NEP 50: a Python number takes the dtype of the tensors it meets
+    unless its kind is higher: a float with int64 tensors gives float64).
+
+    NumPy scalars (``np.float64(2.0)``) are strong, like tensors.  Bools read as numbers:
+    arithmetic on bools alone is float64 (symgrad reads a bool as 1.0 / 0.0).
+
+    >>> promote(["float32"], [float]), promote(["int64"], [int]), promote(["int64"], [float])
+    ('float32', 'int64', 'float64')
+    """
+    strong = [d for d in strong if d != "bool"]
+    weak = list(weak)
+    if not strong:
+        return "int64" if weak and float not in weak else "float64"
+    if "int64" in strong:  # int64 with float32 is float64, as in NumPy
+        return "float64" if float in weak or len(set(strong)) > 1 else "int64"
+    return result_float(strong)

@@ -20,7 +20,8 @@ from ..ir.shapes import fmt, reduced
 from . import core, layout, linalg, reductions
 from . import labels as label_ops
 from .core import ew
-from .elementwise import FUNCTIONS, boolean_as_number, number, sym
+from .elementwise import FUNCTIONS, Div, IsNaN, boolean_as_number, number, sym
+from .elementwise import power as elementwise_power
 
 # --- creating tensors --------------------------------------------------------------------
 
@@ -53,20 +54,27 @@ def as_node(value) -> Node:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, numbers.Number) and not isinstance(value, Node)
+    """A Python number: weakly typed (NEP 50).  NumPy scalars are not: they keep their dtype."""
+    return type(value) in (bool, int, float)  # np.float64 subclasses float: not weak
 
 
-def _apply(formula, *operands, what: str, conditions=()) -> Node:
+def _apply(formula, *operands, what: str, conditions=(), integer=False) -> Node:
     """``formula`` applied elementwise to tensors and numbers.
 
-    Python numbers are weakly typed, as in NumPy: they take the float dtype of the tensors
-    they meet (``x32 * 0.5`` stays float32); ``ew`` folds them into the formula.  A bool
-    operand is read as 1.0 / 0.0, except at the positions in ``conditions``, where it is
-    the condition of a ``Piecewise``.
+    Dtypes follow NumPy 2 (NEP 50, :func:`symgrad.ir.dtypes.promote`): Python numbers are
+    weak and take the dtype of the tensors they meet (``x32 * 0.5`` stays float32); NumPy
+    scalars and arrays are tensors.  ``integer`` ops (+, -, *, max, ...) on int64 stay
+    int64 with NumPy's wrap-around; the others compute in float64.  ``ew`` folds numbers
+    into the formula.  A bool operand is read as 1.0 / 0.0, except at the positions in
+    ``conditions``, where it is the condition of a ``Piecewise``.
     """
-    tensors = [as_node(v) for v in operands if not _is_number(v)]
-    weak = dt.result_float([t.dtype for t in tensors])
-    nodes = [core.scalar(v, weak) if _is_number(v) else as_node(v) for v in operands]
+    values = [v for p, v in enumerate(operands) if p not in conditions]
+    strong = [as_node(v).dtype for v in values if not _is_number(v)]
+    weak = [int if type(v) is bool else type(v) for v in values if _is_number(v)]
+    dtype = dt.promote(strong, weak)
+    if not integer and dtype == "int64":
+        dtype = "float64"
+    nodes = [core.scalar(v, dtype) if _is_number(v) else as_node(v) for v in operands]
     args = []
     for position, node in enumerate(nodes):
         s = sym(position)
@@ -76,18 +84,23 @@ def _apply(formula, *operands, what: str, conditions=()) -> Node:
         expr = formula(*args)
     except TypeError as exc:  # SymPy refusing a formula
         raise ArgumentError(f"{what}: {exc}") from None
+    except RecursionError:
+        raise ArgumentError(f"{what}: the formula is too deeply nested to build") from None
+    out_dtype = "bool" if isinstance(expr, sp.logic.boolalg.Boolean) else dtype
     try:
-        return ew(expr, nodes)
+        return ew(expr, nodes, out_dtype)
     except ShapeError as exc:
         names = ", ".join(repr(n) for n in nodes)
         raise ShapeError(f"{what} of {names}: {exc}") from None
+    except ArgumentError as exc:  # a formula SymPy cannot build (too deep, undefined)
+        raise ArgumentError(f"{what}: {exc}") from None
 
 
-def _unary(name):
+def _unary(name, integer=False):
     formula = FUNCTIONS[name]
 
     def f(x):
-        return _apply(formula, x, what=name)
+        return _apply(formula, x, what=name, integer=integer)
 
     f.__name__ = name
     return f
@@ -98,7 +111,7 @@ log = _unary("log")
 log1p = _unary("log1p")
 sqrt = _unary("sqrt")
 tanh = _unary("tanh")
-relu = _unary("relu")
+relu = _unary("relu", integer=True)
 softplus = _unary("softplus")
 sin = _unary("sin")
 cos = _unary("cos")
@@ -108,7 +121,7 @@ cos.__doc__ = "Elementwise cosine (radians)."
 
 def square(x):
     """x * x (as ``x**2``)."""
-    return _apply(FUNCTIONS["square"], x, what="square")
+    return _apply(FUNCTIONS["square"], x, what="square", integer=True)
 
 
 def log_sigmoid(x):
@@ -124,12 +137,13 @@ def clip(x, lo, hi):
     included, and 0 outside; the gradient goes to ``lo`` where ``x < lo`` and to ``hi``
     where ``x > hi``.
     """
-    return _apply(FUNCTIONS["clip"], x, lo, hi, what="clip")
+    return _apply(FUNCTIONS["clip"], x, lo, hi, what="clip", integer=True)
 
 
 def abs(x):  # noqa: A001 - the NumPy name, as sg.abs
-    """|x|, with the subgradient abs'(0) = 0."""
-    return _apply(FUNCTIONS["abs"], x, what="abs")
+    """|x|, with the subgradient abs'(0) = 0 (and abs'' = 0: DiracDelta is 0 almost
+    everywhere)."""
+    return _apply(FUNCTIONS["abs"], x, what="abs", integer=True)
 
 
 def sigmoid(x):
@@ -138,7 +152,7 @@ def sigmoid(x):
     return _apply(FUNCTIONS["sigmoid"], x, what="sigmoid")
 
 
-relu.__doc__ = "max(x, 0), with the subgradient relu'(0) = 0."
+relu.__doc__ = "max(x, 0) (NaN stays NaN, as np.maximum), with the subgradient relu'(0) = 0."
 softplus.__doc__ = "log(1 + exp(x)), evaluated per sign so it never overflows."
 
 
@@ -164,44 +178,59 @@ def silu(x):
 
 def maximum(a, b):
     """Elementwise max; at ties the gradient goes to ``a``."""
-    return _apply(FUNCTIONS["maximum"], a, b, what="maximum")
+    return _apply(FUNCTIONS["maximum"], a, b, what="maximum", integer=True)
 
 
 def minimum(a, b):
     """Elementwise min; at ties the gradient goes to ``a``."""
-    return _apply(FUNCTIONS["minimum"], a, b, what="minimum")
+    return _apply(FUNCTIONS["minimum"], a, b, what="minimum", integer=True)
 
 
 def add(a, b):
-    return _apply(lambda x, y: x + y, a, b, what="add")
+    return _apply(lambda x, y: x + y, a, b, what="add", integer=True)
 
 
 def subtract(a, b):
-    return _apply(lambda x, y: x - y, a, b, what="subtract")
+    return _apply(lambda x, y: x - y, a, b, what="subtract", integer=True)
 
 
 def multiply(a, b):
-    return _apply(lambda x, y: x * y, a, b, what="multiply")
+    return _apply(lambda x, y: x * y, a, b, what="multiply", integer=True)
 
 
 def divide(a, b):
-    return _apply(lambda x, y: x / y, a, b, what="divide")
+    """True division (float64 for int64 operands); ``x / x`` is not 1 where x is 0 or inf."""
+    return _apply(Div, a, b, what="divide")
 
 
 def power(a, b):
-    return _apply(lambda x, y: x**y, a, b, what="power")
+    """``a ** b`` as np.power; int64 ** a non-negative Python int stays int64."""
+    integer = type(b) is int and b >= 0
+    return _apply(elementwise_power, a, b, what="power", integer=integer)
 
 
 def negative(a):
-    return _apply(lambda x: -x, a, what="negative")
+    return _apply(lambda x: -x, a, what="negative", integer=True)
 
 
 def _compare(relation, name):
+    # SymPy decides x >= x, x <= x and x == x to be True and x != x False; with NaN they
+    # are not, so the reflexive relations carry the NaN case along (it costs one compare)
+    if relation in (sp.Eq, sp.LessThan, sp.GreaterThan):
+        formula = lambda x, y: sp.And(relation(x, y), sp.Not(IsNaN(x)))  # noqa: E731
+    elif relation is sp.Ne:
+        formula = lambda x, y: sp.Or(relation(x, y), IsNaN(x))  # noqa: E731
+    else:
+        formula = relation
+
     def f(a, b):
-        return _apply(relation, a, b, what=name)
+        return _apply(formula, a, b, what=name, integer=True)
 
     f.__name__ = name
-    f.__doc__ = f"Elementwise ``{name}`` (a bool tensor, for ``where``); it has no gradient."
+    f.__doc__ = (
+        f"Elementwise ``{name}`` in the operands' dtype (a bool tensor, for ``where``); "
+        "a comparison with NaN is False (``not_equal``: True), as in NumPy.  No gradient."
+    )
     return f
 
 
@@ -219,7 +248,7 @@ def where(condition, a, b):
     if cond.dtype != "bool":
         raise DTypeError(f"where needs a bool condition (a comparison), got {cond.dtype}")
     formula = lambda c, x, y: sp.Piecewise((x, c), (y, True))  # noqa: E731
-    return _apply(formula, cond, a, b, what="where", conditions=(0,))
+    return _apply(formula, cond, a, b, what="where", conditions=(0,), integer=True)
 
 
 def cast(x, dtype) -> Node:
@@ -282,7 +311,8 @@ def logsumexp(x, axis=None, keepdims=False):
 
     The shift is a ``stop_gradient``: the result does not depend on it, so its
     derivative is exactly softmax, with no max-selection term.  A row that is all -inf (a
-    fully masked row) is shifted by 0, so it gives -inf, not nan.
+    fully masked row) is shifted by 0, so it gives -inf, not nan; a row with +inf gives nan
+    (inf - inf, as the max-shifted formula of PyTorch and JAX's softmax).
     """
     x = as_node(x)
     top = reductions.reduce_max(x, axis, keepdims=True)

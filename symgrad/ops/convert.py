@@ -7,7 +7,7 @@ import sympy as sp
 from ..errors import GraphError
 from ..ir import Node, toposort
 from .core import EW
-from .elementwise import sym
+from .elementwise import sym, to_native
 
 
 def to_sympy(node: Node) -> sp.Expr:
@@ -35,4 +35,4 @@ def to_sympy(node: Node) -> sp.Expr:
             values[n] = values[n.inputs[0]]  # the identity on scalars
         else:
             raise GraphError(f"to_sympy cannot convert op {n.op!r}")
-    return values[node]
+    return to_native(values[node])

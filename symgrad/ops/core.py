@@ -31,7 +31,16 @@ from ..ir.op import Op
 from ..ir.shapes import Shape, bindings, broadcast, fmt, is_named, normalize, reduced, size_expr
 from ..ir.shapes import axes as norm_axes
 from ..ir.shapes import reshape as check_reshape
-from .elementwise import boolean_as_number, number, partial, result_dtype, sym, undefined
+from .elementwise import (
+    Const,
+    boolean_as_number,
+    constant_expr,
+    is_number,
+    partial,
+    result_dtype,
+    sym,
+    undefined,
+)
 
 
 class ConstArray:
@@ -105,15 +114,20 @@ CONST = Op("const", vjp=_leaf_vjp, rebuild=_same, fresh=False, leaf="const")
 
 
 def scalar(value, dtype="float64") -> Node:
-    """A scalar constant: folded into formulas, or kept as a value if it is not finite."""
-    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
-        return _opaque(value, dtype)
+    """A scalar constant of ``dtype``: folded into formulas, or kept as a value if it is not
+    finite in ``dtype`` (1e200 as float32 is inf, as NumPy rounds it)."""
+    if isinstance(value, (float, np.floating)) and dtype in dt.FLOATS:
+        with np.errstate(over="ignore"):
+            rounded = np.asarray(value, dtype=dtype)
+        if not np.isfinite(rounded):
+            return _opaque(float(rounded), dtype)
     return constant(value, dtype)
 
 
 def opaque(scalar: Node) -> Node:
     """A scalar constant that formulas read as a value instead of folding it in."""
-    return _opaque(float(as_number(scalar)), scalar.dtype)
+    value = as_number(scalar)
+    return _opaque(value.value if isinstance(value, Const) else float(value), scalar.dtype)
 
 
 def _opaque(value: float, dtype: str) -> Node:
@@ -155,17 +169,21 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
     shape = broadcast(*(i.shape for i in inputs))
     dtype = dtype or result_dtype(expr, inputs)
 
-    replace, kept = {}, []
+    replace, kept, folded_any = {}, [], False
     for i, node in enumerate(inputs):
         if node.op is EW and not node.inputs:  # a scalar constant: fold it in
             replace[sym(i)] = node.attr("expr")
+            folded_any = True
         elif sym(i) in expr.free_symbols:
             kept.append(node)
     kept = sorted(set(kept), key=lambda n: n.digest)
     for i, node in enumerate(inputs):
         if sym(i) not in replace:
             replace[sym(i)] = sym(kept.index(node)) if node in kept else sp.Integer(0)
-    folded = expr.xreplace(replace)
+    try:
+        folded = expr.xreplace(replace)
+    except RecursionError:
+        raise ArgumentError(f"the formula {expr} is too deeply nested to build") from None
     if undefined(folded):
         if undefined(expr) or not _has_constants(inputs):
             # undefined whatever the inputs (log(0) in a branch, say): nothing to print
@@ -174,6 +192,18 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
         # as values instead, so the backends compute NumPy's inf or nan.
         return ew(expr, [opaque(n) if n.op is EW and not n.inputs else n for n in inputs], dtype)
     expr = folded
+    if kept and not all(sym(i) in expr.free_symbols for i in range(len(kept))):
+        # merging repeated inputs made one unused (where(c, x, x) is x): drop it too
+        node = ew(expr, kept, dtype)
+        return node if node.shape == shape else broadcast_to(node, shape)
+    if folded_any and not kept and not is_number(expr):
+        # a formula of constants only: its value as NumPy computes it in the node's dtype,
+        # never SymPy's exact or unbounded arithmetic (1e-200 * 1e-200 is 0.0, not 1e-400)
+        from . import numeric
+
+        operands = [n.dtype for n in inputs] or [dtype]
+        value = numeric.evaluate(expr, dtype, _computes_in(dtype, operands))
+        return broadcast_to(scalar(value, dtype), shape)
 
     if expr == sym(0) and len(kept) == 1 and kept[0].dtype == dtype:
         node = kept[0]
@@ -190,6 +220,17 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
     return node
 
 
+def _computes_in(dtype: str, operands) -> str:
+    """The dtype a node of ``dtype`` over operands of dtypes ``operands`` computes in (a
+    comparison computes in its operands' dtype)."""
+    if dtype != "bool":
+        return dtype
+    kinds = [d for d in operands if d != "bool"]
+    if kinds and all(d == "int64" for d in kinds):
+        return "int64"
+    return dt.result_float(kinds)
+
+
 def _has_constants(inputs) -> bool:
     """Whether any input is a scalar constant (folded into formulas)."""
     return any(n.op is EW and not n.inputs for n in inputs)
@@ -197,7 +238,7 @@ def _has_constants(inputs) -> bool:
 
 def constant(value, dtype: str = "float64") -> Node:
     """A scalar constant node."""
-    return ew(number(value), (), dtype)
+    return ew(constant_expr(value, dtype), (), dtype)
 
 
 def is_constant(node: Node, value=None) -> bool:
@@ -400,10 +441,6 @@ def reduce_sum(x: Node, axis=None, keepdims: bool = False) -> Node:
             )
             count = size([x.shape[a] for a in axes], x.dtype)
             return reshape(ew(sym(0) * sym(1), [y_kept, count]), out_shape)
-    if x.op is EW and axes == (x.ndim - 1,):
-        picked = _sum_of_one_hot(x, keepdims)
-        if picked is not None:
-            return picked
     return intern(SUM, (x,), {"axes": axes, "keepdims": bool(keepdims)}, out_shape, x.dtype)
 
 
@@ -449,14 +486,25 @@ def _leaf(i: int) -> sp.Symbol:
     return sp.Symbol(f"_leaf{i}", real=True)
 
 
-def _sum_of_one_hot(x: Node, keepdims: bool) -> Node | None:
-    """sum(one_hot(labels) * r, axis=-1) is r when r is constant along that axis.
+def sum_of_one_hot(node: Node) -> Node | None:
+    """sum(one_hot(labels) * r, axis=-1) is r when r is constant along that axis (or None).
+
+    A rewrite of the simplify pass, not of the constructor: it drops the labels from the
+    graph, and the signature (built before optimisation) must still see and check them.
 
     Each row of a one-hot holds exactly one 1 (labels are checked to be in [0, C)), so the
     sum keeps the one term where it is 1.  This is what turns the derived softmax
     cross-entropy gradient into (softmax - onehot) / N.
     """
-    expr, leaves = _inline(x)
+    if node.op is not SUM or node.inputs[0].op is not EW:
+        return None
+    x, keepdims = node.inputs[0], node.attr("keepdims")
+    if node.attr("axes") != (x.ndim - 1,) or not _reads_hot_rows(x):
+        return None
+    try:
+        expr, leaves = _inline(x)
+    except (RecursionError, TypeError, ValueError):  # SymPy out of its depth: keep the sum
+        return None
     last = x.ndim - 1
     for k, h in enumerate(leaves):
         others = [i for j, i in enumerate(leaves) if j != k]
@@ -469,6 +517,14 @@ def _sum_of_one_hot(x: Node, keepdims: bool) -> Node | None:
             shape = x.shape[:last] + ((1,) if keepdims else ())
             return reshape(broadcast_to(rest, broadcast(rest.shape, x.shape[:last] + (1,))), shape)
     return None
+
+
+def _reads_hot_rows(x: Node, depth: int = 4) -> bool:
+    """Whether ``x`` reads a one-hot within the ``depth`` levels that ``_inline`` sees."""
+    return any(
+        i.op.hot_rows or (i.op is EW and depth > 0 and _reads_hot_rows(i, depth - 1))
+        for i in x.inputs
+    )
 
 
 # --- stop_gradient -----------------------------------------------------------------------

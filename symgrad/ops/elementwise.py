@@ -14,7 +14,6 @@ arithmetic on a boolean tensor reads it as 1.0 / 0.0.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from functools import cache
 
 import numpy as np
@@ -30,6 +29,133 @@ from ..ir import dtypes as dt
 def sym(i: int) -> sp.Symbol:
     """The symbol standing for input ``i`` of an elementwise node."""
     return sp.Symbol(f"x{i}", real=True)
+
+
+# --- functions that SymPy may not rewrite ------------------------------------------------
+# SymPy's own log, sqrt, exp, 1/x and x**(1/2) come with identities of exact real or complex
+# arithmetic that are wrong in floating point: exp(log(x)) -> x (nan at x = -1),
+# x/x -> 1 (nan at 0), sqrt(x)**2 -> x, exp(a)*exp(-a) -> 1 (nan when exp(a) overflows).
+# The classes below are opaque to SymPy's automatic evaluation (``eval`` returns None, so
+# even ``Log(2)`` stays as written and is folded by NumPy, see ``ew``) but keep
+# ``sympy.diff`` through ``fdiff``.  A formula holds SymPy's ``Pow`` only with a positive
+# integer exponent; every other power is a ``Power``.  See docs/semantics.md.
+
+
+class _Opaque(sp.Function):
+    is_real = True
+
+    @classmethod
+    def eval(cls, *args):
+        return None
+
+
+class Exp(_Opaque):
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return Exp(self.args[0])
+
+
+class Log(_Opaque):
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return Recip(self.args[0])
+
+
+class Log1p(_Opaque):
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return Recip(self.args[0] + 1)
+
+
+class Expm1(_Opaque):
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return Exp(self.args[0])
+
+
+class Sqrt(_Opaque):
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return Recip(2 * Sqrt(self.args[0]))
+
+
+class Erf(_Opaque):
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return 2 / sp.sqrt(sp.pi) * Exp(-self.args[0] ** 2)
+
+
+class Div(_Opaque):
+    """a / b, one IEEE division (never cancelled against ``b``, never ``a * (1/b)``, which
+    differs: 5e-324 / 5e-324 is 1, 5e-324 * (1 / 5e-324) is inf)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, a, b):
+        return a if b == 1 else None  # exact
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return Div(1, b) if argindex == 1 else -Div(Div(a, b), b)
+
+
+def Recip(x):  # noqa: N802 - reads as the function it builds
+    """1 / x as a formula."""
+    return Div(sp.Integer(1), x)
+
+
+class Power(_Opaque):
+    """x**y for an exponent that is not a positive integer constant (NumPy's power)."""
+
+    nargs = 2
+
+    @classmethod
+    def eval(cls, x, y):
+        # x**0 is 1 and x**1 is x for every x (IEEE pow(nan, 0) = 1); a positive integer
+        # power is SymPy's Pow (repeated multiplication is exact up to rounding)
+        if y.is_Integer and y >= 0:
+            return x**y
+        return None
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        if argindex == 1:
+            return y * power(x, y - 1)
+        return Power(x, y) * Log(x)
+
+
+def power(x, y):
+    """``x**y`` as a formula: SymPy's Pow for positive integer constants, else ``Power``."""
+    return Power(sp.sympify(x), sp.sympify(y))
+
+
+class Paren(_Opaque):
+    """Grouping: the value of its argument, computed on its own before it is used.
+
+    Fusion splices a producer's formula into its user's as ``Paren(formula)``, so SymPy
+    cannot reassociate or fold across the two ops (``(x * 1e-200) * 1e-200`` is not
+    ``x * 1e-400``, ``(a + b) - b`` is not ``a``).  Only floating-point commutativity, which
+    is exact, is left to SymPy.
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, x):
+        # an atom, a call or a group needs no grouping
+        if x.is_Atom or isinstance(x, (sp.Function, Paren)) and not isinstance(x, sp.Piecewise):
+            return x
+        return None
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(1)
 
 
 class IsNaN(sp.Function, Boolean):
@@ -50,6 +176,30 @@ class IsNaN(sp.Function, Boolean):
         raise NotImplementedError("IsNaN has no set over the reals")
 
 
+class Const(sp.Symbol):
+    """A floating-point constant inside a formula, kept as an atom.
+
+    SymPy multiplies and adds its numbers exactly (and with an unbounded exponent), so a
+    float folded into a formula as a SymPy ``Float`` would combine with its neighbours in
+    arithmetic that is not the node's.  A ``Const`` combines with nothing; its value is
+    already rounded to the dtype of the node it was folded into.
+    """
+
+    def __new__(cls, value: float):
+        obj = super().__new__(cls, f"c[{float(value)!r}]", real=True)
+        return obj
+
+    @property
+    def value(self) -> float:
+        return float(self.name[2:-1])
+
+    def _sympystr(self, printer):
+        return repr(self.value)
+
+    def __getnewargs_ex__(self):  # pickles as its value (a Symbol pickles its assumptions)
+        return (self.value,), {}
+
+
 def _piecewise_max(a, b):
     # Ties go to the first argument, as in max reductions: d/da max(a, a) = 1, d/db = 0.
     # NaN wins as in np.maximum: a NaN ``a`` takes the first branch, a NaN ``b`` the second.
@@ -65,24 +215,24 @@ def _piecewise_min(a, b):
 # Each piecewise formula lets NaN take a branch that propagates it (a comparison with NaN
 # is False): relu(nan) is nan as np.maximum(nan, 0).
 FUNCTIONS = {
-    "exp": sp.exp,
-    "log": sp.log,
-    "log1p": log1p,
-    "sqrt": sp.sqrt,
+    "exp": Exp,
+    "log": Log,
+    "log1p": Log1p,
+    "sqrt": Sqrt,
     "abs": sp.Abs,
     "tanh": sp.tanh,
-    "sigmoid": lambda x: 1 / (1 + sp.exp(-x)),
+    "sigmoid": lambda x: Recip(1 + Exp(-x)),
     "relu": lambda x: sp.Piecewise((0, x <= 0), (x, True)),
     "leaky_relu": lambda x, alpha: sp.Piecewise((alpha * x, x <= 0), (x, True)),
-    "elu": lambda x, alpha: sp.Piecewise((alpha * expm1(x), x <= 0), (x, True)),
-    "gelu": lambda x: x / 2 * (1 + sp.erf(x / sp.sqrt(2))),
+    "elu": lambda x, alpha: sp.Piecewise((alpha * Expm1(x), x <= 0), (x, True)),
+    "gelu": lambda x: x / 2 * (1 + Erf(x / sp.sqrt(2))),
     "gelu_tanh": lambda x: (
         x / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (x + sp.Rational(44715, 10**6) * x**3)))
     ),
     # silu is x * sigmoid(x) as two nodes (see api.silu) so sigmoid's saved output is reused.
     # Softplus is written per sign so neither branch overflows: log1p(exp(-|x|)) + max(x, 0).
     "softplus": lambda x: sp.Piecewise(
-        (log1p(sp.exp(x)), x <= 0), (x + log1p(sp.exp(-x)), True)
+        (Log1p(Exp(x)), x <= 0), (x + Log1p(Exp(-x)), True)
     ),
     "maximum": _piecewise_max,
     "minimum": _piecewise_min,
@@ -92,30 +242,69 @@ FUNCTIONS = {
     # log(sigmoid(x)) = -softplus(-x), per sign so that neither branch overflows and the
     # derivative (sigmoid(-x)) stays finite for |x| up to 1e4 and beyond
     "log_sigmoid": lambda x: sp.Piecewise(
-        (-log1p(sp.exp(-x)), x > 0), (x - log1p(sp.exp(x)), True)
+        (-Log1p(Exp(-x)), x > 0), (x - Log1p(Exp(x)), True)
     ),
     # clip'(x) = 1 for lo <= x <= hi, boundaries included (PyTorch's convention)
     "clip": lambda x, lo, hi: sp.Piecewise((lo, x < lo), (hi, x > hi), (x, True)),
 }
 
 
-def number(value) -> sp.Expr:
-    """A Python or NumPy scalar as an exact SymPy number.
+def to_native(expr, nan_checks: bool = False):
+    """``expr`` with SymPy's own functions instead of ours (for display and for proofs):
+    ``Div(a, b)`` is ``a/b``, ``Exp`` is ``exp``, a ``Const`` a ``Float``, ``Paren`` goes.
+    ``IsNaN`` is False (SymPy's reals hold no NaN) unless ``nan_checks`` keeps it."""
+    native = (
+        expr.replace(Paren, lambda a: a)
+        .replace(Div, lambda a, b: a / b)
+        .replace(Power, lambda a, b: a**b)
+        .xreplace({c: sp.Float(c.value) for c in expr.atoms(Const)})
+        .replace(Exp, sp.exp)
+        .replace(Log, sp.log)
+        .replace(Sqrt, sp.sqrt)
+        .replace(Erf, sp.erf)
+        .replace(Log1p, log1p)
+        .replace(Expm1, expm1)
+    )
+    return native if nan_checks else native.replace(IsNaN, lambda a: sp.false)
 
-    Integers and short binary fractions (0.5, 0.25) become exact rationals, so that
-    ``2 * (0.5 * x)`` simplifies to ``x``; other floats keep all 53 bits.
-    """
-    if isinstance(value, (bool, int, np.integer)):
+
+def number(value) -> sp.Expr:
+    """A Python or NumPy scalar as a SymPy number: an ``Integer`` for an integral value
+    below 2**53 in magnitude (exact in both float dtypes' arithmetic up to rounding),
+    else a ``Float`` with all 53 bits."""
+    if isinstance(value, (bool, int, np.integer, np.bool_)):
         return sp.Integer(int(value))
     if not isinstance(value, (float, np.floating)):
         raise ArgumentError(f"expected a real number, got {type(value).__name__} {value!r}")
     value = float(value)
     if not math.isfinite(value):
         raise ArgumentError(f"constant {value} is not finite")
-    ratio = Fraction(value)
-    if ratio.denominator <= 1 << 16 and abs(ratio.numerator) < 1 << 53:
-        return sp.Rational(ratio.numerator, ratio.denominator)
+    negative_zero = value == 0 and math.copysign(1.0, value) < 0
+    if value.is_integer() and abs(value) < 2**53 and not negative_zero:
+        return sp.Integer(int(value))
     return sp.Float(value, precision=53)
+
+
+def constant_expr(value, dtype: str = "float64") -> sp.Expr:
+    """The formula of a scalar constant of ``dtype``: an ``Integer`` for an integral value
+    (below 2**53, not -0.0), a boolean for a bool, else a :class:`Const` holding the value
+    rounded to ``dtype``."""
+    if dtype == "bool":
+        return sp.true if bool(value) else sp.false
+    if isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
+        raise ArgumentError(f"constant {value} is not finite")
+    number_ = number(value)
+    if isinstance(number_, sp.Integer):
+        if dtype == "int64" or abs(int(number_)) < 2**24 or dtype == "float64":
+            return number_
+    if dtype == "int64":
+        raise ArgumentError(f"constant {value!r} is not an integer")
+    return Const(float(np.asarray(value, dtype=dtype)))
+
+
+def is_number(expr) -> bool:
+    """Whether a formula is one number (the formula of a scalar constant)."""
+    return isinstance(expr, (sp.Integer, Const)) or expr in (sp.true, sp.false)
 
 
 def boolean_as_number(s: sp.Symbol) -> sp.Expr:
@@ -140,19 +329,38 @@ def undefined(expr) -> bool:
     return expr.has(sp.zoo, sp.nan, sp.oo)
 
 
+# SymPy work on a derivative is bounded by the size of the formula: beyond these, the
+# derivative is kept as sympy.diff gives it (a larger kernel, never a long compile).
+FIT_MAX_OPS = 40
+FIT_MAX_EXPONENT = 64
+
+
+def _fit_allowed(expr, deriv) -> bool:
+    if sp.count_ops(expr) > FIT_MAX_OPS or sp.count_ops(deriv) > FIT_MAX_OPS:
+        return False
+    return all(
+        abs(p.exp) <= FIT_MAX_EXPONENT for p in (expr.atoms(sp.Pow) | deriv.atoms(sp.Pow))
+    ) and not expr.atoms(Power, Const, IsNaN)
+
+
 @cache
 def _fit_in_output(expr, deriv):
     """``deriv`` written as a polynomial of degree <= 2 in ``y = expr``, or None.
 
     This is how the backward pass reuses forward values: sigmoid' becomes y*(1 - y),
     tanh' becomes 1 - y**2, exp' becomes y.  The polynomial is fitted at three points and
-    accepted only if SymPy proves it equal to the derivative and it is cheaper.
+    accepted only if SymPy proves it equal to the derivative (over the reals, with SymPy's
+    own functions: a proof, not an evaluation) and it is cheaper.  Only small formulas are
+    tried (:data:`FIT_MAX_OPS`, :data:`FIT_MAX_EXPONENT`): ``x**1e6`` must not hang.
     """
+    if not _fit_allowed(expr, deriv):
+        return None
     x, y = sym(0), sp.Symbol("y", real=True)
+    native, native_deriv = to_native(expr), to_native(deriv)
     points = [sp.Rational(3, 10), sp.Rational(7, 10), sp.Rational(11, 10)]
     try:
-        rows = [[1, expr.subs(x, t), expr.subs(x, t) ** 2] for t in points]
-        rhs = [deriv.subs(x, t) for t in points]
+        rows = [[1, native.subs(x, t), native.subs(x, t) ** 2] for t in points]
+        rhs = [native_deriv.subs(x, t) for t in points]
         coeffs = sp.Matrix(rows).evalf(30).solve(sp.Matrix(rhs).evalf(30))
     except (ValueError, TypeError, ZeroDivisionError):  # includes a singular fit
         return None
@@ -162,7 +370,7 @@ def _fit_in_output(expr, deriv):
     poly = coeffs[0] + coeffs[1] * y + coeffs[2] * y**2
     if sp.count_ops(poly) >= sp.count_ops(deriv):
         return None
-    if sp.simplify(deriv - poly.subs(y, expr)) != 0:
+    if sp.simplify(native_deriv - poly.subs(y, native)) != 0:
         return None
     return poly.subs(y, sym(0))
 
@@ -172,9 +380,15 @@ def partial(expr, i: int, n_inputs: int):
     """d expr / d x_i as ``(formula, uses_output)``.
 
     With ``uses_output`` the formula's ``x0`` is the node's own output (saved forward
-    value) instead of its input.
+    value) instead of its input.  The derivative of ``sign`` (abs'') is SymPy's
+    ``DiracDelta``, a distribution: it is 0 almost everywhere, as in JAX.  A formula too
+    deep for SymPy is an :class:`ArgumentError`.
     """
-    deriv = sp.diff(expr, sym(i))
+    try:
+        deriv = sp.diff(expr, sym(i))
+    except RecursionError:
+        raise ArgumentError(f"the derivative of {expr} is too deeply nested for SymPy") from None
+    deriv = deriv.replace(sp.DiracDelta, lambda *args: sp.Integer(0))
     if n_inputs == 1 and deriv.has(sym(0)) and not expr.has(sp.Piecewise):
         reused = _fit_in_output(expr, deriv)
         if reused is not None:

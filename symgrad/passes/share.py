@@ -23,13 +23,14 @@ import sympy as sp
 from ..ir import Node, toposort
 from ..ir.op import rebuild
 from ..ops.core import ew, is_formula
-from ..ops.elementwise import sym
+from ..ops.elementwise import Const, Div, Paren, sym
 from .rewrite import rewrite
 
 
 def _calls(expr) -> set:
     """The function calls in ``expr`` (exp, log, erf, tanh, ...), outermost and inner."""
-    cheap = (sp.Piecewise, sp.Abs, sp.sign)  # recomputing these costs less than a load
+    # recomputing these costs less than a load (a Paren is grouping, not a call)
+    cheap = (sp.Piecewise, sp.Abs, sp.sign, Paren, Div)
     return {
         e
         for e in sp.preorder_traversal(expr)
@@ -39,7 +40,8 @@ def _calls(expr) -> set:
 
 def _by_node(call, inputs):
     """A call written over the input nodes themselves (so formulas can be compared)."""
-    used = sorted({inputs[int(s.name[1:])] for s in call.free_symbols}, key=lambda n: n.digest)
+    slots = [s for s in call.free_symbols if not isinstance(s, Const)]
+    used = sorted({inputs[int(s.name[1:])] for s in slots}, key=lambda n: n.digest)
     return call.xreplace(
         {sym(i): sp.Symbol(f"n{inputs[i].digest}", real=True) for i in range(len(inputs))}
     ), tuple(used)

@@ -6,6 +6,10 @@ elementwise formulas, SymPy simplifies ``0*x + y`` to ``y``), so rebuilding the 
 through them applies the identities everywhere.  This pass adds those that need context:
 
 * ``stop_gradient(x)`` is ``x`` once derivatives are taken;
+* ``sum(one_hot(labels) * r, axis=-1)`` is ``r`` when ``r`` is constant along that axis
+  (this turns the derived softmax cross-entropy gradient into (softmax - onehot) / N).  It
+  drops the labels, so it lives here and not in the constructor: the signature is built
+  from the graph as written and still checks every label;
 * an elementwise node reads ``y`` instead of an input ``broadcast_to(y, S)``: its own
   broadcasting does the rest, and where every input was broadcast the formula is computed
   once on the small shape and the result broadcast (``-broadcast_to(c)`` is
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 from ..ir import Node
 from ..ir.op import rebuild
-from ..ops.core import BROADCAST_TO, EW, broadcast_to, ew
+from ..ops.core import BROADCAST_TO, EW, SUM, broadcast_to, ew, sum_of_one_hot
 from .rewrite import rewrite
 
 
@@ -32,7 +36,11 @@ def _simplify_node(node: Node, inputs: list[Node]) -> Node:
         # compute on the unbroadcast inputs; broadcast the (smaller) result if still needed
         inputs = [x.inputs[0] if x.op is BROADCAST_TO else x for x in inputs]
         return broadcast_to(ew(node.attr("expr"), inputs, node.dtype), node.shape)
-    return rebuild(node, inputs)
+    new = rebuild(node, inputs)
+    if new.op is SUM:
+        picked = sum_of_one_hot(new)
+        return new if picked is None else picked
+    return new
 
 
 def simplify(outputs) -> list[Node]:
