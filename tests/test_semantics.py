@@ -159,6 +159,18 @@ def test_nan_through_fused_piecewise_conditions(backend):
     same(run(g, backend, v=x, w=y), want_g)
 
 
+def test_nan_tests_in_nested_conditions(backend):
+    # IsNaN inside SymPy's logic (to_nnf rejected an unknown boolean function: found by the
+    # differential tester)
+    v = sg.tensor("v", (3,))
+    x = np.array([np.nan, -1.0, 2.0])
+    inner = sg.where(sg.equal(v, v), sg.minimum(v, 1.0), 5.0)
+    f = sg.where(sg.not_equal(v, v), sg.maximum(v, 0.0), inner)
+    with np.errstate(invalid="ignore"):
+        want = np.where(x != x, np.maximum(x, 0.0), np.where(x == x, np.minimum(x, 1.0), 5.0))
+    same(run(f, backend, v=x), want)
+
+
 def test_reductions_propagate_nan_and_inf(backend):
     v = sg.tensor("v", (3,))
     x = np.array([1.0, np.nan, 2.0])

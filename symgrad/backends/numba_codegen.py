@@ -523,13 +523,13 @@ class Reduce(NamedTuple):
     init: Callable  # node -> the initial value (source text)
     accumulate: Callable  # (kernel, node, target, value, depth) -> emits one step
     parallel_safe: Callable  # (node, outer axis) -> whether prange over that axis is safe
-    wide: bool = False  # a float32 result accumulates in float64, rounded once at the end
+    wide: Callable = lambda node: False  # node -> accumulates in float64, rounded at the end
 
 
 def _wide(node: Node) -> bool:
     """Whether a reduction accumulates in float64: a float32 sum does, and rounds once at
     the end (deterministic, and accurate: 2e7 float32 ones sum to 2e7, not 2**24)."""
-    return node.op.loop == "reduce" and LOWER[node.op].wide and node.dtype == "float32"
+    return node.op.loop == "reduce" and LOWER[node.op].wide(node)
 
 
 def _accumulator(k: Kernel, node: Node) -> str:
@@ -738,7 +738,7 @@ LOWER = {
         init=lambda node: "0",
         accumulate=_accumulate_sum,
         parallel_safe=_sum_parallel_safe,
-        wide=True,
+        wide=lambda node: node.dtype == "float32",
     ),
     "max": Reduce(
         init=_lowest, accumulate=_accumulate_max, parallel_safe=lambda node, outer: False

@@ -14,6 +14,7 @@ arithmetic on a boolean tensor reads it as 1.0 / 0.0.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from functools import cache
 
 import numpy as np
@@ -251,13 +252,14 @@ FUNCTIONS = {
 
 def to_native(expr, nan_checks: bool = False):
     """``expr`` with SymPy's own functions instead of ours (for display and for proofs):
-    ``Div(a, b)`` is ``a/b``, ``Exp`` is ``exp``, a ``Const`` a ``Float``, ``Paren`` goes.
+    ``Div(a, b)`` is ``a/b``, ``Exp`` is ``exp``, ``Paren`` goes, a ``Const`` is its exact
+    value (a ``Rational`` for a short binary fraction: 0.5 reads 1/2, else a ``Float``).
     ``IsNaN`` is False (SymPy's reals hold no NaN) unless ``nan_checks`` keeps it."""
     native = (
         expr.replace(Paren, lambda a: a)
         .replace(Div, lambda a, b: a / b)
         .replace(Power, lambda a, b: a**b)
-        .xreplace({c: sp.Float(c.value) for c in expr.atoms(Const)})
+        .xreplace({c: _exact(c.value) for c in expr.atoms(Const)})
         .replace(Exp, sp.exp)
         .replace(Log, sp.log)
         .replace(Sqrt, sp.sqrt)
@@ -266,6 +268,13 @@ def to_native(expr, nan_checks: bool = False):
         .replace(Expm1, expm1)
     )
     return native if nan_checks else native.replace(IsNaN, lambda a: sp.false)
+
+
+def _exact(value: float) -> sp.Expr:
+    ratio = Fraction(value)
+    if ratio.denominator <= 1 << 16 and abs(ratio.numerator) < 1 << 53:
+        return sp.Rational(ratio.numerator, ratio.denominator)
+    return sp.Float(value, precision=53)
 
 
 def number(value) -> sp.Expr:
