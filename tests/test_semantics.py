@@ -266,7 +266,7 @@ def test_long_chains_fuse_in_bounded_pieces_and_keep_the_order(backend):
     v = sg.tensor("v", (3,))
     f, want = v, np.array([0.1, -2.0, 7.0])
     x = want.copy()
-    for k in range(150):
+    for _ in range(150):
         f = f * 1.0001 + 0.5
         want = want * 1.0001 + 0.5
     same(run(f, backend, v=x), want)
@@ -298,5 +298,3 @@ def test_one_hot_sum_keeps_and_checks_its_labels(backend):
     assert g.input_names == ["y"]
     with pytest.raises(sg.SymgradError, match="labels 'y'"):
         g(y=np.array([-1, 0]))
-
-

@@ -15,7 +15,6 @@ from ..ir.shapes import evaluate
 from ..ops import numeric
 from .inputs import check_labels
 
-
 # The formula printer lives in ops/numeric.py: constant folding runs the same NumPy code.
 ew_function = numeric.function
 

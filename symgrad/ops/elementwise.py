@@ -89,7 +89,7 @@ class Erf(_Opaque):
     nargs = 1
 
     def fdiff(self, argindex=1):
-        return 2 / sp.sqrt(sp.pi) * Exp(-self.args[0] ** 2)
+        return 2 / sp.sqrt(sp.pi) * Exp(-(self.args[0] ** 2))
 
 
 class Div(_Opaque):
@@ -232,9 +232,7 @@ FUNCTIONS = {
     ),
     # silu is x * sigmoid(x) as two nodes (see api.silu) so sigmoid's saved output is reused.
     # Softplus is written per sign so neither branch overflows: log1p(exp(-|x|)) + max(x, 0).
-    "softplus": lambda x: sp.Piecewise(
-        (Log1p(Exp(x)), x <= 0), (x + Log1p(Exp(-x)), True)
-    ),
+    "softplus": lambda x: sp.Piecewise((Log1p(Exp(x)), x <= 0), (x + Log1p(Exp(-x)), True)),
     "maximum": _piecewise_max,
     "minimum": _piecewise_min,
     "sin": sp.sin,
@@ -242,9 +240,7 @@ FUNCTIONS = {
     "square": lambda x: x**2,
     # log(sigmoid(x)) = -softplus(-x), per sign so that neither branch overflows and the
     # derivative (sigmoid(-x)) stays finite for |x| up to 1e4 and beyond
-    "log_sigmoid": lambda x: sp.Piecewise(
-        (-Log1p(Exp(-x)), x > 0), (x - Log1p(Exp(x)), True)
-    ),
+    "log_sigmoid": lambda x: sp.Piecewise((-Log1p(Exp(-x)), x > 0), (x - Log1p(Exp(x)), True)),
     # clip'(x) = 1 for lo <= x <= hi, boundaries included (PyTorch's convention)
     "clip": lambda x, lo, hi: sp.Piecewise((lo, x < lo), (hi, x > hi), (x, True)),
 }
