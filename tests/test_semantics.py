@@ -219,6 +219,21 @@ def test_int64_arithmetic_stays_int64(backend):
     same(run(n / 2, backend, n=x), x / 2)  # true division: float64
 
 
+def test_float32_formulas_with_fractions_stay_float32():
+    # gelu's x/2 and gelu_tanh's 0.044715 are SymPy Rationals: the interpreter printed them
+    # as numpy.divide(p, q), a float64 scalar, strong under NEP 50, so a float32 formula
+    # computed in float64 (the Numba kernel in float32)
+    import sympy as sp
+
+    from symgrad.ops import numeric
+    from symgrad.ops.elementwise import sym
+
+    x = np.array([0.3, -1.7, 2.5], dtype=np.float32)
+    got = numeric.function(sym(0) * sp.Rational(1, 3), 1)(x)
+    assert got.dtype == np.float32
+    same(got, x * np.float32(1 / 3))
+
+
 def test_nep50_promotion():
     x32 = sg.tensor("x32", (), "float32")
     n = sg.tensor("n", (), "int64")

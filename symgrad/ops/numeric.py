@@ -42,6 +42,8 @@ class NumpyPrinter(NumPyPrinter):
         return self._literal(f"{int(expr)}.0" if abs(int(expr)) < 2**53 else repr(float(expr)))
 
     def _print_Rational(self, expr):
+        if self.literals == "weak":  # a Python float: weak, so x32 / 2 stays float32
+            return repr(int(expr.p) / int(expr.q))
         return f"numpy.divide({self._print(expr.p)}, {self._print(expr.q)})"
 
     def _print_Const(self, expr):
