@@ -35,6 +35,7 @@ from ..ir import Node, toposort
 from ..ir.shapes import DimExpr
 from ..ops.elementwise import sym
 from ..ops.layout import offsets
+from ..ops.numeric import piecewise_text
 from . import vmath
 
 NP_DTYPES = {
@@ -144,15 +145,9 @@ class ScalarPrinter(PythonCodePrinter):
 
     def _print_Piecewise(self, expr):
         # nested conditional expressions: only the chosen branch is evaluated
-        *branches, (last, cond) = expr.args
-        text = (
-            self._print(last)
-            if cond == sp.true
-            else f"({self._print(last)} if {self._print(cond)} else math.nan)"
+        return piecewise_text(
+            expr, self._print, lambda c, v, o: f"({v} if {c} else {o})", "math.nan"
         )
-        for value, cond in reversed(branches):
-            text = f"({self._print(value)} if {self._print(cond)} else {text})"
-        return text
 
     def _print_Symbol(self, expr):
         return expr.name

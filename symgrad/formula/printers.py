@@ -7,6 +7,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
+from ..ops.numeric import piecewise_text
 from .ops import FormulaOp, MatMul, OneHot, _atomlike
 
 # --- printers ----------------------------------------------------------------------------
@@ -137,15 +138,7 @@ class TextPrinter(_Common, StrPrinter):
         cond = self._iverson(expr)
         if cond is not None:
             return f"[{self._print(cond)}]"
-        *branches, (last, cond) = expr.args
-        text = (
-            self._print(last)
-            if cond == sp.true
-            else f"where({self._print(cond)}, {self._print(last)}, nan)"
-        )
-        for value, c in reversed(branches):
-            text = f"where({self._print(c)}, {self._print(value)}, {text})"
-        return text
+        return piecewise_text(expr, self._print, lambda c, v, o: f"where({c}, {v}, {o})", "nan")
 
     def _print_Relational(self, expr):
         lhs, rhs = expr.args

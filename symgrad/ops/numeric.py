@@ -107,15 +107,21 @@ class NumpyPrinter(NumPyPrinter):
 
     def _print_Piecewise(self, expr):
         # nested where: it broadcasts scalar and array branches alike (select does not)
-        *branches, (last, cond) = expr.args
-        text = (
-            self._print(last)
-            if cond == sp.true
-            else f"numpy.where({self._print(cond)}, {self._print(last)}, numpy.nan)"
+        return piecewise_text(
+            expr, self._print, lambda c, v, o: f"numpy.where({c}, {v}, {o})", "numpy.nan"
         )
-        for value, cond in reversed(branches):
-            text = f"numpy.where({self._print(cond)}, {self._print(value)}, {text})"
-        return text
+
+
+def piecewise_text(expr: sp.Piecewise, show, choose, nan: str) -> str:
+    """A ``Piecewise`` written as nested two-way choices, the first branch outermost:
+    ``choose(condition, value, otherwise)`` on the texts ``show`` gives. Without a ``True``
+    branch the innermost ``otherwise`` is ``nan`` (SymPy leaves it undefined). Every printer
+    of formulas (NumPy, Numba, the formulas shown to people) writes piecewise values so."""
+    *branches, (last, cond) = expr.args
+    text = show(last) if cond == sp.true else choose(show(cond), show(last), nan)
+    for value, c in reversed(branches):
+        text = choose(show(c), show(value), text)
+    return text
 
 
 @cache
