@@ -68,6 +68,98 @@ def _from_bits(typingctx, i):
     return types.float64(types.int64), codegen
 
 
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """a * b + c rounded once (``llvm.fma``: a ``vfmadd`` where the CPU has FMA, as every
+    x86 with AVX2 does; elsewhere LLVM calls libm's ``fma``, slow but still exact).  Used
+    where the single rounding matters and to halve the instruction count of polynomials
+    (Numba does not contract ``a * b + c`` itself)."""
+    if not (a == b == c and a in (types.float64, types.float32)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return a(a, a, a), codegen
+
+
+# float32 bit manipulation is written in LLVM IR: Numba widens int32 arithmetic to int64,
+# which would halve the vector width of float32 loops.
+_I32, _FLT = ir.IntType(32), ir.FloatType()
+_F32_SHIFT_BITS = 0x4B400000  # the bits of 1.5 * 2**23
+
+
+def _i32(v):
+    return ir.Constant(_I32, v)
+
+
+def _pow2_ir(builder, k):
+    """2**k as a float32 from the int32 k (-126 <= k <= 127)."""
+    return builder.bitcast(builder.shl(builder.add(k, _i32(127)), _i32(23)), _FLT)
+
+
+@intrinsic
+def _scale_f32(typingctx, y, z):
+    """y * 2**k for z = float32(k) + 1.5 * 2**23 (k in its low mantissa bits),
+    -252 <= k <= 254, as two factors 2**(k >> 1) and 2**(k - (k >> 1)), so that a result
+    that overflows is inf and one in the subnormal range is rounded once."""
+    if not (y == z == types.float32):
+        return None
+
+    def codegen(context, builder, signature, args):
+        k = builder.sub(builder.bitcast(args[1], _I32), _i32(_F32_SHIFT_BITS))
+        k1 = builder.ashr(k, _i32(1))
+        p1, p2 = _pow2_ir(builder, k1), _pow2_ir(builder, builder.sub(k, k1))
+        return builder.fmul(builder.fmul(args[0], p1), p2)
+
+    return types.float32(types.float32, types.float32), codegen
+
+
+@intrinsic
+def _pow2_f32(typingctx, z):
+    """2**k for z = float32(k) + 1.5 * 2**23, -126 <= k <= 127."""
+    if z != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _pow2_ir(builder, builder.sub(builder.bitcast(args[0], _I32),
+                                             _i32(_F32_SHIFT_BITS)))
+
+    return types.float32(types.float32), codegen
+
+
+@intrinsic
+def _split_f32(typingctx, x):
+    """(float32(k), m) with x = 2**k m, sqrt(2)/2 <= m < sqrt(2), for a positive normal
+    float32 x, from its bits (as musl's ``logf``)."""
+    if x != types.float32:
+        return None
+    ret = types.UniTuple(types.float32, 2)
+
+    def codegen(context, builder, signature, args):
+        ix = builder.bitcast(args[0], _I32)
+        tmp = builder.sub(ix, _i32(0x3F3504F3))
+        k = builder.sitofp(builder.ashr(tmp, _i32(23)), _FLT)
+        m = builder.bitcast(builder.sub(ix, builder.and_(tmp, _i32(-(1 << 23)))), _FLT)
+        return context.make_tuple(builder, ret, (k, m))
+
+    return ret(types.float32), codegen
+
+
+@intrinsic
+def _copysign(typingctx, mag, sgn):
+    """|mag| with the sign of sgn (``llvm.copysign``: two bitwise operations)."""
+    if not (mag == sgn and mag in (types.float64, types.float32)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ty = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.copysign", [ty], ir.FunctionType(ty, [ty, ty]))
+        return builder.call(fn, args)
+
+    return mag(mag, mag), codegen
+
+
 # forceinline: LLVM inlines every call (the instructions keep their own flags: no fastmath
 # leaks in from a fastmath kernel), so the calling loop can vectorise
 _jit = njit(error_model="numpy", cache=True, forceinline=True)
@@ -97,80 +189,79 @@ def _round_to_int(x):
 
 # --- exp ---------------------------------------------------------------------------------
 
-_P1 = 1.66666666666666019037e-01
-_P2 = -2.77777777770155933842e-03
-_P3 = 6.61375632143793436117e-05
-_P4 = -1.65339022054652515390e-06
-_P5 = 4.13813679705723846039e-08
+# e**r = 1 + r + r**2 P(r) for |r| <= ln2/2: P of degree 10, a Chebyshev fit (near-minimax,
+# 1.7e-19 relative error in e**r; benchmarks/vmath_coefficients.py), lowest degree first
+_EP = (0.5, 0.1666666666666667, 0.04166666666666667, 0.008333333333326136,
+       0.0013888888888883748, 0.00019841269874820627, 2.4801587325547743e-05,
+       2.7557255400206422e-06, 2.75572736431103e-07, 2.5105217004720745e-08,
+       2.0914686968086876e-09)
+
+
+@_jit
+def _horner_fma(c, x):
+    """c[0] + c[1] x + c[2] x**2 + ... by Horner's rule, each step one fused multiply-add
+    (unrolled by Numba: the tuple's length is part of its type)."""
+    acc = c[len(c) - 1]
+    for i in range(len(c) - 2, -1, -1):
+        acc = _fma(acc, x, c[i])
+    return acc
+
+
+@_jit
+def _exp_reduce(x):
+    """(k, r, c) with x = k ln2 + r + c, |r| <= ln2/2 and c the rounding error of r (for
+    |x| < 2**51 ln2): k from x / ln2 rounded through the shift constant, ln2 in two parts
+    whose first has 32 trailing zero bits, so k * ln2_hi and x - k * ln2_hi are exact."""
+    z = _fma(x, _INV_LN2, _SHIFT)
+    kf = z - _SHIFT
+    hi = _fma(-kf, _LN2_HI, x)
+    r = _fma(-kf, _LN2_LO, hi)
+    c = _fma(-kf, _LN2_LO, hi - r)  # hi - r is exact: r is hi minus a small term
+    return _bits(z) - _SHIFT_BITS, r, c
 
 
 @_jit
 def exp(x):
-    """e**x for float64 (fdlibm ``e_exp.c``): x = k ln2 + r with |r| <= ln2/2 (ln2 in two
-    parts, so r is exact to about 2**-70), e**r from Remez's rational form
-    ``1 + 2r / (2 - R(r))`` evaluated as ``1 - ((lo - r c / (2 - c)) - hi)``, then
-    ``2**k`` applied in two factors, so results that overflow become inf and results in
-    the subnormal range are rounded once."""
+    """e**x for float64, without division: x = k ln2 + r + c (:func:`_exp_reduce`),
+    e**r = 1 + r + r**2 P(r) with P of degree 10 (fused multiply-adds), the reduction error
+    c added to the small part, 1 + r + (...) summed with the rounding error of 1 + r kept
+    (so the result is rounded about once), then 2**k applied in two factors, so results that overflow
+    become inf and results in the subnormal range are rounded once."""
     # beyond these e**x is inf / 0 anyway; NaN fails both tests and stays NaN
     xc = 710.0 if x > 710.0 else x
     xc = -746.0 if xc < -746.0 else xc
-    k, kf = _round_to_int(xc * _INV_LN2)
-    hi = xc - kf * _LN2_HI
-    lo = kf * _LN2_LO
-    r = hi - lo
-    t = r * r
-    c = r - t * (_P1 + t * (_P2 + t * (_P3 + t * (_P4 + t * _P5))))
-    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
+    k, r, c = _exp_reduce(xc)
+    t = _fma(r * r, _horner_fma(_EP, r), c)  # e**(r + c) - 1 - r, to 2**-60 or so
+    a = 1.0 + r
+    y = a + (((1.0 - a) + r) + t)  # (1 - a) + r: the rounding error of a, exact
     k1 = k >> 1  # 2**k = 2**k1 * 2**(k - k1), each a normal number for |k| <= 1076
     return y * _pow2(k1) * _pow2(k - k1)
 
 
 # --- expm1 -------------------------------------------------------------------------------
 
-_Q1 = -3.33333333333331316428e-02
-_Q2 = 1.58730158725481460165e-03
-_Q3 = -7.93650757867487942473e-05
-_Q4 = 4.00821782732936239552e-06
-_Q5 = -2.01099218183624371326e-07
-
 
 @_jit
 def expm1(x):
-    """e**x - 1 for float64 (fdlibm ``s_expm1.c``): the reduction of :func:`exp` keeping
-    the rounding error ``c`` of r; expm1(r) from a rational approximation in r**2 / 2;
-    then the reconstruction fdlibm chooses by k, all computed and one selected, so that
-    2**k - 1 is formed exactly where it matters."""
+    """e**x - 1 for float64, without division: with :func:`exp`'s reduction and polynomial,
+    e**x - 1 = (2**k - 1) + 2**k r + 2**k (r**2 P(r) + c).  2**k - 1 and 2**k r are exact
+    (|k| <= 53; beyond, 2**k - 1 is within 2**-53 of its value relative to the result),
+    and their sum is formed with its rounding error (Fast2Sum: |2**k - 1| >= |2**k r|
+    or 2**k - 1 = 0), so the result is rounded about once.  For k = 0 this is
+    x + x**2 P(x), exact to the last bit for tiny x; above 709.4 (k = 1024) the scale is
+    applied as 2**1023 and a final factor 2."""
     # expm1(-40) rounds to -1; e**710 overflows; NaN stays NaN
     xc = 710.0 if x > 710.0 else x
     xc = -40.0 if xc < -40.0 else xc
-    k, kf = _round_to_int(xc * _INV_LN2)
-    hi = xc - kf * _LN2_HI
-    lo = kf * _LN2_LO
-    r = hi - lo
-    c = (hi - r) - lo  # r + c is the reduced argument to ~2**-100
-    hfx = 0.5 * r
-    hxs = r * hfx
-    r1 = 1.0 + hxs * (_Q1 + hxs * (_Q2 + hxs * (_Q3 + hxs * (_Q4 + hxs * _Q5))))
-    t = 3.0 - r1 * hfx
-    e = hxs * ((r1 - t) / (6.0 - r * t))
-    e = (r * (e - c) - c) - hxs  # expm1(r + c) = r - e
-    d = e - r
-    # (bit patterns outside the exponent range are garbage, but only in unselected lanes)
-    scale = _pow2(k)  # -58 <= k <= 56 where it is used
-    tiny = _pow2(-k)  # 2**-k
-    y_small_k = ((1.0 - tiny) - d) * scale  # 2 <= k < 20: 1 - 2**-k is exact
-    y_mid_k = ((r - (e + tiny)) + 1.0) * scale  # 20 <= k <= 56
-    k1 = k >> 1  # 2**k in two factors: finite up to e**709.78
-    y_far = (1.0 - d) * _pow2(k1) * _pow2(k - k1) - 1.0  # k <= -2 or k > 56
-    y_m1 = 0.5 * (r - e) - 0.5  # k == -1
-    y_p1 = -2.0 * (e - (r + 0.5)) if r < -0.25 else 1.0 + 2.0 * (r - e)  # k == 1
-    y = y_far
-    y = y_mid_k if k <= 56 else y
-    y = y_small_k if k < 20 else y
-    y = y_p1 if k == 1 else y
-    y = (r - e) if k == 0 else y
-    y = y_m1 if k == -1 else y
-    y = y_far if k <= -2 else y
+    k, r, c = _exp_reduce(xc)
+    t = _fma(r * r, _horner_fma(_EP, r), c)
+    scale = _pow2(1023 if k > 1023 else k)
+    wide = k > 53  # 2**k - 1 is not exact: the -1 joins the small terms
+    a = scale if wide else scale - 1.0
+    b = scale * r
+    u = a + b
+    y = u + (_fma(scale, t, b - (u - a)) - (1.0 if wide else 0.0))  # b - (u - a): u's error
+    y = y * 2.0 if k > 1023 else y
     return x if x == 0.0 else y  # keeps -0.0
 
 
@@ -194,11 +285,11 @@ def _log_core(f, k, c):
     s = f / (2.0 + f)
     z = s * s
     w = z * z
-    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
-    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    t1 = w * _fma(_fma(w, _LG6, _LG4), w, _LG2)
+    t2 = z * _fma(_fma(_fma(w, _LG7, _LG5), w, _LG3), w, _LG1)
     hfsq = 0.5 * f * f
     dk = np.float64(k)
-    return dk * _LN2_HI - ((hfsq - (s * (hfsq + t1 + t2) + (dk * _LN2_LO + c))) - f)
+    return _fma(dk, _LN2_HI, -((hfsq - _fma(s, hfsq + t1 + t2, _fma(dk, _LN2_LO, c))) - f))
 
 
 @_jit
@@ -255,15 +346,17 @@ _TQ2 = 4.84406305325125486048e3
 
 @_jit
 def tanh(x):
-    """Hyperbolic tangent for float64 (Cephes ``tanh.c``): with a = |x|, below 0.625 the
-    rational approximation a + a z P(z)/Q(z) in z = a**2 (degrees 2 and 3), above it
-    1 - 2 / (exp(2a) + 1); both computed, one selected, and the sign of x copied on."""
+    """Hyperbolic tangent for float64 (Cephes ``tanh.c``): with a = |x|, below 0.625
+    a + a q, q = z P(z)/Q(z) in z = a**2 (degrees 2 and 3), above it 1 - q,
+    q = 2 / (exp(2a) + 1); the numerator and denominator of the right q are selected and
+    divided once, and the sign of x is copied on."""
     a = abs(x)
     z = a * a
-    below = a + a * (z * ((_TP0 * z + _TP1) * z + _TP2) / (((z + _TQ0) * z + _TQ1) * z + _TQ2))
-    above = 1.0 - 2.0 / (exp(2.0 * a) + 1.0)  # 1 from a = 19 on, also for a = inf
-    y = below if a < 0.625 else above
-    return _from_bits(_bits(y) | (_bits(x) & _SIGN))
+    below = a < 0.625
+    num = z * _fma(_fma(_TP0, z, _TP1), z, _TP2) if below else 2.0
+    den = _fma(_fma(z + _TQ0, z, _TQ1), z, _TQ2) if below else exp(2.0 * a) + 1.0
+    q = num / den  # exp(2a) + 1 = inf from a = 355 on: q = 0, tanh = 1, also for a = inf
+    return _copysign(_fma(a, q, a) if below else 1.0 - q, x)
 
 
 # --- erf ---------------------------------------------------------------------------------
@@ -416,34 +509,151 @@ def cos(x):
 # --- float32 -----------------------------------------------------------------------------
 
 
+_F = np.float32
+_SHIFT_F = _F(12582912.0)  # 1.5 * 2**23
+_INV_LN2_F = _F(1.4426950408889634)
+_LN2_HI_F = _F(6.93145751953125e-01)  # 0x3f317200: 9 trailing zero bits (fdlibm e_expf.c)
+_LN2_LO_F = _F(1.428606765330187e-06)
+# e**r = 1 + r + r**2 P(r), |r| <= ln2/2: P of degree 4 (Chebyshev fit, 7.9e-9 relative)
+_EP_F = (_F(0.5), _F(0.16666576666119928), _F(0.04166655421298415), _F(0.008363232883682618),
+         _F(0.0013926250831497611))
+_ONE_F, _TWO_F, _HALF_F = _F(1.0), _F(2.0), _F(0.5)
+
+
+@_jit
+def _exp_f32(x):
+    """e**x for float32, in float32 lanes (twice as many per vector as float64): the
+    method of :func:`exp` with float32 constants, P of degree 4, 2**k in two factors."""
+    xc = _F(89.0) if x > _F(89.0) else x  # e**89 > float32's max; NaN stays NaN
+    xc = _F(-104.0) if xc < _F(-104.0) else xc  # e**-104 < half the smallest subnormal
+    z = _fma(xc, _INV_LN2_F, _SHIFT_F)
+    kf = z - _SHIFT_F
+    r = _fma(-kf, _LN2_LO_F, _fma(-kf, _LN2_HI_F, xc))
+    y = _ONE_F + _fma(r * r, _horner_fma(_EP_F, r), r)
+    return _scale_f32(y, z)
+
+
+@_jit
+def _expm1_f32(x):
+    """e**x - 1 for float32, in float32 lanes: the method of :func:`expm1` with the
+    constants of :func:`exp_f32` (above 88.0, k = 128, the scale is 2**127 times 2)."""
+    xc = _F(89.0) if x > _F(89.0) else x  # NaN stays NaN
+    xc = _F(-18.0) if xc < _F(-18.0) else xc  # expm1(-18) rounds to -1
+    z = _fma(xc, _INV_LN2_F, _SHIFT_F)
+    kf = z - _SHIFT_F
+    hi = _fma(-kf, _LN2_HI_F, xc)
+    r = _fma(-kf, _LN2_LO_F, hi)
+    c = _fma(-kf, _LN2_LO_F, hi - r)
+    t = _fma(r * r, _horner_fma(_EP_F, r), c)
+    big = kf > _F(127.0)
+    scale = _pow2_f32(_SHIFT_F + _F(127.0) if big else z)
+    wide = kf > _F(24.0)
+    a = scale if wide else scale - _ONE_F
+    b = scale * r
+    u = a + b
+    y = u + (_fma(scale, t, b - (u - a)) - (_ONE_F if wide else _F(0.0)))
+    y = y * _TWO_F if big else y
+    return x if x == _F(0.0) else y
+
+
+# fdlibm e_logf.c: log(1 + f) = f - f**2/2 + s (f**2/2 + R(s**2)), s = f / (2 + f)
+_LG1_F, _LG2_F = _F(0.66666662693), _F(0.40000972152)
+_LG3_F, _LG4_F = _F(0.28498786688), _F(0.24279078841)
+_LN2_HI_LOG_F = _F(6.9313812256e-01)  # 0x3f317180
+_LN2_LO_LOG_F = _F(9.0580006145e-06)
+
+
+@_jit
+def _log_core_f32(f, kf, c):
+    """log(2**k (1 + f)) + c in float32 for sqrt(2)/2 <= 1 + f < sqrt(2) (fdlibm's
+    ``e_logf.c``: R of degree 8 in s)."""
+    s = f / (_TWO_F + f)
+    z = s * s
+    w = z * z
+    r = z * _fma(w, _LG3_F, _LG1_F) + w * _fma(w, _LG4_F, _LG2_F)
+    hfsq = _HALF_F * f * f
+    return _fma(kf, _LN2_HI_LOG_F, -((hfsq - _fma(s, hfsq + r, _fma(kf, _LN2_LO_LOG_F, c))) - f))
+
+
+@_jit
+def _log_f32(x):
+    """log(x) for float32, in float32 lanes: k and m from the bits (subnormals scaled by
+    2**23 first), then :func:`_log_core_f32` of f = m - 1."""
+    sub = x < _F(1.1754943508222875e-38)
+    xs = x * _F(8388608.0) if sub else x
+    kf, m = _split_f32(xs)
+    kf = kf - _F(23.0) if sub else kf
+    y = _log_core_f32(m - _ONE_F, kf, _F(0.0))
+    y = _F(np.inf) if x == _F(np.inf) else y
+    y = _F(-np.inf) if x == _F(0.0) else y
+    return y if x >= _F(0.0) else _F(np.nan)
+
+
+@_jit
+def _log1p_f32(x):
+    """log(1 + x) for float32, in float32 lanes: as :func:`log1p` (u = 1 + x, its
+    rounding error added back as c / u), with :func:`_log_core_f32`."""
+    u = _ONE_F + x
+    kf, m = _split_f32(u)
+    c = (_ONE_F - (u - x) if kf >= _TWO_F else x - (u - _ONE_F)) / u
+    c = _F(0.0) if kf == _F(0.0) or kf >= _F(25.0) else c
+    f = x if kf == _F(0.0) else m - _ONE_F
+    y = _log_core_f32(f, kf, c)
+    y = _F(np.inf) if x == _F(np.inf) else y
+    y = _F(-np.inf) if x == -_ONE_F else y
+    y = y if x >= -_ONE_F else _F(np.nan)
+    return x if x == _F(0.0) else y
+
+
+# Cephes tanhf.c: tanh(a) = a + a z P(z), z = a**2, for |a| < 0.625
+_TP_F = (_F(-3.33332819422e-1), _F(1.33314422036e-1), _F(-5.37397155531e-2),
+         _F(2.06390887954e-2), _F(-5.70498872745e-3))
+
+
+@_jit
+def _tanh_f32(x):
+    """tanh(x) for float32, in float32 lanes (Cephes ``tanhf.c``): with a = |x|, below
+    0.625 a + a z P(z) in z = a**2 (P of degree 4), above it 1 - 2 / (exp(2a) + 1) with
+    :func:`exp_f32`; the sign of x copied on."""
+    a = abs(x)
+    z = a * a
+    below = _fma(a * z, _horner_fma(_TP_F, z), a)
+    above = _ONE_F - _TWO_F / (_exp_f32(_TWO_F * a) + _ONE_F)
+    return _copysign(below if a < _F(0.625) else above, x)
+
+
+# The float32 entry points: a float32 kernel may pass a float64 operand (math.pi in a
+# formula); the argument is rounded to float32 first, as the kernel's arithmetic is.
+
+
 @_jit
 def exp_f32(x):
-    """e**x for float32: the float64 method, rounded once."""
-    return np.float32(exp(np.float64(x)))
+    """e**x for float32 (see :func:`_exp_f32`)."""
+    return _exp_f32(np.float32(x))
 
 
 @_jit
 def expm1_f32(x):
-    """e**x - 1 for float32: the float64 method, rounded once."""
-    return np.float32(expm1(np.float64(x)))
+    """e**x - 1 for float32 (see :func:`_expm1_f32`)."""
+    return _expm1_f32(np.float32(x))
 
 
 @_jit
 def log_f32(x):
-    """log(x) for float32: the float64 method, rounded once."""
-    return np.float32(log(np.float64(x)))
+    """log(x) for float32 (see :func:`_log_f32`)."""
+    return _log_f32(np.float32(x))
 
 
 @_jit
 def log1p_f32(x):
-    """log(1 + x) for float32: the float64 method, rounded once."""
-    return np.float32(log1p(np.float64(x)))
+    """log(1 + x) for float32 (see :func:`_log1p_f32`)."""
+    return _log1p_f32(np.float32(x))
 
 
 @_jit
 def tanh_f32(x):
-    """tanh(x) for float32: the float64 method, rounded once."""
-    return np.float32(tanh(np.float64(x)))
+    """tanh(x) for float32 (see :func:`_tanh_f32`)."""
+    return _tanh_f32(np.float32(x))
 
 
 @_jit
