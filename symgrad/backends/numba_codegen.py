@@ -177,6 +177,30 @@ class Float32Printer(ScalarPrinter):
         return f"np.power({self._print(expr.base)}, {self._print(exp)})"
 
 
+class sigmoid(sp.Function):  # noqa: N801 (printed by name: vmath.FUNCTIONS["sigmoid"])
+    """1 / (1 + exp(-u)) as one call, for printing only: :func:`vector_sigmoids` puts it in
+    a formula that calls vmath, whose sigmoid is within 2 ulp where the formula as
+    written, rounding 1 + exp(-u), loses 2.3 (and underflows to 0 below u = -709)."""
+
+    nargs = 1
+
+
+def _is_sigmoid(e) -> bool:
+    return (
+        e.is_Pow and e.exp == -1 and e.base.is_Add and len(e.base.args) == 2
+        and sp.S.One in e.base.args and any(isinstance(a, sp.exp) for a in e.base.args)
+    )
+
+
+def vector_sigmoids(expr):
+    """``expr`` with every 1 / (1 + exp(v)) written sigmoid(-v)."""
+    def to_sigmoid(e):
+        (power,) = [a for a in e.base.args if isinstance(a, sp.exp)]
+        return sigmoid(-power.args[0])
+
+    return expr.replace(_is_sigmoid, to_sigmoid)
+
+
 def _printer(dtype: str, vector_math: bool):
     cls = Float32Printer if dtype == "float32" else ScalarPrinter
     return cls({"fully_qualified_modules": True, "standard": "python3"}, vector_math)
@@ -281,6 +305,8 @@ class Kernel:
         for k, x in enumerate(node.inputs):
             names[sym(k)] = sp.Symbol(read(x))  # a local or a scalar: a plain name
         expr = node.attr("expr").xreplace(names)
+        if self.vector_math:
+            expr = vector_sigmoids(expr)
         temps, (reduced,) = sp.cse(expr, symbols=sp.numbered_symbols("t"), optimizations=None)
         for t, value in temps:
             self.emit(f"{t} = {printer.doprint(value)}", depth)

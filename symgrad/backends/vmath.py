@@ -359,6 +359,39 @@ def tanh(x):
     return _copysign(_fma(a, q, a) if below else 1.0 - q, x)
 
 
+# --- sigmoid -----------------------------------------------------------------------------
+
+
+@_jit
+def sigmoid(x):
+    """1 / (1 + e**-x) for float64, within 2 ulp everywhere: with e = exp(-|x|) <= 1,
+    1 / (1 + e) for x >= 0 and e / (1 + e) below, one division selected by the sign, and
+    the rounding errors of 1 + e and of the division corrected for (so the error is
+    about exp's, times at most 1).
+    The formula as written rounds 1 + e**-x where e**-x > 2**53 (x < -36.7) with an error
+    of up to an ulp of 2 and loses 2.3 ulp; here 1 + e is formed near 1, and for x < -709
+    the result is e itself, a subnormal number, not 0."""
+    e = exp(-abs(x))
+    n = 1.0 if x >= 0.0 else e
+    d = 1.0 + e
+    q = n / d
+    # q (1 + ((n - q d) - q (d's rounding error)) / d): the division's and 1 + e's rounding
+    # errors put back, 1 / d being q or 1 - q
+    dlo = (1.0 - d) + e
+    return _fma(_fma(-q, d, n) - q * dlo, q if x >= 0.0 else 1.0 - q, q)
+
+
+@_jit
+def _sigmoid_f32(x):
+    """1 / (1 + e**-x) for float32, in float32 lanes: as :func:`sigmoid`."""
+    e = _exp_f32(-abs(x))
+    n = _ONE_F if x >= _F(0.0) else e
+    d = _ONE_F + e
+    q = n / d
+    dlo = (_ONE_F - d) + e
+    return _fma(_fma(-q, d, n) - q * dlo, q if x >= _F(0.0) else _ONE_F - q, q)
+
+
 # --- erf ---------------------------------------------------------------------------------
 
 _ERX = 8.45062911510467529297e-01
@@ -657,6 +690,12 @@ def tanh_f32(x):
 
 
 @_jit
+def sigmoid_f32(x):
+    """1 / (1 + e**-x) for float32 (see :func:`_sigmoid_f32`)."""
+    return _sigmoid_f32(np.float32(x))
+
+
+@_jit
 def erf_f32(x):
     """erf(x) for float32: the float64 method, rounded once."""
     return np.float32(erf(np.float64(x)))
@@ -683,6 +722,9 @@ FUNCTIONS = {
     "log1p": ("log1p", "log1p_f32"),
     "tanh": ("tanh", "tanh_f32"),
     "erf": ("erf", "erf_f32"),
+    # not a SymPy function: the printer writes 1 / (1 + exp(-u)) as sigmoid(u) before it
+    # splits common subexpressions (numba_codegen.vector_sigmoids)
+    "sigmoid": ("sigmoid", "sigmoid_f32"),
 }
 
 # Measured, but not called by kernels: their range reduction is exact only for
