@@ -62,16 +62,6 @@ def _loop(fn):
 
 
 @njit(error_model="numpy")
-def _sigmoid_vm(x):
-    return 1.0 / (1.0 + vmath.exp(-x))
-
-
-@njit(error_model="numpy")
-def _sigmoid_vm32(x):
-    return np.float32(1) / (vmath.exp_f32(-x) + np.float32(1))
-
-
-@njit(error_model="numpy")
 def _sigmoid_libm(x):
     return 1.0 / (1.0 + math.exp(-x))
 
@@ -109,11 +99,10 @@ def inputs(name, dtype, rng):
 
 def variants(name, dtype):
     f32 = dtype == "float32"
-    if name == "sigmoid":
-        vm = _sigmoid_vm32 if f32 else _sigmoid_vm
+    vm = getattr(vmath, (vmath.FUNCTIONS.get(name) or vmath.LIMITED[name])[f32])
+    if name == "sigmoid":  # libm: the formula a kernel computes with vector_math=False
         libm = _sigmoid_libm32 if f32 else _sigmoid_libm
     else:
-        vm = getattr(vmath, (vmath.FUNCTIONS.get(name) or vmath.LIMITED[name])[f32])
         libm = _libm(name)
     ufunc = UFUNCS.get(name) or getattr(np, name)
     return {"symgrad": _loop(vm), "numpy": ufunc, "numba_libm": _loop(libm)}

@@ -9,15 +9,17 @@ computed, which LLVM turns into blend instructions) instead of branches.  Once N
 links them into a kernel, LLVM inlines them and vectorises the loop (packed ``ymm``/``zmm``
 instructions on AVX2/AVX-512 machines).
 
-The algorithms are those of fdlibm (Sun's freely distributable libm, as kept in FreeBSD
-msun and musl), rewritten without branches: every special case is a select on the
-result.  Each function states its method; ``docs/accuracy.md`` gives the measured
-maximum error in ulps against mpmath (``python benchmarks/vmath_accuracy.py``).
+exp and expm1 are a reduction x = k ln2 + r and a polynomial in r evaluated in fused
+multiply-adds (:func:`_fma`), with no division; log, log1p, tanh and erf follow fdlibm
+(Sun's freely distributable libm, as kept in FreeBSD msun and musl) and Cephes, rewritten
+without branches: every special case is a select on the result.  Each function states
+its method; ``docs/accuracy.md`` gives the measured maximum error in ulps against
+extended precision or mpmath (``python tests/ulp.py``).
 
-float32 functions (``*_f32``) widen to float64, evaluate the float64 method and round
-once, as musl's ``expf``/``logf`` do in double: the result is within 0.5 ulp of float32
-plus a 2^-29 ulp double-rounding term, and the float32 loop still vectorises (it
-converts 4 or 8 lanes at a time).
+float32 ``exp``, ``expm1``, ``log``, ``log1p``, ``tanh`` and ``sigmoid`` compute in float32
+lanes (16 per AVX-512 vector) with their own coefficients; their bit manipulation is in
+LLVM IR intrinsics, since Numba widens int32 arithmetic to int64.  ``erf_f32``, ``sin_f32``
+and ``cos_f32`` widen to float64, evaluate the float64 method and round once.
 
 Conventions, as C99 Annex F and NumPy: NaN in gives NaN out, ``exp(-inf) = 0``,
 ``log(0) = -inf``, ``log(x < 0) = nan``, ``log1p(-1) = -inf``, signed zeros are kept by
@@ -225,8 +227,8 @@ def exp(x):
     """e**x for float64, without division: x = k ln2 + r + c (:func:`_exp_reduce`),
     e**r = 1 + r + r**2 P(r) with P of degree 10 (fused multiply-adds), the reduction error
     c added to the small part, 1 + r + (...) summed with the rounding error of 1 + r kept
-    (so the result is rounded about once), then 2**k applied in two factors, so results that overflow
-    become inf and results in the subnormal range are rounded once."""
+    (so the result is rounded about once), then 2**k applied in two factors, so results
+    that overflow become inf and results in the subnormal range are rounded once."""
     # beyond these e**x is inf / 0 anyway; NaN fails both tests and stays NaN
     xc = 710.0 if x > 710.0 else x
     xc = -746.0 if xc < -746.0 else xc
