@@ -165,11 +165,14 @@ def test_vector_sigmoids_rewrites_only_the_sigmoid_form():
     import sympy as sp
 
     from symgrad.backends.numba_codegen import sigmoid, vector_sigmoids
+    from symgrad.ops.elementwise import Const, Div, Exp, Paren
 
     x, y = sp.symbols("x y")
+    assert vector_sigmoids(Div(1, 1 + Exp(-x))) == sigmoid(x)
+    assert vector_sigmoids(Div(Const(1.0), Paren(Exp(2 * x) + 1)) * y) == y * sigmoid(-2 * x)
     assert vector_sigmoids(1 / (1 + sp.exp(-x))) == sigmoid(x)
-    assert vector_sigmoids(y / (1 + sp.exp(2 * x))) == y * sigmoid(-2 * x)
-    for other in (1 / (2 + sp.exp(-x)), 1 / (1 + sp.exp(-x)) ** 2, 1 / (1 + x), sp.exp(-x)):
+    for other in (Div(1, 2 + Exp(-x)), Div(2, 1 + Exp(-x)), Div(1, 1 + x), Exp(-x),
+                  Div(1, 1 + Exp(-x) + y)):
         assert vector_sigmoids(other) == other
 
 

@@ -33,7 +33,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ..ir import Node, toposort
 from ..ir.shapes import DimExpr
-from ..ops.elementwise import sym
+from ..ops.elementwise import Const, Div, Exp, Paren, sym
 from ..ops.layout import offsets
 from ..ops.numeric import piecewise_text
 from . import vmath
@@ -185,20 +185,30 @@ class sigmoid(sp.Function):  # noqa: N801 (printed by name: vmath.FUNCTIONS["sig
     nargs = 1
 
 
-def _is_sigmoid(e) -> bool:
-    return (
-        e.is_Pow and e.exp == -1 and e.base.is_Add and len(e.base.args) == 2
-        and sp.S.One in e.base.args and any(isinstance(a, sp.exp) for a in e.base.args)
-    )
+def _is_one(e) -> bool:
+    return e == sp.S.One or isinstance(e, Const) and e.value == 1.0
+
+
+def _sigmoid_exp(e):
+    """The Exp(v) of a formula 1 / (1 + Exp(v)) (``Div``, or SymPy's power -1), else None."""
+    if isinstance(e, Div) and _is_one(e.args[0]):
+        den = e.args[1]
+    elif e.is_Pow and e.exp == -1:
+        den = e.base
+    else:
+        return None
+    den = den.args[0] if isinstance(den, Paren) else den
+    if not (den.is_Add and len(den.args) == 2 and any(_is_one(a) for a in den.args)):
+        return None
+    powers = [a for a in den.args if isinstance(a, (Exp, sp.exp))]
+    return powers[0] if powers else None
 
 
 def vector_sigmoids(expr):
     """``expr`` with every 1 / (1 + exp(v)) written sigmoid(-v)."""
-    def to_sigmoid(e):
-        (power,) = [a for a in e.base.args if isinstance(a, sp.exp)]
-        return sigmoid(-power.args[0])
-
-    return expr.replace(_is_sigmoid, to_sigmoid)
+    return expr.replace(
+        lambda e: _sigmoid_exp(e) is not None, lambda e: sigmoid(-_sigmoid_exp(e).args[0])
+    )
 
 
 def _printer(dtype: str, vector_math: bool):
