@@ -82,7 +82,7 @@ SPECIAL = {
     "sin": [(0.0, 0.0), (-0.0, -0.0), (INF, NAN), (-INF, NAN), (NAN, NAN), (5e-324, 5e-324)],
     "cos": [(0.0, 1.0), (-0.0, 1.0), (INF, NAN), (-INF, NAN), (NAN, NAN), (5e-324, 1.0)],
     "sigmoid": [(0.0, 0.5), (-0.0, 0.5), (INF, 1.0), (-INF, 0.0), (NAN, NAN), (40.0, 1.0),
-                (-745.0, 5e-324), (-746.0, 0.0), (-1e300, 0.0), (1e300, 1.0)],
+                (-709.7827128933841, 0.0), (-745.0, 0.0), (-1e300, 0.0), (1e300, 1.0)],
 }
 
 
@@ -176,14 +176,25 @@ def test_vector_sigmoids_rewrites_only_the_sigmoid_form():
         assert vector_sigmoids(other) == other
 
 
-def test_sigmoid_kernel_keeps_tiny_values():
-    """The formula as written gives 0 below -709; vmath's sigmoid gives e**x there."""
+def test_sigmoid_kernel_underflows_where_the_formula_does():
+    """vmath's sigmoid is 0 exactly where 1 / (1 + exp(-x)) is (exp(-x) overflows), with
+    vector math on and off and in the interpreter, and tiny but not 0 just before."""
     x = sg.tensor("vmsig", ("n",))
-    xs = np.array([-740.0, -720.0, -40.0, 0.0, 40.0])
-    got = sg.compile(sg.sigmoid(x))(vmsig=xs)
-    want = ulp.reference("sigmoid", xs).astype(np.float64)
-    np.testing.assert_allclose(got, want, rtol=1e-15, atol=0)
-    assert got[0] > 0
+    xs = np.array([-740.0, -709.7827128933841, -709.782712893384, -709.0, -40.0, 0.0, 40.0])
+    want = sg.compile(sg.sigmoid(x), backend="numpy")(vmsig=xs)
+    for vm in (True, False):
+        got = sg.compile(sg.sigmoid(x), vector_math=vm)(vmsig=xs)
+        np.testing.assert_array_equal(got[:2], [0.0, 0.0])
+        assert 0 < got[2] < 1e-307
+        np.testing.assert_allclose(got[2:], want[2:], rtol=4e-16, atol=2e-323)
+    x32 = sg.tensor("vmsig32", ("n",), dtype="float32")
+    xs = np.array([-90.0, -88.72283935546875, -88.72283172607422, -80.0, 0.0], np.float32)
+    want = sg.compile(sg.sigmoid(x32), backend="numpy")(vmsig32=xs)
+    for vm in (True, False):
+        got = sg.compile(sg.sigmoid(x32), vector_math=vm)(vmsig32=xs)
+        np.testing.assert_array_equal(got[:2], [0.0, 0.0])
+        assert 0 < got[2] < 1e-37
+        np.testing.assert_allclose(got[2:], want[2:], rtol=3e-7, atol=3e-45)
 
 
 def test_sin_and_cos_call_libm():

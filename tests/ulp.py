@@ -40,7 +40,9 @@ DOMAINS = {
     "erf": dict(grid=(-7.0, 7.0), big=1e300, signs=True),
     "sin": dict(grid=(-1e5, 1e5), big=1e5, signs=True, also=(-10.0, 10.0)),
     "cos": dict(grid=(-1e5, 1e5), big=1e5, signs=True, also=(-10.0, 10.0)),
-    "sigmoid": dict(grid=(-40.0, 40.0), big=1e300, signs=True),
+    # below -709.78 (float32: -88.72) exp(-x) overflows and sigmoid, as the formula, is 0
+    # where the exact value is a number below 1e-308 (1e-38)
+    "sigmoid": dict(grid=(-40.0, 40.0), big=709.78, big32=88.72, signs=True),
 }
 
 _EXT = {

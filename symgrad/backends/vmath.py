@@ -371,8 +371,9 @@ def sigmoid(x):
     the rounding errors of 1 + e and of the division corrected for (so the error is
     about exp's, times at most 1).
     The formula as written rounds 1 + e**-x where e**-x > 2**53 (x < -36.7) with an error
-    of up to an ulp of 2 and loses 2.3 ulp; here 1 + e is formed near 1, and for x < -709
-    the result is e itself, a subnormal number, not 0."""
+    of up to an ulp of 2 and loses 2.3 ulp; here 1 + e is formed near 1.  Like the
+    formula, the result is 0 where e**-x overflows (x < -709.782712893384), although
+    the exact value is a subnormal number down to x = -745."""
     e = exp(-abs(x))
     n = 1.0 if x >= 0.0 else e
     d = 1.0 + e
@@ -380,7 +381,12 @@ def sigmoid(x):
     # q (1 + ((n - q d) - q (d's rounding error)) / d): the division's and 1 + e's rounding
     # errors put back, 1 / d being q or 1 - q
     dlo = (1.0 - d) + e
-    return _fma(_fma(-q, d, n) - q * dlo, q if x >= 0.0 else 1.0 - q, q)
+    y = _fma(_fma(-q, d, n) - q * dlo, q if x >= 0.0 else 1.0 - q, q)
+    # the formula's 0 where exp(-x) overflows (e**709.7827128933841 is 9e-14 above the
+    # overflow threshold, e**709.782712893384 2.4e-14 below: every exp within a few ulp
+    # agrees), so that calling this instead of the formula changes values by rounding only
+    # (docs/semantics.md)
+    return 0.0 if x < -709.782712893384 else y
 
 
 @_jit
@@ -391,7 +397,10 @@ def _sigmoid_f32(x):
     d = _ONE_F + e
     q = n / d
     dlo = (_ONE_F - d) + e
-    return _fma(_fma(-q, d, n) - q * dlo, q if x >= _F(0.0) else _ONE_F - q, q)
+    y = _fma(_fma(-q, d, n) - q * dlo, q if x >= _F(0.0) else _ONE_F - q, q)
+    # where float32 exp overflows: e**88.72283935546875 is 2.7e-7 (2.3 ulp) above the
+    # threshold, e**88.72283172607422 7.4e-6 below
+    return _F(0.0) if x <= _F(-88.72283935546875) else y
 
 
 # --- erf ---------------------------------------------------------------------------------
