@@ -6,6 +6,7 @@ backend is checked against.  One entry of :data:`EVAL` per op.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -134,7 +135,11 @@ class NumpyProgram:
     def __init__(self, outputs: list[Node], names: list[str], given=()):
         self.outputs, self.names, self.given = outputs, names, list(given)
         self.order = [n for n in toposort(outputs, stop=set(given)) if n not in set(given)]
-        self.source = to_text(outputs)
+
+    @cached_property
+    def source(self) -> str:
+        # printed when asked for: printing every formula of a big graph takes seconds
+        return to_text(self.outputs)
 
     def __call__(self, values: tuple, dims: dict, given: tuple = ()) -> list[np.ndarray]:
         """Evaluate for bound input values (signature order); ``given`` holds the values of

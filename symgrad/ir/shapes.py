@@ -181,6 +181,8 @@ def broadcast(*shapes: Shape) -> Shape:
     >>> broadcast(("N", 1), (3,))
     ('N', 3)
     """
+    if shapes and all(s == shapes[0] for s in shapes):
+        return tuple(shapes[0])  # the common case, and graphs of 10^5 nodes ask often
     ndim = max((len(s) for s in shapes), default=0)
     out = []
     for i in range(ndim):

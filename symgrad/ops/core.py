@@ -170,11 +170,12 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
     dtype = dtype or result_dtype(expr, inputs)
 
     replace, kept, folded_any = {}, [], False
+    free = expr.free_symbols  # not cached by SymPy: a walk of the whole formula
     for i, node in enumerate(inputs):
         if node.op is EW and not node.inputs:  # a scalar constant: fold it in
             replace[sym(i)] = node.attr("expr")
             folded_any = True
-        elif sym(i) in expr.free_symbols:
+        elif sym(i) in free:
             kept.append(node)
     kept = sorted(set(kept), key=lambda n: n.digest)
     for i, node in enumerate(inputs):
@@ -192,7 +193,7 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
         # as values instead, so the backends compute NumPy's inf or nan.
         return ew(expr, [opaque(n) if n.op is EW and not n.inputs else n for n in inputs], dtype)
     expr = folded
-    if kept and not all(sym(i) in expr.free_symbols for i in range(len(kept))):
+    if kept and not {sym(i) for i in range(len(kept))} <= expr.free_symbols:
         # merging repeated inputs made one unused (where(c, x, x) is x): drop it too
         node = ew(expr, kept, dtype)
         return node if node.shape == shape else broadcast_to(node, shape)

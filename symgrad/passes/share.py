@@ -39,12 +39,30 @@ def _calls(expr) -> set:
 
 
 def _by_node(call, inputs):
-    """A call written over the input nodes themselves (so formulas can be compared)."""
-    slots = [s for s in call.free_symbols if not isinstance(s, Const)]
-    used = sorted({inputs[int(s.name[1:])] for s in slots}, key=lambda n: n.digest)
-    return call.xreplace(
-        {sym(i): sp.Symbol(f"n{inputs[i].digest}", real=True) for i in range(len(inputs))}
-    ), tuple(used)
+    """A call written over the input nodes themselves (so formulas can be compared), and the
+    nodes it reads.
+
+    The key is a nested tuple, not a SymPy expression: building the call again over new
+    symbols would run SymPy's evaluation and assumptions anew for every formula (5 ms a
+    call).  Arguments of commutative operations are sorted, so the key does not depend on
+    the order the formula's numbering gave them.
+    """
+    used = set()
+
+    def key(e):
+        if e.is_Symbol and not isinstance(e, Const):
+            node = inputs[int(e.name[1:])]
+            used.add(node)
+            return node
+        if not e.args:
+            return e
+        args = [key(a) for a in e.args]
+        if e.is_commutative and (e.is_Add or e.is_Mul):
+            args.sort(key=hash)
+        return (e.func, *args)
+
+    k = key(call)
+    return k, tuple(sorted(used, key=lambda n: n.digest))
 
 
 def share_calls(outputs) -> list[Node]:
@@ -54,19 +72,15 @@ def share_calls(outputs) -> list[Node]:
         if is_formula(node):
             for call in _calls(node.attr("expr")):
                 seen[_by_node(call, node.inputs)].add(node)
-    # larger calls first: a call inside a shared call is then shared only if still repeated
-    shared = sorted(
-        (key for key, users in seen.items() if len(users) > 1),
-        key=lambda key: -sp.count_ops(key[0]),
-    )
+    shared = {key for (key, _), users in seen.items() if len(users) > 1}
     if not shared:
         return list(outputs)
-    shared = {call for call, _ in shared}
 
     def rule(node: Node, inputs: list[Node]) -> Node:
         if not is_formula(node):
             return rebuild(node, inputs)
         expr, extra = node.attr("expr"), []
+        # larger calls first: a call inside a shared call is then shared only if still repeated
         for call in sorted(_calls(expr), key=lambda c: -sp.count_ops(c)):
             key, used = _by_node(call, node.inputs)
             if key in shared and call in _calls(expr):

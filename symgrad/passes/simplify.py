@@ -35,6 +35,8 @@ def _simplify_node(node: Node, inputs: list[Node]) -> Node:
     if node.op is EW:
         # compute on the unbroadcast inputs; broadcast the (smaller) result if still needed
         inputs = [x.inputs[0] if x.op is BROADCAST_TO else x for x in inputs]
+        if all(a is b for a, b in zip(node.inputs, inputs)):
+            return node  # built by ew(), so canonical already (and SymPy work is the cost)
         return broadcast_to(ew(node.attr("expr"), inputs, node.dtype), node.shape)
     new = rebuild(node, inputs)
     if new.op is SUM:
