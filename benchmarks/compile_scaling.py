@@ -1,16 +1,21 @@
 """How compile time scales with the size of a graph.
 
-A chain of elementwise nodes, ``x = x*0.999 + 0.001*tanh(x)`` repeated (four elementwise
-nodes a step, so 25 / 250 / 2500 steps give 100 / 1,000 / 10,000 nodes), reduced by
-``sum`` and differentiated with respect to ``x``.  For each size, in a fresh Python process
-(so that no SymPy or node cache of a smaller size helps a larger one) and with an empty
-kernel cache folder, the seconds spent in each stage:
+A chain of elementwise steps on an (8,) tensor, reduced by ``sum`` and differentiated
+with respect to its start.  ``--shape`` picks the step: ``tanh`` (default,
+``x*0.999 + 0.001*tanh(x)``, four elementwise nodes a step), ``alternating`` (the issue's
+chain: ``tanh(h)*0.5 + 0.1`` and ``h*0.99 + 0.01`` in turn), ``branching`` (each step reads
+the previous value in two branches) or ``shared`` (a subexpression read twice by the next
+step).  ``--sizes`` counts elementwise nodes (steps = nodes / 4), or steps with
+``--steps``.  For each size, in a fresh Python process (so that no SymPy or node cache of
+a smaller size helps a larger one) and with an empty kernel cache folder, the seconds
+spent in each stage:
 
 * ``build``    -- building the forward graph with the public API;
 * ``grad``     -- ``sg.grad`` (the symbolic backward graph);
 * ``optimise`` -- ``symgrad.passes.optimize`` on the value and the gradient;
 * ``numpy``    -- lowering the optimised graph for the numpy backend (the interpreter);
-* ``call``     -- one call of the numpy program on 3 elements (checks the result too);
+* ``call``     -- one call of the numpy program (checked against NumPy on the same chain);
+* ``total``    -- grad + optimise + numpy + call: from the graph to the NumPy-backend result;
 * ``codegen`` and ``numba`` -- generating the Numba kernel source, and Numba compiling it
   (``--no-numba`` skips them; at 10,000 nodes the Numba compile takes a minute or more).
 
@@ -18,8 +23,8 @@ Usage::
 
     python benchmarks/compile_scaling.py                       # 100, 1000, 10000 nodes
     python benchmarks/compile_scaling.py --sizes 100 1000 --no-numba
-    python benchmarks/compile_scaling.py --no-numba --sizes 100 400 --shape alternating \
-        --shape branching --shape shared
+    python benchmarks/compile_scaling.py --no-numba --steps --sizes 1000 2000 5000 10000 \
+        --shape alternating --shape branching --shape shared --shape tanh
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ class NumpyAsSg:  # the same chains on NumPy values, for the reference result
     tanh, sin = staticmethod(__import__("numpy").tanh), staticmethod(__import__("numpy").sin)
 
 
-def measure(n_nodes: int, numba: bool, shape: str = "tanh") -> dict:
+def measure(n_nodes: int, numba: bool, shape: str = "tanh", by_steps: bool = False) -> dict:
     """Time every stage for one size, in this process."""
     import numpy as np
 
@@ -79,16 +84,16 @@ def measure(n_nodes: int, numba: bool, shape: str = "tanh") -> dict:
     from symgrad.ir import toposort
     from symgrad.passes import optimize
 
-    steps = max(1, n_nodes // NODES_PER_STEP)
-    row: dict = {"nodes": n_nodes}
+    steps = n_nodes if by_steps else max(1, n_nodes // NODES_PER_STEP)
+    row: dict = {"nodes": n_nodes, "steps": steps}
 
     started = time.perf_counter()
-    x0 = sg.tensor("x", (3,))
+    x0 = sg.tensor("x", (8,))
     loss = sg.sum(SHAPES[shape](sg, x0, steps))
     row["build"] = time.perf_counter() - started
     row["ew_nodes"] = sum(1 for n in toposort([loss]) if n.op == "ew")
 
-    started = time.perf_counter()
+    started = first = time.perf_counter()
     g = sg.grad(loss, x0)
     row["grad"] = time.perf_counter() - started
     row["graph_nodes"] = len(toposort([loss, g]))
@@ -103,11 +108,12 @@ def measure(n_nodes: int, numba: bool, shape: str = "tanh") -> dict:
     program = backends.get("numpy")(optimised, signature, {})
     row["numpy"] = time.perf_counter() - started
 
-    values = np.array([0.5, -1.0, 2.0])
+    values = np.linspace(-1.0, 2.0, 8)
     bound = signature.bind({"x": values})
     started = time.perf_counter()
     value, grad = program(*bound)
     row["call"] = time.perf_counter() - started
+    row["total"] = time.perf_counter() - first
     ref = SHAPES[shape](NumpyAsSg, values.copy(), steps)
     assert abs(float(value) - ref.sum()) <= 1e-12 * abs(ref.sum()), (value, ref.sum())
 
@@ -120,13 +126,13 @@ def measure(n_nodes: int, numba: bool, shape: str = "tanh") -> dict:
     return row
 
 
-def run_isolated(n_nodes: int, numba: bool, shape: str = "tanh") -> dict:
+def run_isolated(n_nodes: int, numba: bool, shape: str = "tanh", by_steps=False) -> dict:
     """``measure`` in a fresh process with an empty kernel cache folder."""
     env = dict(os.environ)
     with tempfile.TemporaryDirectory(prefix="symgrad-scaling-") as cache:
         env["SYMGRAD_CACHE_DIR"] = cache
         args = [sys.executable, __file__, "--one", str(n_nodes), "--shape", shape]
-        args += [] if numba else ["--no-numba"]
+        args += ([] if numba else ["--no-numba"]) + (["--steps"] if by_steps else [])
         out = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(f"size {n_nodes} failed:\n{out.stdout}\n{out.stderr}")
@@ -147,28 +153,30 @@ def main() -> None:
     )
     parser.add_argument("--shape", choices=sorted(SHAPES), action="append",
                         help="chain shape(s): tanh (default), alternating, branching, shared")
+    parser.add_argument("--steps", action="store_true",
+                        help="--sizes count steps of the chain, not elementwise nodes")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size, JSON out
     args = parser.parse_args()
     numba = not args.no_numba and numba_backend_exists()
 
     shapes = args.shape or ["tanh"]
     if args.one is not None:
-        print(json.dumps(measure(args.one, numba, shapes[0])))
+        print(json.dumps(measure(args.one, numba, shapes[0], args.steps)))
         return
 
-    columns = ["build", "grad", "optimise", "numpy", "call"] + (
+    columns = ["build", "grad", "optimise", "numpy", "call", "total"] + (
         ["codegen", "numba"] if numba else []
     )
     print("chains (see --shape); seconds per stage, one fresh process per size\n")
-    print("| shape | ew nodes | graph nodes (fwd+bwd) | after optimise | "
+    print("| shape | steps | ew nodes | graph nodes (fwd+bwd) | after optimise | "
           + " | ".join(columns) + " |")
-    print("|---|---:|---:|---:|" + "---:|" * len(columns))
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(columns))
     for shape in shapes:
         for n in args.sizes:
-            row = run_isolated(n, numba, shape)
+            row = run_isolated(n, numba, shape, args.steps)
             cells = " | ".join(f"{row[c]:.3f}" for c in columns)
             print(
-                f"| {shape} | {row['ew_nodes']:,} | {row['graph_nodes']:,} "
+                f"| {shape} | {row['steps']:,} | {row['ew_nodes']:,} | {row['graph_nodes']:,} "
                 f"| {row['optimised_nodes']:,} | {cells} |",
                 flush=True,
             )

@@ -34,9 +34,10 @@ import numba
 import numpy as np
 
 from ..ir import Node
-from . import vmath
+from . import blas, vmath
 from .kernel_cache import cache_dir, evict, mark_used
-from .numba_codegen import Kernel, prelude, uses_vmath
+from .numba_codegen import Kernel, prelude, uses_blas, uses_vmath
+from .split import split
 
 _lock = threading.Lock()
 _key_locks: dict[str, threading.Lock] = {}
@@ -65,21 +66,34 @@ def _arg_type(node: Node) -> str:
 
 def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
     """The full module source for ``kernel`` and its cache key."""
-    body = kernel.source()
+    parts, entry = split(kernel.source())
     arg_types = "".join(f"        {_arg_type(n)},\n" for n in kernel.args + kernel.consts)
-    # parallel only where codegen found a loop to run in parallel (else Numba warns)
-    parallel = PRANGE_ONLY if options.get("parallel") and "prange(" in body else False
     fastmath = bool(options.get("fastmath", False))
-    # nogil: a kernel touches no Python object, so threads (a Dask worker's) run kernels at
-    # once; not parallel ones: Numba's workqueue layer aborts on concurrent parallel launches
-    decorated = (
-        f"@njit(\n    (\n{arg_types}    ),\n"
-        f'    cache=True, error_model="numpy", boundscheck=False,\n'
-        f"    fastmath={fastmath}, parallel={parallel}, nogil={not parallel},\n)\n{body}"
+
+    def flags(code: str) -> str:
+        # parallel only where codegen found a loop to run in parallel (else Numba warns);
+        # nogil: a kernel touches no Python object, so threads (a Dask worker's) run kernels
+        # at once; not parallel ones: Numba's workqueue layer aborts on concurrent launches
+        parallel = PRANGE_ONLY if options.get("parallel") and "prange(" in code else False
+        return (
+            'error_model="numpy", boundscheck=False,\n'
+            f"    fastmath={fastmath}, parallel={parallel}, nogil={not parallel},"
+        )
+
+    # The parts first: the kernel's explicit signature compiles it (and them) on import.
+    # Not cache=True: Numba's cache entry of the kernel holds their machine code (linked
+    # in), so a cache of their own would only store it twice.
+    decorated = "".join(
+        f"@njit(\n    no_cpython_wrapper=True, {flags(code)}\n)\n{code}\n\n"
+        for _, code in parts
     )
+    decorated += f"@njit(\n    (\n{arg_types}    ),\n    cache=True, {flags(entry)}\n)\n{entry}"
+    body = "".join(code for _, code in parts) + entry
     versions = f"{FORMAT} {numba.__version__} {np.__version__} {sys.version_info[:2]}"
     if uses_vmath(body):  # Numba's cache would not notice a change of vmath.py
         versions += f" vmath {vmath.DIGEST}"
+    if uses_blas(body):  # nor of blas.py
+        versions += f" blas {blas.DIGEST}"
     key = "k_" + hashlib.sha256((decorated + versions).encode()).hexdigest()[:24]
     return prelude(key, body) + decorated, key
 

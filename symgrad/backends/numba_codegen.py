@@ -5,8 +5,8 @@ the outputs.  Each node becomes a few lines in topological order: elementwise fo
 broadcasts are explicit loops whose body loads each operand into a local, computes the
 formula (common subexpressions first) and stores one element; a reduction whose input is
 an elementwise formula used nowhere else evaluates the formula inside its own loop, so no
-temporary is written; matmuls call ``np.dot`` (BLAS); ``pick`` and ``one_hot`` loop over the
-labels.  Scalars (shape ``()``) are plain locals.  Labels and windows were checked before
+temporary is written; matmuls call ``blas.matmul`` (``np.dot`` compiled once per machine,
+not once per kernel); ``pick`` and ``one_hot`` loop over the labels.  Scalars (shape ``()``) are plain locals.  Labels and windows were checked before
 the call (``inputs.py``), so the kernel indexes without bounds checks.
 
 One entry of :data:`LOWER` per op: a function emitting the node on its own, or, for the ops
@@ -637,7 +637,7 @@ def _matmul(k: Kernel, node: Node):
     cast = lambda x: (
         k.var[x] if x.dtype == node.dtype else f"{k.var[x]}.astype({NP_DTYPES[node.dtype]})"
     )  # noqa: E731
-    k.emit(f"{k.var[node]} = np.dot({cast(a)}, {cast(b)})")
+    k.emit(f"{k.var[node]} = bl.matmul({cast(a)}, {cast(b)})")
 
 
 def _transpose(k: Kernel, node: Node):
@@ -798,6 +798,7 @@ def prelude(key: str, body: str) -> str:
         "import numpy as np\n"
         f"from numba import {numba_names}\n"
         "from numba import types as nt\n"
+        + ("\nfrom symgrad.backends import blas as bl\n" if uses_blas(body) else "")
         + ("\nfrom symgrad.backends import vmath as vm\n" if uses_vmath(body) else "")
         + "\n\n"
     )
@@ -809,6 +810,11 @@ def prelude(key: str, body: str) -> str:
             "    return val if (val > acc or val != val) and acc == acc else acc\n\n\n"
         )
     return text
+
+
+def uses_blas(body: str) -> bool:
+    """Whether kernel source calls the cached matrix product (``bl.matmul(...)``)."""
+    return re.search(r"\bbl\.", body) is not None
 
 
 def uses_vmath(body: str) -> bool:

@@ -1,0 +1,144 @@
+"""Cold compile time: graph to compiled Numba kernel, in a fresh process, empty kernel cache.
+
+For each workload of ``benchmarks/run.py`` and for a GELU MLP of width 64 with 5, 10, 20
+and 40 layers (softmax cross-entropy on 10 classes, gradients for every weight and bias),
+in a new Python process with a new empty ``SYMGRAD_CACHE_DIR`` (``--repeats`` times,
+medians reported), after ``import numba`` and ``import symgrad``:
+
+* ``wall``    -- wall time of ``sg.value_and_grad(f, wrt, backend="numba")``;
+* ``cpu``     -- the process's CPU time over the same span (less disturbed by other load
+  on a shared machine than the wall time);
+* ``derive`` / ``simplify`` / ``codegen`` / ``numba`` -- its split from ``.stats``
+  (``numba`` includes Numba's one-off initialisation of its first compile in a process).
+
+The first result is checked against the NumPy backend (1e-8 normwise).  ``--split N``
+sets the lines per kernel part (``symgrad.backends.split.MAX_LINES``; 100000: no split),
+``--no-vector-math`` compiles with ``vector_math=False``.  Numba's own cache of the
+library's helpers (``blas.matmul``, ``vmath``) is what a user's machine has after the first
+use, so run the script once before timing.
+
+Usage::
+
+    python benchmarks/cold_compile.py                          # all workloads, 3 repeats
+    python benchmarks/cold_compile.py --only gelu20 --split 30 --split 60 --split 100000
+    python benchmarks/cold_compile.py --only gelu5 --only gelu10 --only gelu20 --only gelu40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MARK = "@@COLD@@ "
+WORKLOADS = ["slide_mlp", "svm", "softmax", "mlp_act", "gelu5", "gelu10", "gelu20", "gelu40"]
+
+
+def gelu_mlp(sg, layers: int, width: int = 64, classes: int = 10):
+    X = sg.tensor("X", ("N", width))
+    y = sg.tensor("y", ("N",), dtype="int64")
+    h, wrt = X, []
+    for i in range(layers):
+        W, b = sg.tensor(f"W{i}", (width, width)), sg.tensor(f"b{i}", (width,))
+        wrt += [W, b]
+        h = sg.gelu(h @ W + b)
+    W = sg.tensor("W_out", (width, classes))
+    return sg.losses.softmax_cross_entropy(h @ W, y), wrt + [W]
+
+
+def gelu_inputs(np, layers: int, width: int = 64, classes: int = 10, n: int = 16):
+    rng = np.random.default_rng(0)
+    values = {"X": rng.normal(size=(n, width)), "y": rng.integers(0, classes, n)}
+    for i in range(layers):
+        values[f"W{i}"] = rng.normal(size=(width, width)) / width**0.5
+        values[f"b{i}"] = rng.normal(size=width) * 0.1
+    values["W_out"] = rng.normal(size=(width, classes)) / width**0.5
+    return values
+
+
+def child(name: str, split: int, vector_math: bool) -> None:
+    sys.path.insert(0, str(HERE))
+    import numba  # noqa: F401  (its import is not part of a compile)
+    import numpy as np
+    from run import SEED, _import_reference, build_graph
+
+    import symgrad as sg
+    import symgrad.backends.split as splitting
+
+    splitting.MAX_LINES = split
+    if name.startswith("gelu"):
+        layers = int(name[4:])
+        f, wrt = gelu_mlp(sg, layers)
+        inputs = gelu_inputs(np, layers)
+    else:
+        f, wrt = build_graph(sg, name)
+        inputs = _import_reference().WORKLOADS[name].make_inputs(np.random.default_rng(SEED))
+    wall, cpu = time.perf_counter(), time.process_time()
+    vg = sg.value_and_grad(f, wrt, backend="numba", vector_math=vector_math)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    got = vg(**inputs)
+    want = sg.value_and_grad(f, wrt, backend="numpy")(**inputs)
+    for a, b in zip([got[0], *got[1]], [want[0], *want[1]]):
+        a, b = np.asarray(a), np.asarray(b)
+        assert np.max(np.abs(a - b)) <= 1e-8 * max(np.max(np.abs(b)), 1e-300), name
+    s = vg.stats
+    out = dict(wall=wall, cpu=cpu, derive=s.derive, simplify=s.simplify, codegen=s.codegen,
+               numba=s.numba, lines=vg.source.count("\n"), parts=vg.source.count("_p"))
+    print(MARK + json.dumps(out), flush=True)
+
+
+def run_child(name: str, split: int, vector_math: bool) -> dict:
+    with tempfile.TemporaryDirectory(prefix="symgrad-cold-") as cache:
+        env = dict(os.environ, SYMGRAD_CACHE_DIR=cache)
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = "1"
+        cmd = [sys.executable, __file__, "--child", name, str(split), str(int(vector_math))]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK):])
+    raise SystemExit(f"{name} failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", choices=WORKLOADS)
+    parser.add_argument("--split", type=int, action="append", help="lines per kernel part")
+    parser.add_argument("--no-vector-math", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        name, split, vm = args.child
+        child(name, int(split), vm == "1")
+        return
+    sys.path.insert(0, str(HERE))
+    import symgrad.backends.split as splitting
+
+    splits = args.split or [splitting.MAX_LINES]
+    med = statistics.median
+    print(f"cold compile, fresh process, empty kernel cache; median of {args.repeats}"
+          f"{'; vector_math=False' if args.no_vector_math else ''}\n")
+    print("| workload | lines/part | kernel lines | wall | cpu | derive | simplify | codegen "
+          "| numba |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name in args.only or WORKLOADS:
+        for split in splits:
+            rows = [run_child(name, split, not args.no_vector_math) for _ in range(args.repeats)]
+            cells = " | ".join(
+                f"{med(r[c] for r in rows):.3f} s"
+                for c in ("wall", "cpu", "derive", "simplify", "codegen", "numba")
+            )
+            part = "whole" if split >= 100000 else str(split)
+            print(f"| `{name}` | {part} | {rows[0]['lines']} | {cells} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

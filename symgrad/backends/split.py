@@ -1,0 +1,174 @@
+"""Splitting a generated kernel into functions of bounded size.
+
+Numba's front end (SSA reconstruction, type inference, lowering) takes time that grows
+faster than linearly with the size of a function: one kernel of 900 lines for a 20-layer
+MLP took several times as long as the same statements in functions of a few dozen lines.
+So the body of a kernel is cut, between top-level statements, into *parts* of about
+``max_lines`` lines each; each part becomes a function ``<kernel>_p<k>`` that takes the
+values it reads from earlier parts and returns those that later parts read, and the
+kernel calls the parts in order::
+
+    @njit(no_cpython_wrapper=True, ...)
+    def kernel_p0(in0, in1, n0, n1):
+        v3 = bl.matmul(in1, in0)
+        ...
+        return v4, v6
+
+    def kernel(in0, in1, in2):     # (decorated as before)
+        n0 = in0.shape[0]  # D
+        v4, v6 = kernel_p0(in0, in1, n0, n1)
+        ...
+
+A loop nest is never cut, and a part is a straight copy of its statements: the kernel
+computes the same operations on the same values in the same order, so its results are
+bit-identical to the unsplit kernel's.  Arrays are passed by reference (a part writes an
+array another part allocated); a scalar a part updates (an accumulator) is passed in and
+returned.  The parts are compiled once, when the kernel is (no Python wrapper: only the
+kernel calls them), and cached with it: Numba's cache entry of the kernel holds the machine
+code of everything it calls.
+"""
+
+from __future__ import annotations
+
+import ast
+
+# Lines of a part (a loop nest longer than this is a part of its own).  Measured on the
+# 20-layer GELU MLP (907 lines; README, "Compile time"): parts of 20 lines compiled 30 %
+# slower than the whole kernel, parts of 40-120 lines as fast, not faster -- Numba's time
+# there goes to one-off work per process (its overloads, the vmath functions), not to the
+# size of the function.  So kernels stay whole unless this is set lower.
+MAX_LINES = 100_000
+
+
+def _statements(body: list[str]) -> list[list[str]]:
+    """The top-level statements of a function body (lines indented by four spaces), each
+    with its nested lines; an ``else:`` belongs to the ``if`` before it."""
+    out: list[list[str]] = []
+    for line in body:
+        top = line.startswith("    ") and not line.startswith("     ")
+        if top and not line.startswith(("    else:", "    elif ")) or not out:
+            out.append([line])
+        else:
+            out[-1].append(line)
+    return out
+
+
+class _Names(ast.NodeVisitor):
+    """The names a piece of code reads before writing them (``exposed``), and every name it
+    writes (``written``; ``top`` those written outside any loop or branch)."""
+
+    def __init__(self):
+        self.exposed: set[str] = set()
+        self.written: set[str] = set()
+        self.top: set[str] = set()
+        self.depth = 0
+
+    def load(self, name: str):
+        if name not in self.written:
+            self.exposed.add(name)
+
+    def store(self, name: str):
+        self.written.add(name)
+        if self.depth == 0:
+            self.top.add(name)
+
+    def visit_Name(self, node: ast.Name):
+        if isinstance(node.ctx, ast.Load):
+            self.load(node.id)
+        else:
+            self.store(node.id)
+
+    def visit_Assign(self, node: ast.Assign):
+        self.visit(node.value)  # the value is computed before the targets are written
+        for target in node.targets:
+            self.visit(target)
+
+    def visit_AugAssign(self, node: ast.AugAssign):
+        self.visit(node.value)
+        if isinstance(node.target, ast.Name):
+            self.load(node.target.id)
+            self.store(node.target.id)
+        else:
+            self.visit(node.target)
+
+    def visit_For(self, node: ast.For):
+        self.visit(node.iter)
+        self.depth += 1
+        self.visit(node.target)
+        for stmt in node.body + node.orelse:
+            self.visit(stmt)
+        self.depth -= 1
+
+    def visit_If(self, node: ast.If):
+        self.visit(node.test)
+        self.depth += 1
+        for stmt in node.body + node.orelse:
+            self.visit(stmt)
+        self.depth -= 1
+
+    def visit_Attribute(self, node: ast.Attribute):
+        self.visit(node.value)  # np.float64: reads np, not a local
+
+
+def _names(lines: list[str]) -> _Names:
+    tree = ast.parse("\n".join(line[4:] for line in lines))
+    names = _Names()
+    for stmt in tree.body:
+        names.visit(stmt)
+    return names
+
+
+def split(source: str, max_lines: int | None = None) -> tuple[list[tuple[str, str]], str]:
+    """Cut the kernel ``source`` (``def name(args):`` and its body) into parts.
+
+    Returns ``(parts, kernel)``: each part as ``(name, function source)`` without its
+    decorator, and the kernel's new source, which calls them.  A kernel of at most
+    ``max_lines`` body lines (default :data:`MAX_LINES`), or with nothing to cut, comes back
+    as it is with no parts.
+    """
+    max_lines = MAX_LINES if max_lines is None else max_lines  # (a benchmark varies it)
+    header, *body = source.rstrip("\n").split("\n")
+    name = header[len("def ") : header.index("(")]
+    args = [a.strip() for a in header[header.index("(") + 1 : header.rindex(")")].split(",")]
+    comments = [line for line in body if line.startswith("    #")]
+    code = [line for line in body if not line.startswith("    #")]
+    *statements, final = _statements(code)  # the last one is the kernel's `return`
+    if sum(len(s) for s in statements) <= max_lines:
+        return [], source
+    chunks: list[list[str]] = [[]]
+    for stmt in statements:
+        if chunks[-1] and len(chunks[-1]) + len(stmt) > max_lines:
+            chunks.append([])
+        chunks[-1].extend(stmt)
+    if len(chunks) == 1:
+        return [], source
+
+    names = [_names(chunk) for chunk in chunks] + [_names(final)]
+    defined = set(args)  # names that hold a value in the kernel before the current part
+    parts, calls = [], []
+    for k, (chunk, own) in enumerate(zip(chunks, names)):
+        later = set().union(*(n.exposed for n in names[k + 1 :]))
+        inputs = sorted(own.exposed & defined, key=_order)
+        outputs = sorted(own.written & later, key=_order)
+        if any(o not in own.top and o not in defined for o in outputs):
+            # a value only some paths of this part write: keep the kernel whole (the code
+            # generator does not emit such values; this guards the assumption)
+            return [], source
+        part = f"{name}_p{k}"
+        lines = [f"def {part}({', '.join(inputs)}):"] + chunk
+        call = f"{part}({', '.join(inputs)})"
+        if outputs:
+            lines.append("    return " + ", ".join(outputs))
+            call = ", ".join(outputs) + " = " + call
+        parts.append((part, "\n".join(lines) + "\n"))
+        calls.append("    " + call)
+        defined |= own.written & later
+    kernel = "\n".join([header] + comments + calls + final) + "\n"
+    return parts, kernel
+
+
+def _order(name: str):
+    # inputs, dims, constants and values in the kernel's own numbering order, then the rest
+    head = name.rstrip("0123456789")
+    tail = name[len(head) :]
+    return (head, int(tail) if tail else -1, name)
