@@ -15,7 +15,8 @@ spent in each stage:
 * ``optimise`` -- ``symgrad.passes.optimize`` on the value and the gradient;
 * ``numpy``    -- lowering the optimised graph for the numpy backend (the interpreter);
 * ``call``     -- one call of the numpy program (checked against NumPy on the same chain);
-* ``total``    -- grad + optimise + numpy + call: from the graph to the NumPy-backend result;
+* ``total``    -- grad + optimise + numpy + call: from the graph to the NumPy-backend result
+  (``total cpu``: the process's CPU time over the same span, less disturbed by other load);
 * ``codegen`` and ``numba`` -- generating the Numba kernel source, and Numba compiling it
   (``--no-numba`` skips them; at 10,000 nodes the Numba compile takes a minute or more).
 
@@ -94,6 +95,7 @@ def measure(n_nodes: int, numba: bool, shape: str = "tanh", by_steps: bool = Fal
     row["ew_nodes"] = sum(1 for n in toposort([loss]) if n.op == "ew")
 
     started = first = time.perf_counter()
+    first_cpu = time.process_time()
     g = sg.grad(loss, x0)
     row["grad"] = time.perf_counter() - started
     row["graph_nodes"] = len(toposort([loss, g]))
@@ -114,6 +116,7 @@ def measure(n_nodes: int, numba: bool, shape: str = "tanh", by_steps: bool = Fal
     value, grad = program(*bound)
     row["call"] = time.perf_counter() - started
     row["total"] = time.perf_counter() - first
+    row["total cpu"] = time.process_time() - first_cpu
     ref = SHAPES[shape](NumpyAsSg, values.copy(), steps)
     assert abs(float(value) - ref.sum()) <= 1e-12 * abs(ref.sum()), (value, ref.sum())
 
@@ -164,7 +167,7 @@ def main() -> None:
         print(json.dumps(measure(args.one, numba, shapes[0], args.steps)))
         return
 
-    columns = ["build", "grad", "optimise", "numpy", "call", "total"] + (
+    columns = ["build", "grad", "optimise", "numpy", "call", "total", "total cpu"] + (
         ["codegen", "numba"] if numba else []
     )
     print("chains (see --shape); seconds per stage, one fresh process per size\n")

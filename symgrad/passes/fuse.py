@@ -44,11 +44,13 @@ _GIVE_UP = (RecursionError, SymgradError, TypeError, ValueError, NotImplementedE
 
 
 @lru_cache(maxsize=1 << 14)
-def _facts(expr) -> tuple[int, bool, bool]:
-    """A formula's operation count (at least 1, so a group's size bounds its depth), whether
-    it calls a function, and whether it is piecewise."""
+def _facts(expr) -> tuple[int, int, bool, bool]:
+    """A formula's operation count (at least 1, so a group's size bounds its depth), the
+    count its ``Paren`` adds when it is spliced into a user (as ``count_ops`` counts it),
+    whether it calls a function, and whether it is piecewise."""
     calls = {f for f in expr.atoms(sp.Function) if not isinstance(f, (Div, Paren))}
-    return max(1, sp.count_ops(expr)), bool(calls), expr.has(sp.Piecewise)
+    grouped = not isinstance(expr, Boolean) and isinstance(Paren(expr), Paren)
+    return max(1, sp.count_ops(expr)), int(grouped), bool(calls), expr.has(sp.Piecewise)
 
 
 def _in_condition(expr, s: sp.Symbol) -> bool:
@@ -62,15 +64,19 @@ class _Group:
 
     For input ``i``, ``parts[i]`` is the group inlined there, or None and ``reads[i]`` is
     the (rebuilt) node read as it is.  ``dtypes`` are the dtypes of every node the composed
-    formula reads; ``size`` its operation count (the sum of its members'), ``calls``
-    whether it calls a function, ``piecewise`` whether it has a piecewise part.
+    formula reads; ``size`` its operation count (the sum of its members' and of the
+    ``Paren`` around each inlined one), ``calls`` whether it calls a function,
+    ``piecewise`` whether it has a piecewise part, ``grouped`` whether it is spliced into a
+    user inside a ``Paren``.
     """
 
-    __slots__ = ("node", "parts", "reads", "dtypes", "size", "calls", "piecewise", "built")
+    __slots__ = ("node", "parts", "reads", "dtypes", "size", "calls", "piecewise", "built",
+                 "grouped")
 
-    def __init__(self, node, parts, reads, dtypes, size, calls, piecewise):
+    def __init__(self, node, parts, reads, dtypes, size, calls, piecewise, grouped):
         self.node, self.parts, self.reads, self.dtypes = node, parts, reads, dtypes
-        self.size, self.calls, self.piecewise, self.built = size, calls, piecewise, None
+        self.size, self.calls, self.piecewise, self.grouped = size, calls, piecewise, grouped
+        self.built = None
 
     def cheap(self) -> bool:
         # Worth recomputing per element of a larger consumer: a little arithmetic, no calls.
@@ -110,7 +116,7 @@ def fuse(outputs) -> list[Node]:
         if node.op is not EW or not node.inputs:
             new[node] = rebuild(node, [built(i) for i in node.inputs])
             continue
-        own, calls, piecewise = _facts(node.attr("expr"))
+        own, grouped, calls, piecewise = _facts(node.attr("expr"))
         parts = []
         for i, old in enumerate(node.inputs):
             part = groups.get(old)
@@ -122,7 +128,7 @@ def fuse(outputs) -> list[Node]:
                 and not _folds_into_condition(part, node, i)
             )
             parts.append(part if ok else None)
-        size = own + sum(p.size for p in parts if p is not None)
+        size = own + sum(p.size + p.grouped for p in parts if p is not None)
         if size > MAX_OPS:  # split here: the producers become nodes of their own
             parts, size = [None] * len(parts), own
         inlined = [p for p in parts if p is not None]
@@ -132,7 +138,7 @@ def fuse(outputs) -> list[Node]:
         )
         calls = calls or any(p.calls for p in inlined)
         piecewise = piecewise or any(p.piecewise for p in inlined)
-        groups[node] = _Group(node, parts, reads, dtypes, size, calls, piecewise)
+        groups[node] = _Group(node, parts, reads, dtypes, size, calls, piecewise, grouped)
     return [built(o) for o in outputs]
 
 
