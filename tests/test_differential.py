@@ -279,18 +279,20 @@ def test_the_generator_builds_every_op():
 def test_a_pruned_zero_adjoint_may_turn_the_nan_of_an_overflow_into_0(backend):
     """The long property profile's example: softmax over an axis of size 1 has a zero
     derivative; the adjoint above it overflows to inf, so the graph as written gives
-    0 * inf = NaN in d/da1, and the optimised graph, which prunes the zero adjoint, 0."""
+    0 * inf = NaN in d/da1, and an optimised graph that prunes the zero adjoint gives 0
+    (main did before issue 7's port; now both are NaN).  Either is the contract."""
     a1, c8 = sg.tensor("a1", (2, 1)), sg.tensor("c8", (2, 1))
     loss = sg.sum(sg.exp(sg.exp(sg.exp(sg.exp(sg.softmax(sg.exp(a1), axis=-1))))) * c8)
     inputs = {"a1": np.array([[0.3], [-1.0]]), "c8": np.array([[1.0], [2.0]])}
     want = reference([loss, *sg.grad(loss, [a1, c8])], [a1, c8], inputs)
     assert not want.finite and np.isnan(want.values[1]).all()  # e**e**e**e = inf
     value, (g1, g8) = sg.value_and_grad(loss, [a1, c8], backend=backend)(**inputs)
-    assert value == np.inf and (g1 == 0).all() and (g8 == np.inf).all()
+    assert value == np.inf and ((g1 == 0) | np.isnan(g1)).all() and (g8 == np.inf).all()
     for got, w in zip([value, g1, g8], want.values):
         assert_contract(got, w, want.finite, want.scale, backend)
+    assert_contract(np.zeros((2, 1)), want.values[1], want.finite, want.scale, "pruned")
     with pytest.raises(AssertionError):  # a relaxation, allowed only after an overflow
-        assert_contract(g1, want.values[1], False, want.scale, backend, relaxed=False)
+        assert_contract(np.zeros((2, 1)), want.values[1], False, 1.0, "strict", relaxed=False)
 
 
 @pytest.mark.parametrize("finite", [True, False])
@@ -425,31 +427,8 @@ def test_each_function_is_within_4_ulp_of_its_numpy_meaning(backend, dtype):
     assert not bad, f"ulp distance from NumPy above 4: {bad}"
 
 
-# (outer function, dtype) pairs that fail on current main, all in the part of issue 7 that
-# is being ported from branch i7 (opaque SymPy functions and Paren grouping in fusion):
-# SymPy rewrites the fused formula over the reals -- exp(log(x)) -> x, sqrt(x)**2 -> x,
-# sqrt(exp(x)) -> exp(x/2), sqrt of a negative formula -> I*sqrt(..) (a complex kernel:
-# Numba refuses it, NumPy drops the imaginary part) -- or reassociates it
-# (square(gelu(-1e300)): x**2 * 0 is inf * 0).  Each becomes an XPASS (a failure) once fixed.
-CHAIN_DEFECTS = {
-    ("exp", "float64"), ("log", "float64"), ("sqrt", "float64"), ("square", "float64"),
-    ("sigmoid", "float64"), ("gelu_tanh", "float64"),
-    ("exp", "float32"), ("log", "float32"), ("sqrt", "float32"), ("square", "float32"),
-    ("sigmoid", "float32"),
-}  # fmt: skip
-CHAIN_REASON = "issue 7, being ported (i7p): formulas are rewritten in real arithmetic"
-
-
-def _chain_cases():
-    for dtype in ("float64", "float32"):
-        for outer in MEANING:
-            marks = ()
-            if (outer, dtype) in CHAIN_DEFECTS:
-                marks = pytest.mark.xfail(strict=True, reason=CHAIN_REASON)
-            yield pytest.param(outer, dtype, marks=marks, id=f"{outer}-{dtype}")
-
-
-@pytest.mark.parametrize(("outer", "dtype"), list(_chain_cases()))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("outer", list(MEANING))
 def test_each_pair_of_functions_means_what_numpy_means(outer, dtype):
     """``g(f(x))`` for every function ``f`` and the given ``g``, fused into one formula
     each (``f(x)`` has one user), on the numpy backend; no relaxation applies to a chain of
@@ -469,24 +448,14 @@ def test_each_pair_of_functions_means_what_numpy_means(outer, dtype):
                 assert_contract(got, want[name], False, 0.0, what, relaxed=False)
 
 
-TWICE = [[n for n in BINARY_MEANING if n != "divide"], ["divide"]]
-
-
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("backend", ["numpy", "numba"])
-@pytest.mark.parametrize(
-    "names",
-    [
-        TWICE[0],
-        pytest.param(TWICE[1], marks=pytest.mark.xfail(strict=True, reason=CHAIN_REASON)),
-    ],
-    ids=["all-but-divide", "divide"],
-)
-def test_each_binary_function_of_one_operand_twice(names, backend, dtype):
+def test_each_binary_function_of_one_operand_twice(backend, dtype):
     """``f(x, x)`` as NumPy's ``f(x, x)``: ``x - x`` may be 0 where x is not finite (the
     listed relaxation 1), nothing else may change (``x / x`` at 0 is NaN, not 1)."""
     x, _ = _grid(dtype)
     a = sg.tensor("a", (x.size,), dtype)
+    names = list(BINARY_MEANING)
     outputs = [BINARY_MEANING[n][0](a, a) for n in names]
     with np.errstate(all="ignore"):
         got = sg.compile(outputs, backend=backend)(a=x)
@@ -506,6 +475,6 @@ def test_two_dims_bound_to_one_size_stay_apart_when_broadcasts_are_simplified(ba
     raised a ShapeError on a valid graph."""
     a = sg.tensor("a", (3,))
     t, u = sg.tensor("t", ("K",)), sg.tensor("u", ("M",))
-    f = sg.compile(sg.exp(sg.exp(a - a)) * t * u, backend=backend)
+    f = sg.compile(sg.exp(sg.exp(a - a)) * t * u, backend=backend, inputs=[a])
     got = f(a=np.zeros(3), t=np.array([1.0, 2.0, 3.0]), u=np.array([1.0, 1.0, 2.0]))
     np.testing.assert_allclose(got, np.e * np.array([1.0, 2.0, 6.0]), rtol=1e-15)

@@ -114,7 +114,7 @@ def _walk(expr, symbols, scale, known):
     intermediate value (``known``: of each input symbol)."""
     if expr in symbols:
         return symbols[expr], known[expr]
-    if not expr.free_symbols:  # a constant: a weak Python number, as in printed code
+    if not _reads(expr, symbols):  # a constant: a weak Python number, as in printed code
         value = ew_function(expr, 0)()
         value = bool(value) if isinstance(value, (bool, np.bool_)) else float(value)
         return value, np.zeros((), bool)
@@ -123,11 +123,11 @@ def _walk(expr, symbols, scale, known):
     # one function on values: its arguments become symbols (constants stay in the text)
     parts, stand_ins, bad = [], {}, np.zeros((), bool)
     for arg in expr.args:
-        if not arg.free_symbols:
+        if not _reads(arg, symbols):
             # a number stays in the text; a constant expression (sqrt(2)) becomes its value
             # as a Python float, weak as a literal: sqrt(2) * x32 is float32
-            parts.append(arg if arg.is_Number or _boolean(arg)
-                         else sp.Float(_walk(arg, symbols, scale, known)[0], 53))
+            atom = arg.is_Number or arg.is_Symbol or _boolean(arg)  # (a Const is a Symbol)
+            parts.append(arg if atom else sp.Float(_walk(arg, symbols, scale, known)[0], 53))
             continue
         value, arg_bad = _walk(arg, symbols, scale, known)
         bad = bad | arg_bad
@@ -141,6 +141,11 @@ def _walk(expr, symbols, scale, known):
     head = expr.func(*parts, evaluate=False) if _evaluates(expr) else expr.func(*parts)
     value = np.asarray(ew_function(head, len(stand_ins))(*stand_ins.values()))
     return value, bad | _nonfinite(value)
+
+
+def _reads(expr, symbols) -> bool:
+    """Whether ``expr`` reads an input (a ``Const`` atom is a symbol that does not)."""
+    return any(s in symbols for s in expr.free_symbols)
 
 
 def _boolean(expr) -> bool:
