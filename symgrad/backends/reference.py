@@ -32,8 +32,13 @@ import numpy as np
 import sympy as sp
 
 from ..ir import toposort
-from ..ops.core import EW
+from ..ops.core import EW, SUM
+from ..ops.linalg import MATMUL
 from .numpy_backend import EVAL, Call, ew_function
+
+
+# the ops that add (another order of the additions rounds differently: see Run.scale)
+ADDING = (SUM, MATMUL)
 
 
 class Run(NamedTuple):
@@ -65,7 +70,7 @@ def run(outputs, names, values, dims) -> Run:
                 value, bad = _formula(node, args, scale)
             else:
                 value = np.asarray(EVAL[node.op](node, args, context))
-                if node.op.loop == "reduce" or not node.op.moves_values and node.inputs:
+                if node.op in ADDING:
                     scale[0] = max(scale[0], *(_magnitude(a) for a in args))
                 # an infinite constant (softmax's -inf guard) is no overflow; what is
                 # computed from it is looked at
