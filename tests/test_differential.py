@@ -35,6 +35,8 @@ few compile with Numba; ``long``: 2000, of which 250)::
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, note, settings
@@ -348,10 +350,12 @@ MEANING = {  # row of symgrad.ops.elementwise.FUNCTIONS -> (how sg calls it, Num
     "elu": (sg.elu, lambda x: np.where(x > 0, x, np.expm1(x))),
     "softplus": (sg.softplus, lambda x: np.logaddexp(x, 0)),
     "log_sigmoid": (sg.log_sigmoid, lambda x: -np.logaddexp(0, -x)),
-    "gelu": (sg.gelu, lambda x: x / 2 * (1 + _erf(x / np.sqrt(2)))),
+    # Python floats (weak) for the constants: np.sqrt(2) is a float64 scalar, which would
+    # compute a float32 gelu in float64 (NEP 50)
+    "gelu": (sg.gelu, lambda x: x / 2 * (1 + _erf(x / math.sqrt(2)))),
     "gelu_tanh": (
         lambda x: sg.gelu(x, approximate=True),
-        lambda x: x / 2 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x**3))),
+        lambda x: x / 2 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
     ),
     "clip": (lambda x: sg.clip(x, -1.0, 2.0), lambda x: np.clip(x, -1.0, 2.0)),
 }
@@ -432,24 +436,39 @@ def test_each_function_is_within_4_ulp_of_its_numpy_meaning(backend, dtype):
 def test_each_pair_of_functions_means_what_numpy_means(outer, dtype):
     """``g(f(x))`` for every function ``f`` and the given ``g``, fused into one formula
     each (``f(x)`` has one user), on the numpy backend; no relaxation applies to a chain of
-    one operand, so NaN for NaN, the same infinities, 1e-9 (float32: 1e-4) elsewhere.
+    one operand, so NaN for NaN and the same infinities.  Elsewhere within the tolerance of
+    ``assert_contract`` plus what ``g`` makes of a 4-ulp error in ``f(x)`` (``sin`` of
+    ``exp(40)`` in float32 is any number in [-1, 1]: an ulp of 2.4e17 is 1.6e10).
     (Numba runs them in the long profile: a compile per case.)"""
     x, _ = _grid(dtype)
     a = sg.tensor("a", (x.size,), dtype)
     g, mg = MEANING[outer]
     backends_ = ["numpy", "numba"] if LONG else ["numpy"]
     with np.errstate(all="ignore"):
-        want = {n: mg(mf(x).astype(dtype)).astype(dtype) for n, (_, mf) in MEANING.items()}
+        want, slack = {}, {}
+        for name, (_, mf) in MEANING.items():
+            y = mf(x).astype(dtype)
+            want[name] = mg(y).astype(dtype)
+            near = [mg(_ulps_away(y, k)).astype(np.float64) for k in range(-4, 5)]
+            slack[name] = np.nan_to_num(np.max(np.abs(np.subtract(near, want[name])), axis=0))
         for backend in backends_:
             got = sg.compile([g(f(a)) for f, _ in MEANING.values()], backend=backend)(a=x)
             for name, out in zip(MEANING, got):
                 what = f"{backend}: {outer}({name}(x)) at x = {x}"
-                got = np.broadcast_to(out, x.shape)
-                assert_contract(got, want[name], False, 0.0, what, relaxed=False)
+                out = np.broadcast_to(out, x.shape).astype(np.float64)
+                # the slack moves got towards the reference by what g's conditioning allows
+                close = np.clip(want[name], out - slack[name], out + slack[name])
+                moved = np.where(np.isfinite(out) & np.isfinite(want[name]), close, out)
+                assert_contract(moved.astype(dtype), want[name], False, 0.0, what, relaxed=False)
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def _ulps_away(y, k):
+    """``y`` moved ``k`` representable values (towards +inf for k > 0)."""
+    for _ in range(abs(k)):
+        y = np.nextafter(y, np.array(np.inf if k > 0 else -np.inf, y.dtype))
+    return y
+
+
 def test_each_binary_function_of_one_operand_twice(backend, dtype):
     """``f(x, x)`` as NumPy's ``f(x, x)``: ``x - x`` may be 0 where x is not finite (the
     listed relaxation 1), nothing else may change (``x / x`` at 0 is NaN, not 1)."""
