@@ -469,6 +469,8 @@ def _ulps_away(y, k):
     return y
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
 def test_each_binary_function_of_one_operand_twice(backend, dtype):
     """``f(x, x)`` as NumPy's ``f(x, x)``: ``x - x`` may be 0 where x is not finite (the
     listed relaxation 1), nothing else may change (``x / x`` at 0 is NaN, not 1)."""
