@@ -350,12 +350,16 @@ class FuzzBuilder(Builder):
 # --- inputs ----------------------------------------------------------------------------------
 
 
-def valid_inputs(b: FuzzBuilder, names, dims, rng) -> dict:
-    """Values for ``names`` that respect their declarations; labels in range where known."""
+def valid_inputs(b: FuzzBuilder, names, dims, rng) -> dict | None:
+    """Values for ``names`` that respect their declarations; labels in range where known.
+    None if there are none: a declared dim is negative for these sizes (a tensor of shape
+    ``(N - 1,)`` at N = 0)."""
     out = {}
     for name in names:
         node = b.declared[name]
         shape = resolve(node.shape, dims)
+        if any(d < 0 for d in shape):
+            return None
         if node.dtype in ("float64", "float32"):
             out[name] = rng.standard_normal(shape).astype(node.dtype)
         elif node.dtype == "bool":
@@ -565,6 +569,9 @@ def fuzz_once(data, backends):
 
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     kwargs = valid_inputs(b, first.input_names, dims, rng)
+    if kwargs is None:
+        event("no valid call: a declared dim is negative for the drawn sizes")
+        return
     note(f"inputs = {kwargs!r}  # dims {dims}")
     copies = {k: np.array(v, copy=True) for k, v in kwargs.items()}
 
