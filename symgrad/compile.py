@@ -3,11 +3,21 @@
 ``compile`` and ``value_and_grad`` return a :class:`Compiled`: call it with keyword
 arguments named after the input tensors; it checks them (``backends/inputs.py``), runs the
 backend program, and returns a float for a scalar output and fresh arrays otherwise.
+
+Warm start: before deriving anything, both look up a record (``kernel_cache.read_record``)
+under a key made of the exact fingerprint of the *input* graph (``ir/fingerprint.py``: its
+nodes, constants to the last digit, dtypes, shapes, dims, the declared inputs and the
+``wrt`` list), the way the result is packed, the backend, the options and symgrad's source
+digest with the versions of Python, NumPy and SymPy.  The record holds the optimised graph;
+with it, derivation and simplification are skipped (``stats.warm``), and the Numba backend's
+own record (``numba_backend.build``) skips code generation.  A missing or damaged record
+means the usual pipeline, which then writes it.
 """
 
 from __future__ import annotations
 
 import builtins
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -18,9 +28,11 @@ import numpy as np
 
 from . import backends
 from .autodiff import grad
+from .backends import kernel_cache
 from .backends.inputs import Signature
 from .errors import ArgumentError, GraphError
 from .ir import Node, serialize, to_text, toposort
+from .ir.fingerprint import fingerprint
 from .ir.op import OPS
 from .ops.api import as_node
 from .passes import optimize
@@ -40,6 +52,8 @@ class Stats:
     codegen: float = 0.0
     numba: float = 0.0
     cache_hit: bool = False
+    warm: bool = False  # the optimised graph came from the warm-start cache
+    codegen_skipped: bool = False  # the kernel's source came from the cache too
     nodes_before: int = 0
     nodes_after: int = 0
     tier: str = ""
@@ -281,16 +295,70 @@ def _finisher(outputs: list[Node], pack: str, copied=frozenset(), keys=()):
 OPTIONS = ("parallel", "fastmath", "vector_math")
 
 
-def _build(outputs, pack, backend, extra_inputs, options, stats, keys=()) -> Compiled:
+def _check_options(options):
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ArgumentError(f"unknown option {unknown[0]!r}; the options are {OPTIONS}")
-    signature = Signature(outputs, extra_inputs)
-    started = time.perf_counter()
-    stats.nodes_before = len(toposort(outputs))
-    optimised = optimize(outputs)
-    stats.nodes_after = len(toposort(optimised))
-    stats.simplify = time.perf_counter() - started
+
+
+GRAPH_FORMAT = 1  # bump when a graph record changes meaning
+
+
+def _warm_key(maker, pack, roots, wrt, declared, keys, backend, options) -> str | None:
+    """The warm-start key of a compile (None if the arguments are not graphs: the usual
+    path then reports what is wrong)."""
+    try:
+        graph = fingerprint(roots, wrt, declared)
+    except Exception:  # noqa: BLE001 - not nodes; the pipeline explains
+        return None
+    text = repr(
+        (GRAPH_FORMAT, maker, pack, keys, graph, backend, sorted(options.items()),
+         kernel_cache.source_digest())
+    )
+    return "g_" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _warm_graph(key):
+    """The optimised graph and node counts stored under ``key``, or None."""
+    if key is None:
+        return None
+    record = kernel_cache.read_record(key)
+    try:
+        graph, signature, before, after = record
+        if not isinstance(signature, Signature):
+            return None
+        return serialize.load(graph), signature, before, after
+    except Exception:  # noqa: BLE001 - a damaged or foreign record: do the work again
+        return None
+
+
+def _store_graph(key, compiled):
+    if key is None:
+        return
+    programs = [compiled.program, getattr(compiled.program, "kernel", None)]
+    keep = [k for p in programs for k in getattr(p, "cache_keys", ())]
+    stats = compiled.stats
+    record = (
+        serialize.dump(compiled.outputs), compiled.signature, stats.nodes_before,
+        stats.nodes_after,
+    )
+    kernel_cache.write_record(key, record, keep=keep)
+
+
+def _build(outputs, pack, backend, extra_inputs, options, stats, keys=(), warm=None) -> Compiled:
+    """Optimise ``outputs`` and build the backend's program; with ``warm`` (the optimised
+    graph, signature and node counts from the warm-start cache), only the latter."""
+    _check_options(options)
+    if warm is None:
+        signature = Signature(outputs, extra_inputs)
+        started = time.perf_counter()
+        stats.nodes_before = len(toposort(outputs))
+        optimised = optimize(outputs)
+        stats.nodes_after = len(toposort(optimised))
+        stats.simplify = time.perf_counter() - started
+    else:
+        optimised, signature, stats.nodes_before, stats.nodes_after = warm
+        stats.warm = True
     started = time.perf_counter()
     build = backends.get(backend)  # the first use imports Numba: part of its cost
     stats.numba += time.perf_counter() - started if backend == "numba" else 0.0
@@ -336,7 +404,13 @@ def compile(outputs, backend: str = "numba", inputs=(), **options) -> Compiled: 
     -12.0
     """
     nodes, pack = _as_outputs(outputs)
-    compiled = _build(nodes, pack, backend, _declared(inputs), options, Stats())
+    declared = _declared(inputs)
+    _check_options(options)
+    key = _warm_key("compile", pack, nodes, [], declared, (), backend, options)
+    warm = _warm_graph(key)
+    compiled = _build(nodes, pack, backend, declared, options, Stats(), warm=warm)
+    if warm is None:
+        _store_graph(key, compiled)
     made = nodes if pack == "tuple" else nodes[0]
     compiled.recipe = ("compile", (made,), dict(options, backend=backend, inputs=inputs))
     return compiled
@@ -370,19 +444,30 @@ def value_and_grad(f, wrt, backend: str = "numba", inputs=(), **options) -> Comp
     stats = Stats()
     started = time.perf_counter()
     f = as_node(f)
-    grads = grad(f, wrt)
-    stats.derive = time.perf_counter() - started
     single = not isinstance(wrt, (list, tuple))
     wrt_list = [wrt] if single else list(wrt)
-    for w in wrt_list:
-        if w.op.leaf != "input":
-            raise GraphError(
-                f"value_and_grad differentiates with respect to input tensors (the call's "
-                f"keywords); {w!r} is computed. Use sg.grad for intermediate nodes."
-            )
     pack = "value_grad" if single else "value_named" if keys else "value_grads"
-    outputs = [f] + ([grads] if single else grads)
-    compiled = _build(outputs, pack, backend, wrt_list + _declared(inputs), options, stats, keys)
+    declared = _declared(inputs)
+    _check_options(options)
+    warm = key = None
+    if all(isinstance(w, Node) and w.op.leaf == "input" for w in wrt_list):
+        key = _warm_key("value_and_grad", pack, [f], wrt_list, declared, keys, backend, options)
+        warm = _warm_graph(key)
+    if warm is None:
+        grads = grad(f, wrt)
+        stats.derive = time.perf_counter() - started
+        for w in wrt_list:
+            if w.op.leaf != "input":
+                raise GraphError(
+                    f"value_and_grad differentiates with respect to input tensors (the call's "
+                    f"keywords); {w!r} is computed. Use sg.grad for intermediate nodes."
+                )
+        outputs = [f] + ([grads] if single else grads)
+    else:
+        outputs = None  # the optimised graph is in `warm`
+    compiled = _build(outputs, pack, backend, wrt_list + declared, options, stats, keys, warm)
+    if warm is None:
+        _store_graph(key, compiled)
     made = dict(zip(keys, wrt)) if keys else wrt  # wrt as given
     compiled.recipe = ("value_and_grad", (f, made), dict(options, backend=backend, inputs=inputs))
     return compiled

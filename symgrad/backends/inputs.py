@@ -42,8 +42,6 @@ class Signature:
                     f"two different tensors are named {node.name!r}: {other!r} and {node!r}"
                 )
         self.inputs = [by_name[k] for k in sorted(by_name)]
-        self.names = [n.name for n in self.inputs]
-        self._name_set = set(self.names)
         self._first = {}  # named dim -> the first input (by name) that has it
         for n in self.inputs:
             for d in n.shape:
@@ -90,6 +88,12 @@ class Signature:
                 f"named dims {sorted(unbound)} are not the size of any input, so no call could "
                 "give them a value"
             )
+        self._prepare()
+
+    def _prepare(self):
+        """The names, the plan and the generated binder, from the analysis above."""
+        self.names = [n.name for n in self.inputs]
+        self._name_set = set(self.names)
         self.plan = _plan(self)
         namespace = {
             "ndarray": np.ndarray,
@@ -101,6 +105,13 @@ class Signature:
         # straight-line checks generated per signature from the same plan as ``bind`` (see
         # _fast_binder_source), since per-call overhead is all a scalar function costs
         self.fast_bind = namespace["fast_bind"]
+
+    def __reduce__(self):
+        # what the analysis found (the warm-start cache stores it with the optimised graph:
+        # the signature is made from the graph *before* optimisation, which may drop
+        # inputs and label reads); the plan and the binder are made again where it lands
+        state = (self.inputs, self._first, self.label_checks, self.requires, self.binds)
+        return _restore_signature, state
 
     def bind(self, kwargs: dict) -> tuple[tuple, dict[str, int]]:
         """Check and convert a call's keyword arguments.
@@ -171,6 +182,14 @@ class Signature:
             raise ArgumentError(f"unknown input {unknown[0]!r}; this function takes {self.names}")
         missing = [n for n in self.names if n not in kwargs]
         raise ArgumentError(f"missing input {missing[0]!r}; this function takes {self.names}")
+
+
+def _restore_signature(inputs, first, label_checks, requires, binds) -> Signature:
+    sig = Signature.__new__(Signature)
+    sig.inputs, sig._first, sig.label_checks = list(inputs), dict(first), list(label_checks)
+    sig.requires, sig.binds = list(requires), list(binds)
+    sig._prepare()
+    return sig
 
 
 def _fast_binder_source(sig: Signature) -> str:

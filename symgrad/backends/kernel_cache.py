@@ -1,8 +1,12 @@
 """The kernel cache folder: where it is, what it holds, and keeping it under a size cap.
 
 One cache *entry* is one compiled kernel: its module ``<key>.py``, the checksum
-``<key>.sum`` and Numba's machine code ``__pycache__/<key>.*.nbi|nbc``.  Loading an entry
-marks it used (its access time, set explicitly so it does not depend on how the disk is
+``<key>.sum`` and Numba's machine code ``__pycache__/<key>.*.nbi|nbc`` (keys ``k_...``), or
+one warm-start *record* ``<key>.rec`` (:func:`write_record`): ``g_...`` holds the optimised
+graph of an input graph (``compile.py``), ``b_...`` names the kernel generated for an
+optimised graph (``numba_backend.py``), so a warm start neither derives, simplifies nor
+generates code.  A record names what it refers to; if that was evicted, the warm start
+falls back to doing the work.  Loading an entry marks it used (its access time, set explicitly so it does not depend on how the disk is
 mounted; the modification time is left alone).  After a new entry is written, entries are
 removed least recently used first until the folder is under its cap again; the entry just
 written always stays.
@@ -17,7 +21,11 @@ newest entry).  This module does not import Numba.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +34,7 @@ from ..errors import ArgumentError
 
 DEFAULT_MAX_MB = 512
 PREFIX = "k_"  # every kernel key starts with it (see numba_backend.kernel_module)
+RECORD_PREFIXES = ("g_", "b_")  # warm-start records: graphs, kernel names
 
 
 def cache_dir() -> Path:
@@ -69,27 +78,33 @@ class CacheInfo:
     entries: int
     bytes: int
     max_bytes: int
+    records: int = 0  # warm-start records (their bytes are in ``bytes`` too)
 
     def __str__(self) -> str:
         return (
-            f"{self.path}: {self.entries} kernels, {self.bytes / 2**20:.1f} MB "
-            f"(cap {self.max_bytes / 2**20:.0f} MB, $SYMGRAD_CACHE_MAX_MB)"
+            f"{self.path}: {self.entries} kernels, {self.records} warm-start records, "
+            f"{self.bytes / 2**20:.1f} MB (cap {self.max_bytes / 2**20:.0f} MB, "
+            "$SYMGRAD_CACHE_MAX_MB)"
         )
 
 
-def _key_of(path: Path) -> str | None:
+def _key_of(path: Path, prefixes) -> str | None:
     name = path.name
-    if not name.startswith(PREFIX):
+    if not name.startswith(prefixes):
         return None
     return name.split(".", 1)[0]
 
 
-def entries(folder: Path | None = None) -> list[Entry]:
-    """The entries in the cache folder, least recently used first."""
+def entries(folder: Path | None = None, records: bool = False) -> list[Entry]:
+    """The kernels in the cache folder (with ``records``, the warm-start records too),
+    least recently used first."""
     folder = cache_dir() if folder is None else folder
+    prefixes = (PREFIX,) + (RECORD_PREFIXES if records else ())
     groups: dict[str, list[Path]] = {}
-    for path in list(folder.glob(PREFIX + "*")) + list(folder.glob("__pycache__/" + PREFIX + "*")):
-        key = _key_of(path)
+    found = [p for prefix in prefixes for p in folder.glob(prefix + "*")]
+    found += list(folder.glob("__pycache__/" + PREFIX + "*"))
+    for path in found:
+        key = _key_of(path, prefixes)
         if key is not None and not path.name.endswith(".tmp"):
             groups.setdefault(key, []).append(path)
     found = []
@@ -101,7 +116,7 @@ def entries(folder: Path | None = None) -> list[Entry]:
             except OSError:  # removed meanwhile by another process
                 continue
             size += st.st_size
-            if f.suffix == ".py":
+            if f.suffix in (".py", ".rec"):
                 used = st.st_atime
         found.append(Entry(key, tuple(sorted(files)), size, used))
     return sorted(found, key=lambda e: (e.last_used, e.key))
@@ -124,19 +139,22 @@ def _remove(entry: Entry) -> None:
             pass
 
 
-def evict(keep: str, folder: Path | None = None) -> list[str]:
-    """Remove least recently used entries until the folder is under the cap.
+def evict(keep, folder: Path | None = None) -> list[str]:
+    """Remove least recently used entries (kernels and records) until the folder is under
+    the cap.
 
-    ``keep`` (the key just written) is never removed.  Returns the removed keys.
+    ``keep`` (the key just written, or a collection of keys: a record and the kernel it
+    names) is never removed.  Returns the removed keys.
     """
+    keep = {keep} if isinstance(keep, str) else set(keep)
     cap = max_bytes()
-    found = entries(folder)
+    found = entries(folder, records=True)
     total = sum(e.size for e in found)
     removed = []
     for entry in found:
         if total <= cap:
             break
-        if entry.key == keep:
+        if entry.key in keep:
             continue
         _remove(entry)
         total -= entry.size
@@ -151,17 +169,86 @@ def info() -> CacheInfo:
     >>> sg.cache.info().entries >= 0
     True
     """
-    found = entries()
-    return CacheInfo(cache_dir(), len(found), sum(e.size for e in found), max_bytes())
+    found = entries(records=True)
+    kernels = sum(e.key.startswith(PREFIX) for e in found)
+    return CacheInfo(
+        cache_dir(), kernels, sum(e.size for e in found), max_bytes(), len(found) - kernels
+    )
 
 
 def clear() -> int:
-    """Remove every cached kernel; returns how many were removed.
+    """Remove every cached kernel and warm-start record; returns how many kernels were
+    removed.
 
     Kernels already loaded in a process keep working; the next compile of the same graph
     (in a new process) compiles again.
     """
-    found = entries()
+    found = entries(records=True)
     for entry in found:
         _remove(entry)
-    return len(found)
+    return sum(e.key.startswith(PREFIX) for e in found)
+
+
+# --- warm-start records --------------------------------------------------------------------
+
+_MAGIC = b"symgrad-record-1\n"
+
+
+def write_record(key: str, value, keep=()) -> None:
+    """Store ``value`` (picklable) as the record ``<key>.rec``, written atomically, with a
+    checksum; then evict down to the cap, keeping ``key`` and the keys in ``keep``."""
+    payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    data = _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    folder = cache_dir()
+    path = folder / f"{key}.rec"
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=key, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError:  # a read-only or full cache folder: the next start does the work again
+        return
+    mark_used(path)
+    evict(keep=[key, *keep], folder=folder)
+
+
+def read_record(key: str):
+    """The value stored under ``key``, or None if there is none or it is damaged (a damaged
+    record is removed; the caller then does the work and writes it again)."""
+    path = cache_dir() / f"{key}.rec"
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    head, _, rest = data.partition(b"\n")
+    digest, _, payload = rest.partition(b"\n")
+    try:
+        if head + b"\n" != _MAGIC or hashlib.sha256(payload).hexdigest().encode() != digest:
+            raise ValueError("checksum")
+        value = pickle.loads(payload)
+    except Exception:  # noqa: BLE001 - any damage means: no record
+        path.unlink(missing_ok=True)
+        return None
+    mark_used(path)
+    return value
+
+
+_source_digest: str | None = None
+
+
+def source_digest() -> str:
+    """A digest of symgrad's own source files and of the versions of Python, NumPy and
+    SymPy: part of every warm-start key, so that a change of the compiler (or of what it
+    builds on) retires the records made by the old one."""
+    global _source_digest
+    if _source_digest is None:
+        import numpy
+        import sympy
+
+        root = Path(__file__).resolve().parent.parent
+        h = hashlib.sha256(f"{sys.version} {numpy.__version__} {sympy.__version__}".encode())
+        for path in sorted(root.rglob("*.py")):
+            h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+        _source_digest = h.hexdigest()
+    return _source_digest

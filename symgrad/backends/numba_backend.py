@@ -16,6 +16,14 @@ see a complete file.  A damaged module file is simply written again (its text is
 from the graph); Numba's compiled code is checked against a checksum (``<key>.sum``) before
 it is loaded, and code that fails the check or fails to load is deleted and recompiled with
 a warning, never a crash.
+
+Warm start: generating the source is itself work (SymPy prints every formula), so
+:func:`build` first looks for a record (``kernel_cache.write_record``) keyed by the exact
+:func:`~symgrad.ir.fingerprint.fingerprint` of the graph and the kernel's arguments, the
+options, the versions and symgrad's own source digest.  It names the kernel module and holds
+a digest of its text and the constant arrays the kernel takes; if the module is there with
+that text, it is imported directly (Numba then loads its machine code), skipping code
+generation.  A missing, damaged or stale record or module means the usual path.
 """
 
 from __future__ import annotations
@@ -34,8 +42,9 @@ import numba
 import numpy as np
 
 from ..ir import Node
+from ..ir.fingerprint import fingerprint
 from . import blas, vmath
-from .kernel_cache import cache_dir, evict, mark_used
+from .kernel_cache import cache_dir, evict, mark_used, read_record, source_digest, write_record
 from .numba_codegen import Kernel, prelude, uses_blas, uses_vmath
 from .split import split
 
@@ -122,6 +131,12 @@ def _import(path: Path, key: str, name: str):
 def load(kernel: Kernel, options: dict):
     """Compile ``kernel`` (or load it from the cache); returns (function, source, cache_hit)."""
     text, key = kernel_module(kernel, options)
+    return load_module(text, key, kernel.name)
+
+
+def load_module(text: str, key: str, name: str):
+    """Compile the kernel module ``text`` (or load it from the cache); returns
+    (function, source, cache_hit)."""
     with _lock:  # one lock per kernel: a thread compiling one kernel does not block others
         key_lock = _key_locks.setdefault(key, threading.Lock())
     with key_lock:
@@ -133,7 +148,7 @@ def load(kernel: Kernel, options: dict):
             _write_atomic(path, text)
         _verify_machine_code(path)
         try:
-            function = _import(path, key, kernel.name)
+            function = _import(path, key, name)
         except Exception as exc:  # a damaged cache entry: rebuild it once from scratch
             warnings.warn(
                 f"symgrad: kernel cache entry {path.name} was unusable ({exc!r}); recompiling",
@@ -141,7 +156,7 @@ def load(kernel: Kernel, options: dict):
             )
             _purge(path)
             _write_atomic(path, text)
-            function = _import(path, key, kernel.name)
+            function = _import(path, key, name)
         _record_machine_code(path)
         mark_used(path)
         if fresh:
@@ -199,22 +214,30 @@ def _purge(path: Path) -> None:
 
 
 class NumbaProgram:
-    """Calls one compiled kernel; ``source`` is the generated module."""
+    """Calls one compiled kernel; ``source`` is the generated module, ``key`` its cache key
+    and ``consts`` the constant arrays passed after the arguments."""
 
-    def __init__(self, kernel: Kernel, options: dict):
+    def __init__(self, kernel: Kernel | None, options: dict, warm=None):
         stats = options.get("stats")
         started = time.perf_counter()
-        kernel.source()  # generated (and kept) here, to time code generation on its own
-        codegen = time.perf_counter() - started
-        started = time.perf_counter()
-        self.function, self.source, hit = load(kernel, options)
+        if warm is None:
+            kernel.source()  # generated (and kept) here, to time code generation on its own
+            codegen = time.perf_counter() - started
+            started = time.perf_counter()
+            text, self.key = kernel_module(kernel, options)
+            self.function, self.source, hit = load_module(text, self.key, kernel.name)
+            consts = [c.attr("value").array for c in kernel.consts]
+        else:  # from a warm-start record: the module text is already on disk
+            codegen = 0.0
+            self.key, name, text, consts = warm
+            self.function, self.source, hit = load_module(text, self.key, name)
         if stats is not None:
             stats.codegen += codegen
             stats.numba += time.perf_counter() - started
             stats.cache_hit = hit
-        self.args = kernel.args
-        self.consts = [c.attr("value").array for c in kernel.consts]
-        self.consts = [c[()] if c.ndim == 0 else c for c in self.consts]
+            stats.codegen_skipped = warm is not None
+        self.raw_consts = consts
+        self.consts = [c[()] if c.ndim == 0 else c for c in consts]
 
     def __call__(self, values: tuple, dims: dict, given: tuple = ()) -> tuple:
         """Run the kernel on bound input values (signature order); ``given`` holds the
@@ -222,14 +245,56 @@ class NumbaProgram:
         return self.function(*values, *given, *self.consts)
 
 
+def record_key(outputs: list[Node], args: list[Node], options: dict) -> str:
+    """The key of the warm-start record of the kernel for ``outputs`` taking ``args``."""
+    settings = (
+        options.get("name", "kernel"),
+        bool(options.get("parallel", False)),
+        bool(options.get("vector_math", True)),
+        bool(options.get("fastmath", False)),
+    )
+    text = (
+        f"{fingerprint(outputs, args)} {settings} {FORMAT} {numba.__version__} "
+        f"{np.__version__} {source_digest()}"
+    )
+    return "b_" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _from_record(key: str):
+    """(kernel key, function name, module text, constants) if the record and its module
+    are intact."""
+    record = read_record(key)
+    try:
+        kernel_key, name, text_digest, consts = record
+        text = (cache_dir() / f"{kernel_key}.py").read_text()
+    except (TypeError, ValueError, OSError, UnicodeDecodeError):
+        return None
+    if hashlib.sha256(text.encode()).hexdigest() != text_digest:
+        return None
+    if not all(isinstance(c, np.ndarray) for c in consts):
+        return None
+    return kernel_key, name, text, list(consts)
+
+
 def build(outputs: list[Node], signature, options: dict, given=()) -> NumbaProgram:
     """A kernel for ``outputs`` taking the signature's inputs and the nodes ``given``."""
-    name = options.get("name", "kernel")
+    args = signature.inputs + list(given)
+    key = record_key(outputs, args, options)
+    warm = _from_record(key)
+    if warm is not None:
+        program = NumbaProgram(None, options, warm)
+        program.cache_keys = (key, program.key)
+        return program
     kernel = Kernel(
         outputs,
-        signature.inputs + list(given),
-        name,
+        args,
+        options.get("name", "kernel"),
         parallel=bool(options.get("parallel", False)),
         vector_math=bool(options.get("vector_math", True)),
     )
-    return NumbaProgram(kernel, options)
+    program = NumbaProgram(kernel, options)
+    digest = hashlib.sha256(program.source.encode()).hexdigest()
+    record = (program.key, kernel.name, digest, program.raw_consts)
+    write_record(key, record, keep=[program.key])
+    program.cache_keys = (key, program.key)
+    return program
