@@ -205,7 +205,9 @@ vg = sg.value_and_grad(loss, W)
 rng = np.random.default_rng(0)
 inputs = dict(X=rng.normal(size=(12, 5)), W=rng.normal(size=(5, 4)), y=rng.integers(0, 4, size=12))
 value, grad = vg(**inputs)
-print(json.dumps({"value": value, "grad": grad.tolist(), "cache_hit": vg.stats.cache_hit}))
+s = vg.stats
+print(json.dumps({"value": value, "grad": grad.tolist(), "cache_hit": s.cache_hit, "warm": s.warm,
+                  "codegen_skipped": s.codegen_skipped}))
 """
 
 
@@ -303,6 +305,10 @@ def test_two_processes_compile_into_one_fresh_cache_at_once(child_script, tmp_pa
     assert third.result["cache_hit"] is True
     assert WARNING not in third.err, third.describe()
     assert snapshot(cache) == before, "the third process rewrote the cache instead of loading it"
+    # ... and a warm start: the two racers left one intact record of the optimised graph
+    # and one of the kernel, so the third neither derived, simplified nor generated code
+    assert third.result["warm"] is True and third.result["codegen_skipped"] is True
+    assert len(list(cache.glob("g_*.rec"))) == 1 and len(list(cache.glob("b_*.rec"))) == 1
 
 
 # --- (d) damaged cache entries ----------------------------------------------------------------

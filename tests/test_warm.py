@@ -1,0 +1,281 @@
+"""The warm start: a graph compiled before (in this process or another) is not derived,
+simplified or code-generated again.
+
+Each test points ``$SYMGRAD_CACHE_DIR`` at its own folder and forgets the kernels this
+process loaded, as a new process would.
+"""
+
+import importlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy
+from sympy.printing.pycode import PythonCodePrinter
+
+import symgrad as sg
+from symgrad.backends import kernel_cache, numba_backend, numba_codegen
+
+compile_module = importlib.import_module("symgrad.compile")  # sg.compile is the function
+
+X = sg.tensor("X", ("N", "D"))
+W = sg.tensor("W", ("D", "C"))
+y = sg.tensor("y", ("N",), dtype="int64")
+LOSS = sg.losses.softmax_cross_entropy(X @ W, y) + 0.25 * sg.losses.l2(W)
+
+
+def inputs():
+    rng = np.random.default_rng(5)
+    return {"X": rng.normal(size=(6, 3)), "W": rng.normal(size=(3, 4)), "y": rng.integers(0, 4, 6)}
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("SYMGRAD_CACHE_MAX_MB", raising=False)
+    monkeypatch.setattr(numba_backend, "_loaded", {})
+    return tmp_path
+
+
+# The work a warm start must not do: derivation, simplification, code generation, and the
+# SymPy calculus and printing behind them.  Each is replaced by a counting wrapper.
+WORK = [
+    (compile_module, "grad"),
+    (compile_module, "optimize"),
+    (numba_codegen.Kernel, "__init__"),
+    (numba_codegen.Kernel, "source"),
+    (sympy, "diff"),
+    (sympy.Expr, "diff"),
+    (sympy, "simplify"),
+    (sympy, "cse"),
+    (sympy, "nsimplify"),
+    (PythonCodePrinter, "doprint"),
+]
+
+
+def count_work(monkeypatch) -> list:
+    calls = []
+    for owner, name in WORK:
+        original = getattr(owner, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
+def forget_loaded(monkeypatch):
+    monkeypatch.setattr(numba_backend, "_loaded", {})  # as in a new process
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_warm_start_does_no_work_twice(cache, monkeypatch, backend):
+    cold = sg.value_and_grad(LOSS, W, backend=backend)
+    v0, g0 = cold(**inputs())
+    value, residuals = cold.forward(**inputs())  # the split kernels are recorded too
+    cold.backward(residuals)
+    assert not cold.stats.warm and cold.stats.derive > 0 and cold.stats.simplify > 0
+    forget_loaded(monkeypatch)
+    calls = count_work(monkeypatch)
+    warm = sg.value_and_grad(LOSS, W, backend=backend)
+    v1, g1 = warm(**inputs())
+    value1, residuals1 = warm.forward(**inputs())
+    grad1 = warm.backward(residuals1)
+    assert calls == []
+    assert warm.stats.warm and warm.stats.derive == 0 and warm.stats.simplify == 0
+    if backend == "numba":
+        assert warm.stats.codegen_skipped and warm.stats.codegen == 0
+        assert warm.stats.cache_hit and warm.source == cold.source
+        assert warm.split_source == cold.split_source
+    assert warm.graph_text == cold.graph_text
+    assert (warm.stats.nodes_before, warm.stats.nodes_after) == (
+        cold.stats.nodes_before, cold.stats.nodes_after,
+    )
+    assert v1 == v0 and value1 == v0
+    np.testing.assert_array_equal(g1, g0)
+    np.testing.assert_array_equal(grad1, g0)
+
+
+def test_warm_function_checks_its_inputs_as_the_cold_one(cache, monkeypatch):
+    # x - x simplifies away: the optimised graph no longer reads x, but the function still
+    # takes (and checks) it, and the labels are still range-checked
+    x = sg.tensor("x", ("N",))
+    f = sg.sum(x - x) + LOSS
+    cold = sg.value_and_grad(f, W)
+    forget_loaded(monkeypatch)
+    warm = sg.value_and_grad(f, W)
+    assert warm.stats.warm and warm.input_names == cold.input_names == ["W", "X", "x", "y"]
+    good = dict(inputs(), x=np.zeros(6))
+    assert warm(**good)[0] == cold(**good)[0]
+    with pytest.raises(sg.ArgumentError, match="missing input 'x'"):
+        warm(**inputs())
+    with pytest.raises(sg.LabelError):
+        warm(**dict(good, y=np.array([0, 1, 2, 3, 4, 0])))
+    with pytest.raises(sg.ShapeError):
+        warm(**dict(good, x=np.zeros(5)))
+    with pytest.raises(sg.DTypeError):
+        warm(**dict(good, y=np.zeros(6)))
+
+
+def test_constants_and_dtypes_get_their_own_entries(cache, monkeypatch):
+    s = sg.symbols("s")
+    a, b = 0.1, 0.10000000000000002
+    assert a != b and str(sympy.Float(a)) == str(sympy.Float(b))  # alike when printed
+    fa = sg.compile(s * a)
+    fb = sg.compile(s * b)
+    assert not fb.stats.warm  # not mistaken for the first
+    assert fa(s=1.0) == a and fb(s=1.0) == b
+    forget_loaded(monkeypatch)
+    wa, wb = sg.compile(s * a), sg.compile(s * b)
+    assert wa.stats.warm and wb.stats.warm
+    assert wa(s=1.0) == a and wb(s=1.0) == b
+    x64, x32 = sg.tensor("x", (3,)), sg.tensor("x", (3,), dtype="float32")
+    f64 = sg.value_and_grad(sg.sum(x64 * 0.5), x64)
+    f32 = sg.value_and_grad(sg.sum(x32 * 0.5), x32)
+    assert not f32.stats.warm
+    forget_loaded(monkeypatch)
+    w64 = sg.value_and_grad(sg.sum(x64 * 0.5), x64)
+    w32 = sg.value_and_grad(sg.sum(x32 * 0.5), x32)
+    assert w64.stats.warm and w32.stats.warm
+    assert w32(x=np.ones(3))[1].dtype == np.float32 == f32(x=np.ones(3))[1].dtype
+    assert w64(x=np.ones(3))[1].dtype == np.float64 == f64(x=np.ones(3))[1].dtype
+    # and so do options, backends and the way wrt is given
+    assert not sg.value_and_grad(sg.sum(x64 * 0.5), x64, fastmath=True).stats.warm
+    assert not sg.value_and_grad(sg.sum(x64 * 0.5), x64, backend="numpy").stats.warm
+    assert not sg.value_and_grad(sg.sum(x64 * 0.5), [x64]).stats.warm
+    assert not sg.value_and_grad(sg.sum(x64 * 0.5), {"x": x64}).stats.warm
+    assert sg.value_and_grad(sg.sum(x64 * 0.5), {"x": x64})(x=np.ones(3))[0] == 1.5
+
+
+def _records(cache, prefix):
+    return sorted(cache.glob(f"{prefix}*.rec"))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "wrong_content"])
+@pytest.mark.parametrize("prefix", ["g_", "b_"])
+def test_damaged_records_are_rebuilt(cache, monkeypatch, damage, prefix):
+    cold = sg.value_and_grad(LOSS, W)
+    expected = cold(**inputs())
+    (path,) = _records(cache, prefix)
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"not a record" * 20)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:  # an intact record holding something else: checksum fine, content wrong
+        kernel_cache.write_record(path.stem, ("unexpected", 1))
+    forget_loaded(monkeypatch)
+    again = sg.value_and_grad(LOSS, W)
+    value, grad = again(**inputs())
+    assert value == expected[0]
+    np.testing.assert_array_equal(grad, expected[1])
+    assert again.stats.warm == (prefix == "b_")
+    assert again.stats.codegen_skipped == (prefix == "g_")
+    # and the record was written again: the next start is warm
+    forget_loaded(monkeypatch)
+    third = sg.value_and_grad(LOSS, W)
+    assert third.stats.warm and third.stats.codegen_skipped
+
+
+def test_a_kernel_module_changed_on_disk_is_not_trusted(cache, monkeypatch):
+    cold = sg.value_and_grad(LOSS, W)
+    expected = cold(**inputs())
+    (module,) = cache.glob("k_*.py")
+    module.write_text(module.read_text().replace("Generated by symgrad", "Edited"))
+    forget_loaded(monkeypatch)
+    again = sg.value_and_grad(LOSS, W)
+    assert again.stats.warm and not again.stats.codegen_skipped  # the source was made again
+    assert again.source == cold.source and again(**inputs())[0] == expected[0]
+
+
+def test_eviction_with_records_stays_under_the_cap(cache, monkeypatch):
+    x = sg.tensor("x", (3,))
+    graphs = [sg.sum(sg.tanh(x) * c) for c in (2.0, 3.0, 5.0, 7.0)]
+    fs = [sg.compile(graphs[0])]
+    one = sg.cache.info().bytes  # a kernel and its two records
+    assert sg.cache.info().records == 2
+    monkeypatch.setenv("SYMGRAD_CACHE_MAX_MB", str(2.5 * one / 2**20))
+    fs += [sg.compile(g) for g in graphs[1:]]
+    info = sg.cache.info()
+    assert info.bytes <= 2.5 * one and info.entries == 2
+    value = np.array([0.1, -0.2, 0.3])
+    expected = [float(np.sum(np.tanh(value) * c)) for c in (2.0, 3.0, 5.0, 7.0)]
+    for f, e in zip(fs, expected):  # functions in use keep working
+        assert f(x=value) == pytest.approx(e, rel=1e-14)
+    # a new process: whatever was evicted is built again, never wrong
+    forget_loaded(monkeypatch)
+    for g, e in zip(graphs, expected):
+        assert sg.compile(g)(x=value) == pytest.approx(e, rel=1e-14)
+    assert sg.cache.info().bytes <= 2.5 * one
+    assert sg.cache.clear() == 2 and sg.cache.info().records == 0
+    assert not list(cache.glob("*.rec"))
+
+
+# A process compiling LOSS and reporting what work it did (counted as in count_work).
+CHILD = r"""
+import importlib, json, sys
+import numpy as np
+import sympy
+from sympy.printing.pycode import PythonCodePrinter
+import symgrad as sg
+compile_module = importlib.import_module("symgrad.compile")
+from symgrad.backends import numba_codegen
+
+calls = []
+for owner, name in [(compile_module, "grad"), (compile_module, "optimize"),
+                    (numba_codegen.Kernel, "__init__"), (numba_codegen.Kernel, "source"),
+                    (sympy, "diff"), (sympy.Expr, "diff"), (sympy, "simplify"), (sympy, "cse"),
+                    (PythonCodePrinter, "doprint")]:
+    def counted(*a, _f=getattr(owner, name), _n=name, **k):
+        calls.append(_n)
+        return _f(*a, **k)
+    setattr(owner, name, counted)
+X = sg.tensor("X", ("N", "D"))
+W = sg.tensor("W", ("D", "C"))
+y = sg.tensor("y", ("N",), dtype="int64")
+loss = sg.losses.softmax_cross_entropy(X @ W, y) + 0.25 * sg.losses.l2(W)
+vg = sg.value_and_grad(loss, W)
+rng = np.random.default_rng(5)
+value, grad = vg(X=rng.normal(size=(6, 3)), W=rng.normal(size=(3, 4)), y=rng.integers(0, 4, 6))
+print(json.dumps({"value": value, "grad": grad.tolist(), "calls": len(calls),
+                  "warm": vg.stats.warm, "skipped": vg.stats.codegen_skipped,
+                  "hit": vg.stats.cache_hit}))
+"""
+
+
+def test_a_new_process_starts_warm(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = dict(os.environ, SYMGRAD_CACHE_DIR=str(tmp_path / "cache"))
+    root = str(Path(sg.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
+
+    def run():
+        out = subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    first, second = run(), run()
+    assert first["calls"] > 0 and not first["warm"]
+    assert second == dict(first, calls=0, warm=True, skipped=True, hit=True)
+
+
+def test_a_record_is_plain_data_behind_a_checksum(cache):
+    kernel_cache.write_record("g_test", {"a": 1})
+    assert kernel_cache.read_record("g_test") == {"a": 1}
+    path = cache / "g_test.rec"
+    head, digest, payload = path.read_bytes().split(b"\n", 2)
+    assert pickle.loads(payload) == {"a": 1}
+    path.write_bytes(head + b"\n" + digest + b"\n" + payload[:-1] + b"\x00")
+    assert kernel_cache.read_record("g_test") is None and not path.exists()
