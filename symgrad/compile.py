@@ -29,7 +29,7 @@ import numpy as np
 from . import backends
 from .autodiff import grad
 from .backends import kernel_cache
-from .backends.inputs import Signature
+from .backends.inputs import _MISSING, Signature, fast_caller
 from .errors import ArgumentError, GraphError
 from .ir import Node, serialize, to_text, toposort
 from .ir.fingerprint import fingerprint
@@ -80,6 +80,7 @@ class Compiled:
     _split_programs: object = field(default=None, repr=False)
     _split_lock: object = field(default_factory=threading.Lock, repr=False)
     _finish: object = field(default=None, repr=False)  # generated in __post_init__
+    _fast: object = field(default=None, repr=False)  # likewise (see _fast_call)
     # how it was made: (maker, args, kwargs) over the *input* graph; a Compiled pickles as
     # that and is rebuilt where it lands (see _restore), never as machine code
     recipe: tuple = field(default=None, repr=False)
@@ -98,9 +99,13 @@ class Compiled:
     def input_names(self) -> list[str]:
         return list(self.signature.names)
 
-    def __call__(self, *args, **inputs):
+    def __call__(self, /, *args, **inputs):  # "self" may be an input name
         if args:
             self._positional(args)
+        if self._fast is not None:  # checks, kernel, packing in one
+            result = self._fast(inputs)
+            if result is not None:
+                return result
         bound = self.signature.fast_bind(inputs) or self.signature.bind(inputs)
         return self._finish(self.program(*bound))
 
@@ -112,6 +117,18 @@ class Compiled:
 
     def __post_init__(self):
         self._finish = _finisher(self.outputs, self.pack, keys=self.keys)
+        fast, method = _fast_call(self)
+        if method:  # the generated __call__ takes the inputs as parameters: a class of its own
+            self.__class__ = type("Compiled", (Compiled,), {"__call__": fast})
+        else:
+            self._fast = fast
+
+    def _slow(self, args, extra, given):
+        """What the generated ``__call__`` does with a call it does not take: the keywords
+        back into a dict, and the full path (which converts, or explains)."""
+        names = self.signature.names
+        inputs = {n: v for n, v in zip(names, given) if v is not _MISSING}
+        return Compiled.__call__(self, *args, **inputs, **extra)
 
     # --- tiers (backend="auto"; immediate for the others) --------------------------------
 
@@ -136,7 +153,7 @@ class Compiled:
 
     # --- separate forward and backward kernels (value_and_grad only) ---------------------
 
-    def forward(self, *args, **inputs):
+    def forward(self, /, *args, **inputs):
         """The value alone, and the residuals the backward pass needs: ``(value, residuals)``.
 
         The forward kernel computes ``f`` and saves exactly the forward values that the
@@ -247,6 +264,41 @@ def _copy(value):
     return np.array(value, order="C")
 
 
+def _fast_call(compiled: Compiled):
+    """One generated function doing a whole call of ``compiled``: the checks of the
+    signature's ``fast_bind``, the kernel call and the packing of its results, for a
+    program that offers its kernel (``program.direct``: ``(function, consts)``, with
+    ``program(values, dims) == function(*values, *consts)`` and scalars boxed as the
+    Python type of their dtype, as Numba does); ``(None, False)`` for other programs.
+    A scalar function costs its Python-level overhead per call, so the layers (binder,
+    program, finisher) are folded into one function with the same checks, where the
+    input names allow it the class's own ``__call__`` (``fast_caller``; then the second
+    value is True):
+
+        def __call__(self, *args, x=_MISSING, y=_MISSING, z=_MISSING, **extra):
+            if args or extra: return _slow(self, args, extra, (x, y, z, ))
+            a0 = x
+            ...
+            if a0.__class__ is not float: return _slow(self, args, extra, (x, y, z, ))
+            ...
+            r = _kernel(a0, a1, a2)
+            o0 = r[0]
+            ...
+            return (o0, [o1, o2, o3])
+    """
+    direct = getattr(compiled.program, "direct", None)
+    if direct is None:
+        return None, False
+    function, consts = direct
+    names = [f"a{k}" for k in range(len(compiled.signature.inputs))]
+    names += [f"_c{k}" for k in range(len(consts))]
+    body, returned = _finish_lines(compiled.outputs, compiled.pack, keys=compiled.keys, boxed=True)
+    tail = [f"    r = _kernel({', '.join(names)})"] + body + [returned]
+    namespace = {"_kernel": function, "_own": _own, "_copy": _copy}
+    namespace.update({f"_c{k}": c for k, c in enumerate(consts)})
+    return fast_caller(compiled.signature, tail, namespace, slow=Compiled._slow)
+
+
 def _finisher(outputs: list[Node], pack: str, copied=frozenset(), keys=()):
     """A function making a program's output values into what the caller gets.
 
@@ -262,10 +314,20 @@ def _finisher(outputs: list[Node], pack: str, copied=frozenset(), keys=()):
             o1 = _own(r[1])
             return (o0, [o1])
     """
-    lines, seen = ["def finish(r):"], set()
+    body, returned = _finish_lines(outputs, pack, copied, keys)
+    namespace = {"_own": _own, "_copy": _copy}
+    source = "\n".join(["def finish(r):"] + body + [returned]) + "\n"
+    exec(builtins.compile(source, "<symgrad finish>", "exec"), namespace)
+    return namespace["finish"]
+
+
+def _finish_lines(outputs, pack, copied=frozenset(), keys=(), boxed=False):
+    """The lines of :func:`_finisher`'s body and its return line; ``boxed``: scalars are
+    already of their Python type (a Numba kernel's)."""
+    lines, seen = [], set()
     for i, node in enumerate(outputs):
         if not node.shape:
-            value = f"{_SCALARS[node.dtype]}(r[{i}])"
+            value = f"r[{i}]" if boxed else f"{_SCALARS[node.dtype]}(r[{i}])"
         elif node.op.fresh and node not in seen and node not in copied:
             value = f"_own(r[{i}])"
         else:
@@ -284,10 +346,7 @@ def _finisher(outputs: list[Node], pack: str, copied=frozenset(), keys=()):
         + ", ".join(f"{k!r}: {n}" for k, n in zip(keys, names[1:]))
         + "})",
     }
-    lines.append(f"    return {returns[pack]}")
-    namespace = {"_own": _own, "_copy": _copy}
-    exec(builtins.compile("\n".join(lines) + "\n", "<symgrad finish>", "exec"), namespace)
-    return namespace["finish"]
+    return lines, f"    return {returns[pack]}"
 
 
 # numba backend options; the numpy backend ignores them.  vector_math (default True): the

@@ -19,7 +19,10 @@ except through the dependency-dropping rewrites of docs/semantics.md (`x - x` is
 
 from __future__ import annotations
 
+import builtins
+import keyword
 import math
+import re
 
 import numpy as np
 
@@ -192,8 +195,16 @@ def _restore_signature(inputs, first, label_checks, requires, binds) -> Signatur
     return sig
 
 
-def _fast_binder_source(sig: Signature) -> str:
+def _fast_binder_source(sig: Signature, tail=None, name="fast_bind", keywords=False) -> str:
     """Python source of a binder that accepts only values already in final form.
+
+    It returns ``(values, dims)``, or None for a call it does not take (then ``bind``
+    converts or explains).  With ``tail`` (lines of code, indented, reading the values
+    ``a0, a1, ...``), those lines replace the final ``return``: ``compile.py`` appends the
+    kernel call and the packing of its results, so that one generated function does a
+    whole call (None still meaning "take the slow path").  With ``keywords``, the function
+    is a method taking the inputs as keyword-only parameters, and a call it does not take
+    goes to ``_slow(self, args, extra, given)`` instead of returning None.
 
     >>> import symgrad as sg
     >>> X, labels = sg.tensor("X", ("N", 3)), sg.tensor("y", ("N",), dtype="int64")
@@ -215,12 +226,18 @@ def _fast_binder_source(sig: Signature) -> str:
     """
     # variables are numbered, never made from a user's names (Python would read the
     # look-alike names "ℕ" and "N" as one identifier)
-    lines = ["def fast_bind(kw):", f"    if len(kw) != {len(sig.inputs)}: return None"]
     args = [f"a{k}" for k in range(len(sig.inputs))]
-    if args:
-        lines.append("    try:")
-        lines += [f"        {a} = kw[{node.name!r}]" for a, node in zip(args, sig.inputs)]
-        lines.append("    except KeyError: return None")
+    if keywords:  # the names as keyword-only parameters (see fast_caller)
+        params = "".join(f"{n.name}=_MISSING, " for n in sig.inputs)
+        miss = f"return _slow(self, args, extra, ({''.join(n.name + ', ' for n in sig.inputs)}))"
+        lines = [f"def {name}(self, *args, {params}**extra):", f"    if args or extra: {miss}"]
+        lines += [f"    {a} = {node.name}" for a, node in zip(args, sig.inputs)]
+    else:
+        lines = [f"def {name}(kw):", f"    if len(kw) != {len(sig.inputs)}: return None"]
+        if args:
+            lines.append("    try:")
+            lines += [f"        {a} = kw[{node.name!r}]" for a, node in zip(args, sig.inputs)]
+            lines.append("    except KeyError: return None")
     dims: dict[str, str] = {}
 
     def size(d):
@@ -262,10 +279,53 @@ def _fast_binder_source(sig: Signature) -> str:
                 )
             else:
                 lines.append(f"    if not 0 <= {a} < {bound}: return None")
+    if keywords:  # a value a check refuses (or a missing one, _MISSING): the full path
+        lines = [line.replace("return None", miss) for line in lines]
+    if tail is not None:
+        return "\n".join(lines + list(tail)) + "\n"
     dim_items = ", ".join(f"{d!r}: {v}" for d, v in dims.items())
     values = f"({args[0]},)" if len(args) == 1 else f"({', '.join(args)})"
     lines.append(f"    return {values}, {{{dim_items}}}")
     return "\n".join(lines) + "\n"
+
+
+_MISSING = object()  # an input not given (the keyword parameters' default)
+
+
+def _keywords_ok(sig: Signature) -> bool:
+    """Whether every input name can be a parameter name: ASCII (Python folds look-alike
+    identifiers: "ℕ" is "N"), no keyword, no clash with the generated code's names."""
+    return bool(sig.inputs) and all(
+        n.name.isascii() and n.name.isidentifier() and not keyword.iskeyword(n.name)
+        and not n.name.startswith("_") and n.name not in _TAKEN
+        and not hasattr(builtins, n.name) and re.fullmatch(r"[aon]\d+", n.name) is None
+        for n in sig.inputs
+    )
+
+
+# the other names the generated code uses (a0, o0, n0 ... and builtins are refused too)
+_TAKEN = frozenset({"self", "args", "extra", "r", "ndarray", "DTYPES", "math"})
+
+
+def fast_caller(sig: Signature, tail: list[str], namespace: dict, slow=None):
+    """A generated function doing a call: the checks of ``fast_bind``, then ``tail``
+    (see :func:`_fast_binder_source`), with the names of ``namespace`` available to it.
+
+    With ``slow`` given and input names that can be parameters (:func:`_keywords_ok`), it
+    is ``__call__(self, *args, x=..., **extra)`` for a per-function class: Python then
+    hands the keywords over as parameters, without the dict that ``**inputs`` builds, which
+    on a scalar function is a good part of the call; a call it does not take goes to
+    ``slow(self, args, extra, given)`` (``given``: the keyword values, ``_MISSING`` where
+    absent).  Else it is ``fast_call(kw)``, returning None for such a call.  Returns
+    ``(function, is_method)``.
+    """
+    keywords = slow is not None and _keywords_ok(sig)
+    namespace = dict(namespace, ndarray=np.ndarray, DTYPES={d: np.dtype(d) for d in _KINDS})
+    namespace.update(_MISSING=_MISSING, _slow=slow)
+    name = "__call__" if keywords else "fast_call"
+    source = _fast_binder_source(sig, tail, name=name, keywords=keywords)
+    exec(compile(source, f"<symgrad {name}>", "exec"), namespace)
+    return namespace[name], keywords
 
 
 def _plan(sig: Signature) -> list[tuple]:
