@@ -12,10 +12,25 @@ cache folder (``--repeats`` times, medians reported):
 Every result is checked against the hand-written Numba version (``reference.py``) to the
 tolerance of ``run.py``.  BLAS runs single-threaded, as in ``run.py``.
 
+``--warm`` measures the warm start instead: a cold run fills a cache folder, then
+
+* ``fresh``       -- a new process from ``import symgrad`` (building the graph,
+  ``value_and_grad``, loading the inputs) to the first result, with its parts: the import,
+  and the Numba time of ``stats.numba`` (importing Numba and loading the kernel);
+* ``numba import`` -- a new process's ``import numba`` alone, and ``bare njit`` -- from
+  ``import numba`` to the first result of a cached ``@njit(cache=True)`` function of the
+  same kind (the Numba start-up any user of Numba pays: its import, its first load, which
+  imports SciPy for BLAS);
+* ``in process``  -- in a process where Numba is loaded and a kernel already ran, from
+  ``value_and_grad`` to the first result.
+
+Each is checked to have taken the warm path (``stats.warm`` and ``stats.codegen_skipped``).
+
 Usage::
 
     python benchmarks/latency.py                       # every workload, 3 repeats
     python benchmarks/latency.py --only svm --repeats 1
+    python benchmarks/latency.py --warm --repeats 5    # the warm-start table
 """
 
 from __future__ import annotations
@@ -72,27 +87,157 @@ def child(name: str, backend: str, inputs_path: str) -> None:
     print(MARK + json.dumps(out), flush=True)
 
 
-def run_child(name, backend, inputs_path) -> dict:
-    with tempfile.TemporaryDirectory(prefix="symgrad-latency-") as cache:
-        env = dict(os.environ, SYMGRAD_CACHE_DIR=cache)
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[var] = "1"
-        cmd = [sys.executable, __file__, "--child", name, backend, inputs_path]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+def warm_child(mode: str, name: str, inputs_path: str) -> None:
+    """One warm-start measurement (see the module docstring); prints its JSON."""
+    if mode == "numba_import":
+        t0 = time.perf_counter()
+        import numba  # noqa: F401
+
+        print(MARK + json.dumps({"time": time.perf_counter() - t0}), flush=True)
+        return
+    if mode == "bare_njit":
+        t0 = time.perf_counter()
+        sys.path.insert(0, os.environ["SYMGRAD_CACHE_DIR"])
+        from bare_formula import formula  # an @njit(cache=True) module, written by main
+
+        value = formula(0.3, -1.2, 0.7)
+        out = {"time": time.perf_counter() - t0, "value": value[0]}
+        out["cache_hit"] = sum(formula.stats.cache_hits.values()) > 0
+        print(MARK + json.dumps(out), flush=True)
+        return
+    sys.path.insert(0, str(HERE))
+    t0 = time.perf_counter()
+    from run import _import_symgrad, build_graph
+
+    sg = _import_symgrad()
+    t_import = time.perf_counter() - t0
+    if mode == "in_process":  # Numba loaded and one kernel run (not this one)
+        from run import TRIVIAL_INPUTS, trivial_graph
+
+        f, wrt = trivial_graph(sg)  # + a sum: SymPy imports more on its first Add
+        sg.value_and_grad(f + wrt[0], wrt)(**TRIVIAL_INPUTS)
+        t0 = time.perf_counter()
+    import numpy as np
+
+    f, wrt = build_graph(sg, name)
+    vg = sg.value_and_grad(f, wrt)
+    with np.load(inputs_path) as data:
+        inputs = {k: (float(data[k]) if data[k].ndim == 0 else data[k]) for k in data.files}
+    loss, _ = vg(**inputs)
+    total = time.perf_counter() - t0
+    s = vg.stats
+    out = {
+        "time": total, "import": t_import, "numba": s.numba, "loss": float(loss),
+        "warm": s.warm and s.codegen_skipped and s.cache_hit,
+    }
+    print(MARK + json.dumps(out), flush=True)
+
+
+def _child_env(cache: str) -> dict:
+    env = dict(os.environ, SYMGRAD_CACHE_DIR=cache)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = "1"
+    return env
+
+
+def _result(proc, what) -> dict:
     for line in proc.stdout.splitlines():
         if line.startswith(MARK):
             return json.loads(line[len(MARK):])
-    raise SystemExit(f"{name} {backend} failed:\n{proc.stdout}\n{proc.stderr}")
+    raise SystemExit(f"{what} failed:\n{proc.stdout}\n{proc.stderr}")
+
+
+def run_child(name, backend, inputs_path) -> dict:
+    with tempfile.TemporaryDirectory(prefix="symgrad-latency-") as cache:
+        cmd = [sys.executable, __file__, "--child", name, backend, inputs_path]
+        proc = subprocess.run(cmd, env=_child_env(cache), capture_output=True, text=True)
+    return _result(proc, f"{name} {backend}")
+
+
+def run_warm_child(mode, name, inputs_path, cache) -> dict:
+    cmd = [sys.executable, __file__, "--warm-child", mode, name, inputs_path]
+    proc = subprocess.run(cmd, env=_child_env(cache), capture_output=True, text=True)
+    return _result(proc, f"{name} {mode}")
+
+
+BARE = """from numba import njit
+
+
+@njit(cache=True)
+def formula(x, y, z):
+    q = x + y
+    return q * z, z, z, q
+"""
+
+
+def warm_table(names, repeats) -> None:
+    """The warm-start table (``--warm``)."""
+    import numpy as np
+    import reference
+    from run import RTOL, SEED
+
+    med = statistics.median
+    ms = 1e3
+    with tempfile.TemporaryDirectory(prefix="symgrad-latency-warm-") as tmp:
+        bare_cache = os.path.join(tmp, "bare")
+        os.makedirs(bare_cache)
+        Path(bare_cache, "bare_formula.py").write_text(BARE)
+        run_warm_child("bare_njit", "-", "-", bare_cache)  # compiles and caches it
+        numba_import = [run_warm_child("numba_import", "-", "-", bare_cache)["time"]
+                        for _ in range(repeats)]
+        bare = []
+        for _ in range(repeats):
+            r = run_warm_child("bare_njit", "-", "-", bare_cache)
+            assert r["cache_hit"], "the bare @njit function was not loaded from its cache"
+            bare.append(r["time"])
+        print(f"warm start: cache filled by a cold run; median of {repeats} processes each\n")
+        print(f"Numba alone: `import numba` {med(numba_import) * ms:.0f} ms; from `import numba` "
+              f"to the first result of a cached `@njit` function {med(bare) * ms:.0f} ms\n")
+        print("| workload | fresh process: import symgrad to first result | of which "
+              "`import symgrad` | of which Numba (import, load) | the rest "
+              "| in a process with Numba loaded |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name in names:
+            w = reference.WORKLOADS[name]
+            inputs = w.make_inputs(np.random.default_rng(SEED))
+            path = os.path.join(tmp, f"{name}.npz")
+            np.savez(path, **inputs)
+            expected = float(w.numba(**inputs)[0])
+            cache = os.path.join(tmp, name)
+            run_warm_child("fresh", name, path, cache)  # cold: fills the cache
+            rows = {"fresh": [], "in_process": []}
+            for _ in range(repeats):
+                for mode in rows:
+                    r = run_warm_child(mode, name, path, cache)
+                    if not r["warm"]:
+                        raise SystemExit(f"{name} {mode}: the warm path was not taken")
+                    if abs(r["loss"] - expected) > RTOL * max(abs(expected), 1.0):
+                        raise SystemExit(f"{name} {mode}: loss {r['loss']} vs {expected}")
+                    rows[mode].append(r)
+            fresh, inproc = rows["fresh"], rows["in_process"]
+            total, imp = med(r["time"] for r in fresh), med(r["import"] for r in fresh)
+            nb = med(r["numba"] for r in fresh)
+            print(
+                f"| `{name}` | **{total * ms:.0f} ms** | {imp * ms:.0f} ms | {nb * ms:.0f} ms "
+                f"| {(total - imp - nb) * ms:.0f} ms "
+                f"| **{med(r['time'] for r in inproc) * ms:.1f} ms** |",
+                flush=True,
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", help="workload(s) (repeatable)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warm", action="store_true", help="the warm-start table")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--warm-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
+        return
+    if args.warm_child:
+        warm_child(*args.warm_child)
         return
     sys.path.insert(0, str(HERE))
     import numpy as np
@@ -100,6 +245,9 @@ def main() -> None:
     from run import ORDER, RTOL, SEED
 
     names = args.only or ORDER
+    if args.warm:
+        warm_table(names, args.repeats)
+        return
     med = statistics.median
     print(f"time to first result, cold cache, fresh process; median of {args.repeats}\n")
     print("| workload | numba: construct | numba: first result | auto: construct "

@@ -146,7 +146,7 @@ def load_module(text: str, key: str, name: str):
         fresh = not path.exists() or path.read_bytes() != text.encode()
         if fresh:  # new, or damaged: the module text is derived, so just write it again
             _write_atomic(path, text)
-        _verify_machine_code(path)
+        verified = _verify_machine_code(path)
         try:
             function = _import(path, key, name)
         except Exception as exc:  # a damaged cache entry: rebuild it once from scratch
@@ -157,12 +157,15 @@ def load_module(text: str, key: str, name: str):
             _purge(path)
             _write_atomic(path, text)
             function = _import(path, key, name)
-        _record_machine_code(path)
+            verified = False
+        hit = sum(function.stats.cache_hits.values()) > 0
+        if not (verified and hit):  # (a hit on checked files leaves them as they were)
+            _record_machine_code(path)
         mark_used(path)
         if fresh:
             evict(keep=key)
         _loaded[key] = function
-        return function, text, sum(function.stats.cache_hits.values()) > 0
+        return function, text, hit
 
 
 def _entry_point(function, consts):
@@ -205,15 +208,16 @@ def _record_machine_code(path: Path) -> None:
         _write_atomic(checksum, digest)
 
 
-def _verify_machine_code(path: Path) -> None:
-    """Delete Numba's cache files for this kernel unless they match their checksum.
+def _verify_machine_code(path: Path) -> bool:
+    """Delete Numba's cache files for this kernel unless they match their checksum; True
+    if there were files and they matched.
 
     Numba does not check its object files; a damaged one makes LLVM abort the whole
     process, which no ``except`` can catch.  So they are checked here, before loading.
     """
     files, checksum = _machine_code(path), path.with_suffix(".sum")
     if not files or not checksum.exists():  # nothing to check (written after the next load)
-        return
+        return False
     try:
         ok = checksum.read_text() == _digest(files)
     except (OSError, UnicodeDecodeError):
@@ -225,6 +229,7 @@ def _verify_machine_code(path: Path) -> None:
         )
         for f in files:
             f.unlink(missing_ok=True)
+    return ok
 
 
 def _purge(path: Path) -> None:
