@@ -7,10 +7,12 @@ backend program, and returns a float for a scalar output and fresh arrays otherw
 Warm start: before deriving anything, both look up a record (``kernel_cache.read_record``)
 under a key made of the exact fingerprint of the *input* graph (``ir/fingerprint.py``: its
 nodes, constants to the last digit, dtypes, shapes, dims, the declared inputs and the
-``wrt`` list), the way the result is packed, the backend, the options and symgrad's source
-digest with the versions of Python, NumPy and SymPy.  The record holds the optimised graph;
-with it, derivation and simplification are skipped (``stats.warm``), and the Numba backend's
-own record (``numba_backend.build``) skips code generation.  A missing or damaged record
+``wrt`` list), the way the result is packed, the backend, the options, symgrad's source
+digest with the versions of Python, NumPy and SymPy, and the rules of the declared ops as
+they are now (``ops_digest``: an op declared by the user, or a rule replaced at run time).
+The record holds the optimised graph and the signature; with it, derivation and
+simplification are skipped (``stats.warm``), and the Numba backend's own record
+(``numba_backend.build``) skips code generation.  A missing or damaged record
 means the usual pipeline, which then writes it.
 """
 
@@ -32,7 +34,7 @@ from .backends import kernel_cache
 from .backends.inputs import _MISSING, Signature, fast_caller
 from .errors import ArgumentError, GraphError
 from .ir import Node, serialize, to_text, toposort
-from .ir.fingerprint import fingerprint
+from .ir.fingerprint import fingerprint, ops_digest
 from .ir.op import OPS
 from .ops.api import as_node
 from .passes import optimize
@@ -372,7 +374,7 @@ def _warm_key(maker, pack, roots, wrt, declared, keys, backend, options) -> str 
         return None
     text = repr(
         (GRAPH_FORMAT, maker, pack, keys, graph, backend, sorted(options.items()),
-         kernel_cache.source_digest())
+         kernel_cache.source_digest(), ops_digest())
     )
     return "g_" + hashlib.sha256(text.encode()).hexdigest()[:24]
 

@@ -279,3 +279,26 @@ def test_a_record_is_plain_data_behind_a_checksum(cache):
     assert pickle.loads(payload) == {"a": 1}
     path.write_bytes(head + b"\n" + digest + b"\n" + payload[:-1] + b"\x00")
     assert kernel_cache.read_record("g_test") is None and not path.exists()
+
+
+def test_a_rule_replaced_at_run_time_is_not_answered_from_the_cache(cache, monkeypatch):
+    from symgrad.ops import layout, linalg
+
+    right = sg.value_and_grad(LOSS, W)(**inputs())[1]
+
+    def wrong_matmul(node, g):  # 1% too big for b
+        a, b = node.inputs
+        return linalg.matmul(g, layout.transpose(b)), 1.01 * linalg.matmul(layout.transpose(a), g)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(linalg.MATMUL, "vjp", wrong_matmul)
+        patched = sg.value_and_grad(LOSS, W)
+        assert not patched.stats.warm
+        wrong = patched(**inputs())[1]
+        assert np.max(np.abs(wrong - right)) > 1e-3
+        np.testing.assert_allclose(  # what the interpreter makes of the same (wrong) rule
+            wrong, sg.value_and_grad(LOSS, W, backend="numpy")(**inputs())[1], rtol=1e-12
+        )
+    again = sg.value_and_grad(LOSS, W)
+    assert again.stats.warm
+    np.testing.assert_array_equal(again(**inputs())[1], right)

@@ -42,7 +42,7 @@ import numba
 import numpy as np
 
 from ..ir import Node
-from ..ir.fingerprint import fingerprint
+from ..ir.fingerprint import fingerprint, ops_digest
 from . import blas, vmath
 from .kernel_cache import cache_dir, evict, mark_used, read_record, source_digest, write_record
 from .numba_codegen import Kernel, prelude, uses_blas, uses_vmath
@@ -284,7 +284,7 @@ def record_key(outputs: list[Node], args: list[Node], options: dict) -> str:
     )
     text = (
         f"{fingerprint(outputs, args)} {settings} {FORMAT} {numba.__version__} "
-        f"{np.__version__} {source_digest()}"
+        f"{np.__version__} {source_digest()} {ops_digest()}"
     )
     return "b_" + hashlib.sha256(text.encode()).hexdigest()[:24]
 

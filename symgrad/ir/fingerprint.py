@@ -8,6 +8,12 @@ all their digits; constant arrays by their content hash) along with each node's 
 shape and dtype, so two graphs share a fingerprint only if they are the same graph.
 
 The walk is a loop over the topological order (no recursion), as in ``serialize``.
+
+:func:`ops_digest` is the other half of a warm-start key: the rules of every declared op
+(``ir/op.py``: vjp, rebuild and the facts), functions by their compiled code.  symgrad's own
+source is in the key already, but an op declared by the user, or a rule replaced at run time
+(a test that patches a vjp to check that a wrong derivative is caught), changes what a
+graph compiles to without changing any source file of symgrad.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from functools import lru_cache
 import sympy
 
 from .graph import toposort
+from .op import OPS
 
 
 # typed, as node._text: 1, 1.0 and True are equal dict keys but must not share a text
@@ -62,3 +69,39 @@ def fingerprint(roots, *groups) -> str:
     for group in [roots] + groups:
         h.update(repr([position[n] for n in group]).encode() + b"|")
     return h.hexdigest()
+
+
+def _rule_text(value) -> str:
+    code = getattr(value, "__code__", None)
+    if code is None:
+        text = repr(value)
+        # an object printed with its address would make every process's key differ
+        return type(value).__name__ if " at 0x" in text else text
+    cells = [_rule_text(c.cell_contents) for c in (value.__closure__ or ())]
+    digest = hashlib.sha256(_code_text(code).encode()).hexdigest()[:16]
+    return f"{value.__module__}.{value.__qualname__}:{digest}:{cells}"
+
+
+def _code_text(code) -> str:
+    # the parts that say what the code does (marshal's bytes depend on reference counts)
+    consts = [_code_text(c) if hasattr(c, "co_code") else repr(c) for c in code.co_consts]
+    return repr((code.co_code, consts, code.co_names, code.co_varnames, code.co_freevars))
+
+
+# the facts' identities -> (their digest, the facts): rules rarely change, so the digest is
+# looked up by identity; the facts are kept so that no id is reused while it is a key
+_ops_digests: dict = {}
+
+
+def ops_digest() -> str:
+    """A digest of every declared op's rules and facts, as they are now."""
+    facts = tuple((name, tuple(vars(op).items())) for name, op in sorted(OPS.items()))
+    identity = tuple((name, tuple(id(v) for _, v in items)) for name, items in facts)
+    found = _ops_digests.get(identity)
+    if found is None:
+        h = hashlib.sha256()
+        for name, items in facts:
+            for key, value in sorted(items, key=lambda kv: kv[0]):
+                h.update(f"{name}.{key}={_rule_text(value)}\n".encode())
+        found = _ops_digests[identity] = (h.hexdigest(), facts)
+    return found[0]
