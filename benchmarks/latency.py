@@ -26,11 +26,17 @@ tolerance of ``run.py``.  BLAS runs single-threaded, as in ``run.py``.
 
 Each is checked to have taken the warm path (``stats.warm`` and ``stats.codegen_skipped``).
 
+``--per-call`` times one checked call of ``scalar_slide`` (``vg(x=..., y=..., z=...)``,
+three Python floats in, ``(value, [three grads])`` out) against a bare ``@njit`` call of the
+same formula returning the same four numbers (``reference._scalar_slide_nb``), in one
+process, interleaved in rounds (medians of per-round ratios).
+
 Usage::
 
     python benchmarks/latency.py                       # every workload, 3 repeats
     python benchmarks/latency.py --only svm --repeats 1
     python benchmarks/latency.py --warm --repeats 5    # the warm-start table
+    python benchmarks/latency.py --per-call            # scalar_slide per call
 """
 
 from __future__ import annotations
@@ -170,6 +176,39 @@ def formula(x, y, z):
 """
 
 
+def per_call(rounds: int = 15, number: int = 100_000) -> None:
+    """The per-call table (``--per-call``)."""
+    import timeit
+
+    import reference
+    from run import _import_symgrad, build_graph
+
+    sg = _import_symgrad()
+    f, wrt = build_graph(sg, "scalar_slide")
+    vg = sg.value_and_grad(f, wrt)
+    bare = reference._scalar_slide_nb
+    x, y, z = 0.3, -1.2, 0.7
+    got, want = vg(x=x, y=y, z=z), bare(x, y, z)
+    assert got == (want[0], list(want[1:])), (got, want)
+    calls = {  # statements, not lambdas: no extra call layer in any of them
+        "symgrad, checked call": "vg(x=x, y=y, z=z)",
+        "bare @njit": "bare(x, y, z)",
+        "hand Numba (reference.py, packs a list)": "hand(x, y, z)",
+    }
+    names = dict(vg=vg, bare=bare, hand=reference.scalar_slide_numba, x=x, y=y, z=z)
+    times = {k: [] for k in calls}
+    for _ in range(rounds):
+        for k, stmt in calls.items():
+            times[k].append(timeit.timeit(stmt, globals=names, number=number) / number)
+    med = statistics.median
+    ratios = [a / b for a, b in zip(times["symgrad, checked call"], times["bare @njit"])]
+    print(f"per call, median of {rounds} rounds of {number:,} calls\n")
+    print("| call | time per call |\n|---|---:|")
+    for k, ts in times.items():
+        print(f"| {k} | {med(ts) * 1e9:.0f} ns |")
+    print(f"\nsymgrad / bare @njit: {med(ratios):.2f}x (median of per-round ratios)")
+
+
 def warm_table(names, repeats) -> None:
     """The warm-start table (``--warm``)."""
     import numpy as np
@@ -230,6 +269,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", help="workload(s) (repeatable)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warm", action="store_true", help="the warm-start table")
+    parser.add_argument("--per-call", action="store_true", help="scalar_slide per call")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--warm-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -247,6 +287,9 @@ def main() -> None:
     names = args.only or ORDER
     if args.warm:
         warm_table(names, args.repeats)
+        return
+    if args.per_call:
+        per_call()
         return
     med = statistics.median
     print(f"time to first result, cold cache, fresh process; median of {args.repeats}\n")

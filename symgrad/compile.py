@@ -284,8 +284,7 @@ def _fast_call(compiled: Compiled):
             if a0.__class__ is not float: return _slow(self, args, extra, (x, y, z, ))
             ...
             r = _kernel(a0, a1, a2)
-            o0 = r[0]
-            ...
+            o0, o1, o2, o3, = r
             return (o0, [o1, o2, o3])
     """
     direct = getattr(compiled.program, "direct", None)
@@ -325,17 +324,21 @@ def _finisher(outputs: list[Node], pack: str, copied=frozenset(), keys=()):
 
 def _finish_lines(outputs, pack, copied=frozenset(), keys=(), boxed=False):
     """The lines of :func:`_finisher`'s body and its return line; ``boxed``: scalars are
-    already of their Python type (a Numba kernel's)."""
+    already of their Python type (a Numba kernel's), and the values are unpacked at once."""
     lines, seen = [], set()
+    if boxed:
+        lines.append("    " + "".join(f"o{i}, " for i in range(len(outputs))) + "= r")
     for i, node in enumerate(outputs):
+        value = f"o{i}" if boxed else f"r[{i}]"
         if not node.shape:
-            value = f"r[{i}]" if boxed else f"{_SCALARS[node.dtype]}(r[{i}])"
+            value = None if boxed else f"{_SCALARS[node.dtype]}({value})"
         elif node.op.fresh and node not in seen and node not in copied:
-            value = f"_own(r[{i}])"
+            value = f"_own({value})"
         else:
-            value = f"_copy(r[{i}])"
+            value = f"_copy({value})"
         seen.add(node)
-        lines.append(f"    o{i} = {value}")
+        if value is not None:
+            lines.append(f"    o{i} = {value}")
     names = [f"o{i}" for i in range(len(outputs))]
     returns = {
         "one": names[0],
