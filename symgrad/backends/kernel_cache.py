@@ -6,10 +6,13 @@ one warm-start *record* ``<key>.rec`` (:func:`write_record`): ``g_...`` holds th
 graph of an input graph (``compile.py``), ``b_...`` names the kernel generated for an
 optimised graph (``numba_backend.py``), so a warm start neither derives, simplifies nor
 generates code.  A record names what it refers to; if that was evicted, the warm start
-falls back to doing the work.  Loading an entry marks it used (its access time, set explicitly so it does not depend on how the disk is
-mounted; the modification time is left alone).  After a new entry is written, entries are
-removed least recently used first until the folder is under its cap again; the entry just
-written always stays.
+falls back to doing the work.  Records are pickles behind a checksum, read only from this
+folder (as Numba's own cache files are): a damaged one is removed and written again.
+
+Loading an entry marks it used (its access time, set explicitly so it does not depend on
+how the disk is mounted; the modification time is left alone).  After a new entry is
+written, entries are removed least recently used first until the folder is under its cap
+again; the entry just written (and a record's kernel) always stays.
 
 Removing an entry never breaks a kernel already loaded: a process holds its machine code
 in memory, and a process that finds an entry gone compiles it again.
