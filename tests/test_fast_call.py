@@ -98,3 +98,18 @@ def test_the_fast_path_is_taken_for_values_in_final_form():
     f.signature.bind = lambda kw: calls.append(kw) or original(kw)
     assert f(x=2.0, y=3.0) == 6.0 and calls == []
     assert f(x=2, y=3.0) == 6.0 and len(calls) == 1  # an int needs converting: full path
+
+
+@pytest.mark.parametrize("name", ["v", "r"])  # a parameter, and a name that cannot be one
+def test_expression_dims_are_checked_on_the_fast_path(name):
+    v = sg.tensor(name, ("N", 3))
+    w = sg.tensor("w", ("N",))
+    # a step slice of a named dim: its size is an expression (ceil(N / 2)) that the checks
+    # compute at call time
+    f = sg.sum(v[::2] * 2.0) + sg.sum(w)
+    fast, slow = both(f, v)
+    for n in (0, 1, 4, 5):
+        kw = {name: np.ones((n, 3)), "w": np.ones(n)}
+        same(outcome(fast, **kw), outcome(slow, **kw))
+    kw = {name: np.ones((4, 3)), "w": np.ones(3)}
+    same(outcome(fast, **kw), outcome(slow, **kw))

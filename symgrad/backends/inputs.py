@@ -321,7 +321,7 @@ def fast_caller(sig: Signature, tail: list[str], namespace: dict, slow=None):
     """
     keywords = slow is not None and _keywords_ok(sig)
     namespace = dict(namespace, ndarray=np.ndarray, DTYPES={d: np.dtype(d) for d in _KINDS})
-    namespace.update(_MISSING=_MISSING, _slow=slow)
+    namespace.update(math=math, _MISSING=_MISSING, _slow=slow)  # math: expression dims
     name = "__call__" if keywords else "fast_call"
     source = _fast_binder_source(sig, tail, name=name, keywords=keywords)
     exec(compile(source, f"<symgrad {name}>", "exec"), namespace)
