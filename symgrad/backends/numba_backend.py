@@ -46,6 +46,8 @@ from ..ir.fingerprint import fingerprint, ops_digest
 from . import blas, vmath
 from .kernel_cache import cache_dir, evict, mark_used, read_record, source_digest, write_record
 from .numba_codegen import Kernel, prelude, uses_blas, uses_vmath
+from . import numba_codegen
+from . import split as split_module
 from .split import split
 
 _lock = threading.Lock()
@@ -281,6 +283,9 @@ def record_key(outputs: list[Node], args: list[Node], options: dict) -> str:
         bool(options.get("parallel", False)),
         bool(options.get("vector_math", True)),
         bool(options.get("fastmath", False)),
+        # the code generator's settings, which may be changed at run time (tests do)
+        split_module.MAX_LINES,
+        numba_codegen.PARALLEL_MIN_ELEMENTS,
     )
     text = (
         f"{fingerprint(outputs, args)} {settings} {FORMAT} {numba.__version__} "
