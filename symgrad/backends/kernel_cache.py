@@ -30,6 +30,7 @@ import pickle
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +124,29 @@ def entries(folder: Path | None = None, records: bool = False) -> list[Entry]:
                 used = st.st_atime
         found.append(Entry(key, tuple(sorted(files)), size, used))
     return sorted(found, key=lambda e: (e.last_used, e.key))
+
+
+@contextmanager
+def exclusive(key: str):
+    """Hold the cache folder's lock of entry ``key`` against other processes.
+
+    Compiling a kernel and recording the checksum of Numba's files for it must be one
+    process's doing: two processes compiling the same kernel at once (two Dask workers
+    starting together) would each record the checksum of files the other then rewrites, and
+    every later process would find a mismatch and compile again. The second process waits
+    and loads what the first wrote. (No lock where ``fcntl`` is missing: Windows.)
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    with open(cache_dir() / f"{key}.lock", "ab") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def mark_used(module: Path) -> None:

@@ -44,7 +44,15 @@ import numpy as np
 from ..ir import Node
 from ..ir.fingerprint import fingerprint, ops_digest
 from . import blas, vmath
-from .kernel_cache import cache_dir, evict, mark_used, read_record, source_digest, write_record
+from .kernel_cache import (
+    cache_dir,
+    evict,
+    exclusive,
+    mark_used,
+    read_record,
+    source_digest,
+    write_record,
+)
 from .numba_codegen import Kernel, prelude, uses_blas, uses_vmath
 from . import numba_codegen
 from . import split as split_module
@@ -144,30 +152,31 @@ def load_module(text: str, key: str, name: str):
     with key_lock:
         if key in _loaded:
             return _loaded[key], text, True
-        path = cache_dir() / f"{key}.py"
-        fresh = not path.exists() or path.read_bytes() != text.encode()
-        if fresh:  # new, or damaged: the module text is derived, so just write it again
-            _write_atomic(path, text)
-        verified = _verify_machine_code(path)
-        try:
-            function = _import(path, key, name)
-        except Exception as exc:  # a damaged cache entry: rebuild it once from scratch
-            warnings.warn(
-                f"symgrad: kernel cache entry {path.name} was unusable ({exc!r}); recompiling",
-                stacklevel=2,
-            )
-            _purge(path)
-            _write_atomic(path, text)
-            function = _import(path, key, name)
-            verified = False
-        hit = sum(function.stats.cache_hits.values()) > 0
-        if not (verified and hit):  # (a hit on checked files leaves them as they were)
-            _record_machine_code(path)
-        mark_used(path)
-        if fresh:
-            evict(keep=key)
-        _loaded[key] = function
-        return function, text, hit
+        with exclusive(key):
+            path = cache_dir() / f"{key}.py"
+            fresh = not path.exists() or path.read_bytes() != text.encode()
+            if fresh:  # new, or damaged: the module text is derived, so just write it again
+                _write_atomic(path, text)
+            verified = _verify_machine_code(path)
+            try:
+                function = _import(path, key, name)
+            except Exception as exc:  # a damaged cache entry: rebuild it once from scratch
+                warnings.warn(
+                    f"symgrad: kernel cache entry {path.name} was unusable ({exc!r}); recompiling",
+                    stacklevel=2,
+                )
+                _purge(path)
+                _write_atomic(path, text)
+                function = _import(path, key, name)
+                verified = False
+            hit = sum(function.stats.cache_hits.values()) > 0
+            if not (verified and hit):  # (a hit on checked files leaves them as they were)
+                _record_machine_code(path)
+            mark_used(path)
+            if fresh:
+                evict(keep=key)
+            _loaded[key] = function
+            return function, text, hit
 
 
 def _entry_point(function, consts):
