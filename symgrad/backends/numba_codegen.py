@@ -284,6 +284,13 @@ class Kernel:
         if parallel and not all(isinstance(d, int) for d in sizes):
             self.branches[len(self.lines)] = " * ".join(self.size(d) for d in sizes)
 
+    def new_array(self, node: Node, fill: str = "empty") -> None:
+        """Emit the array that holds ``node``: ``np.empty`` or ``np.zeros`` of its shape and
+        dtype."""
+        self.emit(
+            f"{self.var[node]} = np.{fill}({self.shape(node.shape)}, dtype={NP_DTYPES[node.dtype]})"
+        )
+
     def loops(self, shape, depth: int, parallel_ok: bool) -> tuple[list[str], int]:
         """Open nested loops over ``shape``; returns the index names and the body depth.
 
@@ -665,7 +672,7 @@ def _pick(k: Kernel, node: Node):
     if node.shape == ():
         k.emit(f"{v} = {k.var[scores]}[{k.var[labels]}]")
         return
-    k.emit(f"{v} = np.empty({k.shape(node.shape)}, dtype={NP_DTYPES[node.dtype]})")
+    k.new_array(node, "empty")
     idx, depth = k.loops(node.shape, 1, parallel_ok=True)
     at = ", ".join(idx)
     k.emit(f"{v}[{at}] = {k.var[scores]}[{at}, {k.var[labels]}[{at}]]", depth)
@@ -674,7 +681,7 @@ def _pick(k: Kernel, node: Node):
 def _one_hot(k: Kernel, node: Node):
     (labels,) = node.inputs
     v = k.var[node]
-    k.emit(f"{v} = np.zeros({k.shape(node.shape)}, dtype={NP_DTYPES[node.dtype]})")
+    k.new_array(node, "zeros")
     if labels.shape == ():
         k.emit(f"{v}[{k.var[labels]}] = 1")
         return
@@ -683,15 +690,11 @@ def _one_hot(k: Kernel, node: Node):
     k.emit(f"{v}[{at}, {k.var[labels]}[{at}]] = 1", depth)
 
 
-def _loops_over(k: Kernel, shape, parallel_ok=False):
-    return k.loops(shape, 1, parallel_ok=parallel_ok)
-
-
 def _slice(k: Kernel, node: Node):
     (x,) = node.inputs
     v = k.var[node]
-    k.emit(f"{v} = np.empty({k.shape(node.shape)}, dtype={NP_DTYPES[node.dtype]})")
-    idx, depth = _loops_over(k, node.shape, parallel_ok=True)
+    k.new_array(node, "empty")
+    idx, depth = k.loops(node.shape, 1, parallel_ok=True)
     at = [_strided(k, s, st, i) for s, st, i in zip(node.attr("starts"), node.attr("steps"), idx)]
     k.emit(f"{v}[{', '.join(idx)}] = {k.var[x]}[{', '.join(at)}]", depth)
 
@@ -707,17 +710,17 @@ def _strided(k: Kernel, start, step, i: str) -> str:
 def _slice_scatter(k: Kernel, node: Node):
     (g,) = node.inputs
     v = k.var[node]
-    k.emit(f"{v} = np.zeros({k.shape(node.shape)}, dtype={NP_DTYPES[node.dtype]})")
-    idx, depth = _loops_over(k, g.shape, parallel_ok=True)
+    k.new_array(node, "zeros")
+    idx, depth = k.loops(g.shape, 1, parallel_ok=True)
     at = [_strided(k, s, st, i) for s, st, i in zip(node.attr("starts"), node.attr("steps"), idx)]
     k.emit(f"{v}[{', '.join(at)}] = {k.index(g, g.shape, idx)}", depth)
 
 
 def _concatenate(k: Kernel, node: Node):
     v, axis = k.var[node], node.attr("axis")
-    k.emit(f"{v} = np.empty({k.shape(node.shape)}, dtype={NP_DTYPES[node.dtype]})")
+    k.new_array(node, "empty")
     for x, start in zip(node.inputs, offsets(node)):
-        idx, depth = _loops_over(k, x.shape, parallel_ok=True)
+        idx, depth = k.loops(x.shape, 1, parallel_ok=True)
         at = [_strided(k, start, 1, i) if a == axis else i for a, i in enumerate(idx)]
         k.emit(f"{v}[{', '.join(at)}] = {k.index(x, x.shape, idx)}", depth)
 
@@ -730,7 +733,7 @@ def _argmax(k: Kernel, node: Node):
     k.emit(f"{out} = np.zeros({kept}, dtype=np.int64)")
     k.emit(f"{v}_best = np.empty({kept}, dtype={NP_DTYPES[x.dtype]})")
     k.emit(f"{v}_state = np.zeros({kept}, dtype=np.int8)  # 0 unseen, 1 seen, 2 found a NaN")
-    idx, depth = _loops_over(k, x.shape)
+    idx, depth = k.loops(x.shape, 1, parallel_ok=False)
     rest = [i for a, i in enumerate(idx) if a != axis]
     slot = f"[{', '.join(rest)}]" if rest else "[0]"
     k.emit(f"{v}_val = {k.index(x, x.shape, idx)}", depth)
