@@ -50,17 +50,6 @@ from symgrad.backends import vmath  # noqa: E402
 N = 1_000_000
 
 
-def _loop(fn):
-    @njit(error_model="numpy")
-    def run(a):
-        out = np.empty_like(a)
-        for i in range(a.shape[0]):
-            out[i] = fn(a[i])
-        return out
-
-    return run
-
-
 @njit(error_model="numpy")
 def _sigmoid_libm(x):
     return 1.0 / (1.0 + math.exp(-x))
@@ -99,13 +88,13 @@ def inputs(name, dtype, rng):
 
 def variants(name, dtype):
     f32 = dtype == "float32"
-    vm = getattr(vmath, (vmath.FUNCTIONS.get(name) or vmath.LIMITED[name])[f32])
+    vm = vmath.scalar(name, dtype)
     if name == "sigmoid":  # libm: the formula a kernel computes with vector_math=False
         libm = _sigmoid_libm32 if f32 else _sigmoid_libm
     else:
         libm = _libm(name)
     ufunc = UFUNCS.get(name) or getattr(np, name)
-    return {"symgrad": _loop(vm), "numpy": ufunc, "numba_libm": _loop(libm)}
+    return {"symgrad": vmath.mapped(vm), "numpy": ufunc, "numba_libm": vmath.mapped(libm)}
 
 
 def time_rounds(fns: dict, args: tuple, rounds: int, repeats: int, rng: random.Random):

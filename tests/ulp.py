@@ -23,7 +23,6 @@ import sys
 
 import mpmath
 import numpy as np
-from numba import njit
 
 from symgrad.backends import vmath
 
@@ -68,23 +67,7 @@ _MP = {
 }
 
 
-# Formulas of symgrad's op set measured as the kernels compute them: name -> (float64,
-# float32).  (sigmoid is a vmath function now; 1 / (1 + exp(-x)) is printed as it.)
-COMPOSITES: dict = {}
-NAMES = list(vmath.FUNCTIONS) + list(vmath.LIMITED) + list(COMPOSITES)
-
-
-def _loop(fn):
-    @njit(error_model="numpy")
-    def run(a):
-        out = np.empty_like(a)
-        for i in range(a.shape[0]):
-            out[i] = fn(a[i])
-        return out
-
-    return run
-
-
+NAMES = list(vmath.FUNCTIONS) + list(vmath.LIMITED)
 _LOOPS: dict[tuple[str, str], object] = {}
 
 
@@ -92,12 +75,7 @@ def vector(name: str, dtype: str):
     """The vmath function ``name`` for ``dtype`` mapped over an array (compiled once)."""
     key = (name, dtype)
     if key not in _LOOPS:
-        if name in COMPOSITES:
-            f64, f32 = COMPOSITES[name]
-        else:
-            versions = vmath.FUNCTIONS.get(name) or vmath.LIMITED[name]
-            f64, f32 = (getattr(vmath, f) for f in versions)
-        _LOOPS[key] = _loop(f32 if dtype == "float32" else f64)
+        _LOOPS[key] = vmath.mapped(vmath.scalar(name, dtype))
     return _LOOPS[key]
 
 

@@ -744,6 +744,27 @@ FUNCTIONS = {
 # libm's.
 LIMITED = {"sin": ("sin", "sin_f32"), "cos": ("cos", "cos_f32")}
 
+
+def scalar(name: str, dtype: str):
+    """The function of :data:`FUNCTIONS` or :data:`LIMITED` called ``name``, for ``dtype``."""
+    f64, f32 = FUNCTIONS.get(name) or LIMITED[name]
+    return globals()[f32 if dtype == "float32" else f64]
+
+
+def mapped(fn):
+    """``fn`` (a scalar Numba function) over a 1-D array, one element per iteration: the loop
+    a fused kernel runs, for the accuracy sweeps and the throughput benchmark."""
+
+    @njit(error_model="numpy")
+    def run(a):
+        out = np.empty_like(a)
+        for i in range(a.shape[0]):
+            out[i] = fn(a[i])
+        return out
+
+    return run
+
+
 # A digest of this file: kernels that call these functions carry it in their cache key,
 # since Numba's cache does not notice when a function a kernel calls has changed.
 DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
