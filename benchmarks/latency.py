@@ -160,6 +160,21 @@ def run_child(name, backend, inputs_path) -> dict:
     return _result(proc, f"{name} {backend}")
 
 
+def saved_inputs(name: str, folder: str) -> tuple[str, float]:
+    """The workload's inputs saved in ``folder`` for the child processes, and the loss that
+    hand-written Numba computes for them (what every child's first result is checked
+    against)."""
+    import numpy as np
+    import reference
+    from run import SEED
+
+    w = reference.WORKLOADS[name]
+    inputs = w.make_inputs(np.random.default_rng(SEED))
+    path = os.path.join(folder, f"{name}.npz")
+    np.savez(path, **inputs)
+    return path, float(w.numba(**inputs)[0])
+
+
 def run_warm_child(mode, name, inputs_path, cache) -> dict:
     cmd = [sys.executable, __file__, "--warm-child", mode, name, inputs_path]
     proc = subprocess.run(cmd, env=_child_env(cache), capture_output=True, text=True)
@@ -211,9 +226,7 @@ def per_call(rounds: int = 15, number: int = 100_000) -> None:
 
 def warm_table(names, repeats) -> None:
     """The warm-start table (``--warm``)."""
-    import numpy as np
-    import reference
-    from run import RTOL, SEED
+    from run import RTOL
 
     med = statistics.median
     ms = 1e3
@@ -237,11 +250,7 @@ def warm_table(names, repeats) -> None:
               "| in a process with Numba loaded |")
         print("|---|---:|---:|---:|---:|---:|")
         for name in names:
-            w = reference.WORKLOADS[name]
-            inputs = w.make_inputs(np.random.default_rng(SEED))
-            path = os.path.join(tmp, f"{name}.npz")
-            np.savez(path, **inputs)
-            expected = float(w.numba(**inputs)[0])
+            path, expected = saved_inputs(name, tmp)
             cache = os.path.join(tmp, name)
             run_warm_child("fresh", name, path, cache)  # cold: fills the cache
             rows = {"fresh": [], "in_process": []}
@@ -280,9 +289,7 @@ def main() -> None:
         warm_child(*args.warm_child)
         return
     sys.path.insert(0, str(HERE))
-    import numpy as np
-    import reference
-    from run import ORDER, RTOL, SEED
+    from run import ORDER, RTOL
 
     names = args.only or ORDER
     if args.warm:
@@ -299,11 +306,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory(prefix="symgrad-latency-inputs-") as tmp:
         for name in names:
-            w = reference.WORKLOADS[name]
-            inputs = w.make_inputs(np.random.default_rng(SEED))
-            path = os.path.join(tmp, f"{name}.npz")
-            np.savez(path, **inputs)
-            expected = float(w.numba(**inputs)[0])
+            path, expected = saved_inputs(name, tmp)
             rows = {"numba": [], "auto": []}
             for _ in range(args.repeats):
                 for backend in rows:

@@ -22,3 +22,15 @@ def backend(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    """A kernel cache folder of this test's own, empty, with the default size cap, and no
+    kernel loaded in this process yet (each is loaded from that folder or compiled)."""
+    from symgrad.backends import numba_backend
+
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("SYMGRAD_CACHE_MAX_MB", raising=False)
+    monkeypatch.setattr(numba_backend, "_loaded", {})
+    return tmp_path

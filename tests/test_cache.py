@@ -19,14 +19,6 @@ GRAPHS = [sg.sum(sg.tanh(x) * c) for c in (2.0, 3.0, 5.0)]
 VALUE = np.array([0.1, -0.2, 0.3])
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path))
-    monkeypatch.delenv("SYMGRAD_CACHE_MAX_MB", raising=False)
-    monkeypatch.setattr(numba_backend, "_loaded", {})
-    return tmp_path
-
-
 def compiled(i):
     return sg.compile(GRAPHS[i])
 
@@ -39,27 +31,27 @@ def keys():
     return {e.key for e in kernel_cache.entries()}
 
 
-def test_info_counts_kernels_and_bytes(cache):
+def test_info_counts_kernels_and_bytes(empty_cache):
     assert sg.cache.info().entries == 0
     f = compiled(0)
     info = sg.cache.info()
-    assert info.path == cache
+    assert info.path == empty_cache
     assert info.entries == 1 and info.bytes > 0
     assert info.max_bytes == sg.cache.DEFAULT_MAX_MB * 2**20
     assert "1 kernels" in str(info)
     assert f(x=VALUE) == pytest.approx(expected(0))
 
 
-def test_clear_removes_every_kernel_and_loaded_ones_keep_working(cache):
+def test_clear_removes_every_kernel_and_loaded_ones_keep_working(empty_cache):
     fs = [compiled(0), compiled(1)]
     assert sg.cache.clear() == 2
     assert sg.cache.info().entries == 0
-    assert not list(cache.glob("k_*")) and not list(cache.glob("__pycache__/k_*"))
+    assert not list(empty_cache.glob("k_*")) and not list(empty_cache.glob("__pycache__/k_*"))
     for i, f in enumerate(fs):
         assert f(x=VALUE) == pytest.approx(expected(i))
 
 
-def test_size_cap_evicts_least_recently_used(cache, monkeypatch):
+def test_size_cap_evicts_least_recently_used(empty_cache, monkeypatch):
     first = compiled(0)
     one = sg.cache.info().bytes
     second = compiled(1)
@@ -84,7 +76,7 @@ def test_size_cap_evicts_least_recently_used(cache, monkeypatch):
         assert f(x=VALUE) == pytest.approx(expected(i))
 
 
-def test_cap_zero_keeps_only_the_newest(cache, monkeypatch):
+def test_cap_zero_keeps_only_the_newest(empty_cache, monkeypatch):
     monkeypatch.setenv("SYMGRAD_CACHE_MAX_MB", "0")
     compiled(0)
     compiled(1)
@@ -92,7 +84,7 @@ def test_cap_zero_keeps_only_the_newest(cache, monkeypatch):
 
 
 @pytest.mark.parametrize("text", ["lots", "-1", "nan"])
-def test_bad_cap_is_a_clear_error(cache, monkeypatch, text):
+def test_bad_cap_is_a_clear_error(empty_cache, monkeypatch, text):
     monkeypatch.setenv("SYMGRAD_CACHE_MAX_MB", text)
     with pytest.raises(sg.ArgumentError, match="SYMGRAD_CACHE_MAX_MB"):
         sg.cache.info()
