@@ -9,7 +9,8 @@ arrays) and through ``sg.dask.Step`` on the cluster (the data persisted on the w
 once, the parameters scattered every step), and the largest relative difference between
 the two results.  The overhead is the median step time over the same number of chunks with
 one row each: what a step costs beyond the computation (task submission, scattering the
-parameters, moving the chunk results, the tree sum).  Needs the extra ``symgrad[dask]``.
+parameters, moving the chunk results, the tree sum).  Needs the dask extra
+(``pip install -e ".[dask]"``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,17 @@ import argparse
 import statistics
 import time
 
-import dask.array as da
 import numpy as np
-from distributed import Client, LocalCluster
 
 import symgrad as sg
+
+try:
+    import dask.array as da
+    from distributed import Client, LocalCluster
+except ImportError as exc:  # said plainly, not as a traceback
+    raise SystemExit(
+        f"benchmarks/dask_bench.py needs the dask extra: pip install -e '.[dask]' ({exc})"
+    ) from None
 
 
 def losses():
