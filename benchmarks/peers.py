@@ -656,7 +656,11 @@ def child_compile(args) -> dict:
 
 def run_child(argv, env, log) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv]
-    proc = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
+    # the children import this checkout's symgrad, installed or not (as this process does)
+    path = os.pathsep.join(p for p in (str(HERE.parent), os.environ.get("PYTHONPATH")) if p)
+    proc = subprocess.run(
+        cmd, env={**os.environ, "PYTHONPATH": path, **env}, capture_output=True, text=True
+    )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(CHILD_MARK):
             return json.loads(line[len(CHILD_MARK):])
