@@ -93,3 +93,22 @@ def test_bad_cap_is_a_clear_error(empty_cache, monkeypatch, text):
 def test_import_does_not_import_numba():
     code = "import sys, symgrad; assert 'numba' not in sys.modules, 'numba imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_records_rescan_the_folder_only_when_they_could_pass_the_cap(empty_cache, monkeypatch):
+    # Every compile writes a small warm-start record, the NumPy backend's too; scanning the
+    # whole folder after each one made thousands of compiles in one folder quadratic.
+    scans = []
+    real = kernel_cache.entries
+    monkeypatch.setattr(kernel_cache, "entries", lambda *a, **k: scans.append(1) or real(*a, **k))
+    y = sg.tensor("y", (3,))
+    for c in range(1, 41):
+        sg.value_and_grad(sg.sum(sg.tanh(y) * c), y, backend="numpy")
+    assert sg.cache.info().records == 40
+    assert len(scans) <= 2  # the first write (nothing known yet) and the info() call
+    # under a cap that a few records exceed, every write that could pass it evicts
+    one = max(p.stat().st_size for p in empty_cache.glob("g_*.rec"))
+    monkeypatch.setenv("SYMGRAD_CACHE_MAX_MB", str(45 * one / 2**20))
+    for c in range(41, 81):
+        sg.value_and_grad(sg.sum(sg.tanh(y) * c), y, backend="numpy")
+        assert sum(p.stat().st_size for p in empty_cache.glob("*.rec")) <= 45 * one

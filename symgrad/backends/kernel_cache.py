@@ -10,9 +10,13 @@ falls back to doing the work.  Records are pickles behind a checksum, read only 
 folder (as Numba's own cache files are): a damaged one is removed and written again.
 
 Loading an entry marks it used (its access time, set explicitly so it does not depend on
-how the disk is mounted; the modification time is left alone).  After a new entry is
+how the disk is mounted; the modification time is left alone).  After a new kernel is
 written, entries are removed least recently used first until the folder is under its cap
-again; the entry just written (and a record's kernel) always stays.
+again; the entry just written (and a record's kernel) always stays.  Records are small and
+written by every compile, even the NumPy backend's, so after a record the folder is scanned
+only once what this process wrote since its last scan could have taken it over the cap, or
+amounts to a sixteenth of the cap (so a folder shared by several processes exceeds the cap
+by at most a sixteenth of it per process between scans).
 
 Removing an entry never breaks a kernel already loaded: a process holds its machine code
 in memory, and a process that finds an entry gone compiles it again.
@@ -166,6 +170,13 @@ def _remove(entry: Entry) -> None:
             pass
 
 
+# What this process knows of each folder's size: the total its last scan left (``evict``)
+# and the bytes of records it has written since.  A scan lists and stats every file, so
+# scanning after every record made a run of thousands of small compiles quadratic.
+_scanned: dict[Path, int] = {}
+_since_scan: dict[Path, int] = {}
+
+
 def evict(keep, folder: Path | None = None) -> list[str]:
     """Remove least recently used entries (kernels and records) until the folder is under
     the cap.
@@ -173,6 +184,7 @@ def evict(keep, folder: Path | None = None) -> list[str]:
     ``keep`` (the key just written, or a collection of keys: a record and the kernel it
     names) is never removed.  Returns the removed keys.
     """
+    folder = cache_dir() if folder is None else folder
     keep = {keep} if isinstance(keep, str) else set(keep)
     cap = max_bytes()
     found = entries(folder, records=True)
@@ -186,7 +198,19 @@ def evict(keep, folder: Path | None = None) -> list[str]:
         _remove(entry)
         total -= entry.size
         removed.append(entry.key)
+    _scanned[folder], _since_scan[folder] = total, 0
     return removed
+
+
+def _evict_after_writing(nbytes: int, keep, folder: Path) -> None:
+    """``evict`` once the bytes written since the last scan could have taken the folder over
+    the cap, or amount to a sixteenth of it (other processes write to the folder too: their
+    writes are seen at the next scan, so the cap is exceeded by at most that much each)."""
+    written = _since_scan.get(folder, 0) + nbytes
+    _since_scan[folder] = written
+    cap = max_bytes()
+    if folder not in _scanned or _scanned[folder] + written > cap or written > cap // 16:
+        evict(keep, folder)
 
 
 def info() -> CacheInfo:
@@ -213,6 +237,7 @@ def clear() -> int:
     found = entries(records=True)
     for entry in found:
         _remove(entry)
+    _scanned.pop(cache_dir(), None)
     return sum(e.key.startswith(PREFIX) for e in found)
 
 
@@ -237,7 +262,7 @@ def write_record(key: str, value, keep=()) -> None:
     except OSError:  # a read-only or full cache folder: the next start does the work again
         return
     mark_used(path)
-    evict(keep=[key, *keep], folder=folder)
+    _evict_after_writing(len(data), [key, *keep], folder)
 
 
 def read_record(key: str):
