@@ -20,7 +20,10 @@ import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import sympy
+
 from ..errors import ArgumentError
+from .formula_digest import formula_digest
 from .op import Op
 from .shapes import Shape, fmt
 
@@ -30,9 +33,12 @@ _lock = threading.Lock()
 
 # typed: 1, 1.0 and True (or 0 and False) are equal dict keys but print differently; a
 # shared entry would make a digest depend on which of them this process printed first
-@lru_cache(maxsize=1 << 16, typed=True)  # formulas repeat across nodes; printing is the cost
+@lru_cache(maxsize=1 << 16, typed=True)  # formulas repeat across nodes
 def _text(value) -> str:
-    """An attribute as text that does not depend on the process (for the digest)."""
+    """An attribute as text that does not depend on the process (for the digest); a formula
+    by its structure (``formula_digest``: printing a long one is slow)."""
+    if isinstance(value, sympy.Basic):
+        return formula_digest(value)
     return getattr(value, "digest_text", None) or repr(value)
 
 
@@ -46,6 +52,8 @@ class Node:
     # a hash of the structure (op, attributes, inputs' digests): the same in every process,
     # so canonical input orders, and the kernels generated from them, are too
     digest: str = field(compare=False)
+    # the longest path from a leaf to this node (a leaf's is 0)
+    height: int = field(compare=False)
 
     # Interned nodes: structurally equal means identical, so identity is equality.
     def __eq__(self, other):
@@ -60,6 +68,15 @@ class Node:
 
     def attr(self, name: str):
         return self._attr_map[name]
+
+    @property
+    def order_key(self) -> tuple[int, str]:
+        """The canonical order of nodes where an order is a matter of convention (the
+        inputs of an elementwise node): by height, then digest.  Both are the same in every
+        process; the height first makes the steps of a chain, which read nodes at the same
+        relative heights, number their inputs alike, so they get equal formulas (composed
+        by fusion and printed by a backend once) instead of a random permutation each."""
+        return (self.height, self.digest)
 
     @property
     def ndim(self) -> int:
@@ -102,6 +119,7 @@ def intern(op: Op, inputs: tuple, attrs: dict, shape: Shape, dtype: str) -> Node
         if node is None:
             text = repr((op, [i.digest for i in inputs], [(k, _text(v)) for k, v in attrs_t]))
             digest = hashlib.sha1(text.encode()).hexdigest()
-            node = Node(op, tuple(inputs), attrs_t, tuple(shape), dtype, digest)
+            height = 1 + max((i.height for i in inputs), default=-1)
+            node = Node(op, tuple(inputs), attrs_t, tuple(shape), dtype, digest, height)
             _table[key] = node
     return node

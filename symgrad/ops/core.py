@@ -159,9 +159,9 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
     """The canonical elementwise node computing ``expr`` over ``inputs``.
 
     Canonical means: scalar constants folded into the formula, repeated inputs merged,
-    unused inputs dropped, inputs in creation order, and ``x0`` over one input of the same
-    shape and dtype is that input.  So ``ew(x0 + x1, (a, b))`` and ``ew(x0 + x1, (b, a))``
-    are one node.  The result has the broadcast shape of all given inputs, even those the
+    unused inputs dropped, inputs in canonical order (``Node.order_key``), and ``x0`` over
+    one input of the same shape and dtype is that input.  So ``ew(x0 + x1, (a, b))`` and
+    ``ew(x0 + x1, (b, a))`` are one node.  The result has the broadcast shape of all given inputs, even those the
     formula no longer uses (``0 * x`` keeps the shape of ``x``).
     """
     inputs = list(inputs)
@@ -177,14 +177,20 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
             folded_any = True
         elif sym(i) in free:
             kept.append(node)
-    kept = sorted(set(kept), key=lambda n: n.digest)
+    merged = len(set(kept)) < len(kept)
+    kept = sorted(set(kept), key=lambda n: n.order_key)
     for i, node in enumerate(inputs):
         if sym(i) not in replace:
             replace[sym(i)] = sym(kept.index(node)) if node in kept else sp.Integer(0)
-    try:
-        folded = expr.xreplace(replace)
-    except RecursionError:
-        raise ArgumentError(f"the formula {expr} is too deeply nested to build") from None
+    if all(new is old for old, new in replace.items() if old in free):
+        # canonical already (fusion numbers what it composes so): xreplace would rebuild
+        # every term of a long formula for nothing
+        folded = expr
+    else:
+        try:
+            folded = expr.xreplace(replace)
+        except RecursionError:
+            raise ArgumentError(f"the formula {expr} is too deeply nested to build") from None
     if undefined(folded):
         if undefined(expr) or not _has_constants(inputs):
             # undefined whatever the inputs (log(0) in a branch, say): nothing to print
@@ -193,7 +199,9 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
         # as values instead, so the backends compute NumPy's inf or nan.
         return ew(expr, [opaque(n) if n.op is EW and not n.inputs else n for n in inputs], dtype)
     expr = folded
-    if kept and not {sym(i) for i in range(len(kept))} <= expr.free_symbols:
+    # only merging or folding can make a kept input unused: renaming cancels nothing
+    used = set(map(sym, range(len(kept))))
+    if (merged or folded_any) and kept and not used <= expr.free_symbols:
         # merging repeated inputs made one unused (where(c, x, x) is x): drop it too
         node = ew(expr, kept, dtype)
         return node if node.shape == shape else broadcast_to(node, shape)

@@ -135,7 +135,8 @@ def function(expr, n_inputs: int, literals: str = "weak"):
         from scipy.special import erf
 
         namespace["erf"] = erf
-    exec(compile(source, f"<symgrad ew {expr}>", "exec"), namespace)
+    # the file name is not the formula: str() of a long one costs as much as printing it
+    exec(compile(source, "<symgrad ew>", "exec"), namespace)
     return namespace["f"]
 
 

@@ -107,10 +107,11 @@ def fuse(outputs) -> list[Node]:
     uses = consumers(outputs)
     groups: dict[Node, _Group] = {}  # old elementwise node -> its group
     new: dict[Node, Node] = {}  # old node -> rebuilt node (groups: once composed)
+    formulas: dict = {}  # a group's layout -> its composed formula (see _compose)
 
     def built(old: Node) -> Node:
         group = groups.get(old)
-        return new[old] if group is None else _compose(group)
+        return new[old] if group is None else _compose(group, formulas)
 
     for node in toposort(outputs):
         if node.op is not EW or not node.inputs:
@@ -142,34 +143,78 @@ def fuse(outputs) -> list[Node]:
     return [built(o) for o in outputs]
 
 
-def _compose(group: _Group) -> Node:
-    """The fused node of ``group``: its formula composed once and canonicalised."""
+def _compose(group: _Group, formulas: dict) -> Node:
+    """The fused node of ``group``: its formula composed once and canonicalised.
+
+    ``formulas`` maps a group's layout (``_layout``) to its composed formula, or to the
+    exception SymPy raised composing it: the steps of a long chain fuse into groups of the
+    same few layouts over other nodes, each composed by SymPy once.
+    """
     if group.built is None:
         node = group.node
         if all(p is None for p in group.parts) and tuple(group.reads) == node.inputs:
             group.built = node  # nothing inlined or changed: ew() would give the node again
             return node
         try:
-            flat: list[Node] = []
-            group.built = ew(_force(_splice(group, flat)), flat, node.dtype)
+            # the nodes read, numbered as ew() orders them (``order_key``), so that the formula
+            # is built once over its final symbols and ew() need not rename it
+            order = sorted(set(_reads(group)), key=lambda n: n.order_key)
+            number = {read: sym(i) for i, read in enumerate(order)}
+            layout = _layout(group, number)
+            formula = formulas.get(layout)
+            if formula is None:
+                try:
+                    formula = _force(_splice(group, number))
+                except _GIVE_UP as exc:
+                    formula = exc
+                formulas[layout] = formula
+            if isinstance(formula, Exception):
+                raise formula
+            group.built = ew(formula, order, node.dtype)
         except _GIVE_UP:
             # SymPy out of its depth (or refusing a combination): keep the nodes apart
-            reads = [r if p is None else _compose(p) for p, r in zip(group.parts, group.reads)]
+            reads = [
+                r if p is None else _compose(p, formulas) for p, r in zip(group.parts, group.reads)
+            ]
             group.built = rebuild(node, reads)
     return group.built
 
 
-def _splice(group: _Group, flat: list[Node]):
-    # The group's formula over x-numbers of ``flat``, where the nodes it reads are appended.
-    # One simultaneous substitution per member, so the numbers of two formulas cannot
-    # clash; the recursion is at most MAX_OPS deep, as each member counts 1 or more.
+def _layout(group: _Group, number: dict) -> tuple:
+    """What the composed formula of ``group`` depends on: each member's own formula and,
+    for each of its inputs, the layout of the member inlined there or the symbol of the
+    node read (a nested tuple: hashed and compared in time linear in the group's size)."""
+    return (
+        group.node.attr("expr"),
+        tuple(
+            number[read] if part is None else _layout(part, number)
+            for part, read in zip(group.parts, group.reads)
+        ),
+    )
+
+
+def _reads(group: _Group):
+    """The nodes the composed formula of ``group`` reads (with repeats)."""
+    stack = [group]
+    while stack:
+        member = stack.pop()
+        for part, read in zip(member.parts, member.reads):
+            if part is None:
+                yield read
+            else:
+                stack.append(part)
+
+
+def _splice(group: _Group, number: dict):
+    # The group's formula over the symbols ``number`` gives the nodes it reads.  One
+    # simultaneous substitution per member, so the numbers of two formulas cannot clash;
+    # the recursion is at most MAX_OPS deep, as each member counts 1 or more.
     replace = {}
     for i, (part, read) in enumerate(zip(group.parts, group.reads)):
         if part is None:
-            replace[sym(i)] = sym(len(flat))
-            flat.append(read)
+            replace[sym(i)] = number[read]
         else:
-            inner = _force(_splice(part, flat))
+            inner = _force(_splice(part, number))
             # a condition is spliced as it is: logic has no rounding to keep apart
             replace[sym(i)] = inner if isinstance(inner, Boolean) else Paren(inner)
     return _subst(group.node.attr("expr"), replace)
