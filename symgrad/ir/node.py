@@ -55,12 +55,11 @@ class Node:
     # the longest path from a leaf to this node (a leaf's is 0)
     height: int = field(compare=False)
 
-    # Interned nodes: structurally equal means identical, so identity is equality.
-    def __eq__(self, other):
-        return self is other
-
-    def __hash__(self):
-        return id(self)
+    # Interned nodes: structurally equal means identical, so identity is equality.  object's
+    # own slots (not Python methods): every set and dict of nodes calls them, millions of
+    # times in a pass over a graph of 10^5 nodes
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     def __post_init__(self):
         # attributes by name, for attr(); derived from `attrs`, so not part of identity

@@ -20,6 +20,7 @@ these constructors, gets them for free.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 import numpy as np
 import sympy as sp
@@ -116,6 +117,12 @@ CONST = Op("const", vjp=_leaf_vjp, rebuild=_same, fresh=False, leaf="const")
 def scalar(value, dtype="float64") -> Node:
     """A scalar constant of ``dtype``: folded into formulas, or kept as a value if it is not
     finite in ``dtype`` (1e200 as float32 is inf, as NumPy rounds it)."""
+    # keyed by type and repr too: 0.0 and -0.0, or 1 and True, are equal keys
+    return _scalar(type(value), repr(value), value, dtype)
+
+
+@lru_cache(maxsize=1 << 10)  # the numbers of a program come back at every step of a chain
+def _scalar(kind, text, value, dtype) -> Node:
     if isinstance(value, (float, np.floating)) and dtype in dt.FLOATS:
         with np.errstate(over="ignore"):
             rounded = np.asarray(value, dtype=dtype)
@@ -170,7 +177,7 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
     dtype = dtype or result_dtype(expr, inputs)
 
     replace, kept, folded_any = {}, [], False
-    free = expr.free_symbols  # not cached by SymPy: a walk of the whole formula
+    free, _ = _facts(expr)
     for i, node in enumerate(inputs):
         if node.op is EW and not node.inputs:  # a scalar constant: fold it in
             replace[sym(i)] = node.attr("expr")
@@ -188,11 +195,11 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
         folded = expr
     else:
         try:
-            folded = expr.xreplace(replace)
+            folded = _replaced(expr, tuple(replace.items()))
         except RecursionError:
             raise ArgumentError(f"the formula {expr} is too deeply nested to build") from None
-    if undefined(folded):
-        if undefined(expr) or not _has_constants(inputs):
+    if _facts(folded)[1]:
+        if _facts(expr)[1] or not _has_constants(inputs):
             # undefined whatever the inputs (log(0) in a branch, say): nothing to print
             raise ArgumentError(f"the formula {expr} is undefined (it divides by zero)")
         # Folding a constant in would divide by zero (SymPy's zoo/nan); keep the constants
@@ -201,7 +208,7 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
     expr = folded
     # only merging or folding can make a kept input unused: renaming cancels nothing
     used = set(map(sym, range(len(kept))))
-    if (merged or folded_any) and kept and not used <= expr.free_symbols:
+    if (merged or folded_any) and kept and not used <= _facts(expr)[0]:
         # merging repeated inputs made one unused (where(c, x, x) is x): drop it too
         node = ew(expr, kept, dtype)
         return node if node.shape == shape else broadcast_to(node, shape)
@@ -217,16 +224,26 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
     if expr == sym(0) and len(kept) == 1 and kept[0].dtype == dtype:
         node = kept[0]
     else:
-        node = intern(
-            EW,
-            tuple(kept),
-            {"expr": expr, "dtype": dtype},
-            broadcast(*(k.shape for k in kept)),
-            dtype,
-        )
+        # every input kept (the common case): the same shapes, so the same broadcast
+        own = shape if len(kept) == len(inputs) else broadcast(*(k.shape for k in kept))
+        node = intern(EW, tuple(kept), {"expr": expr, "dtype": dtype}, own, dtype)
     if node.shape != shape:
         node = broadcast_to(node, shape)
     return node
+
+
+# The formulas of a chain's steps are the same few objects again and again (built by the
+# same API calls and rules), so what ew() derives from a formula alone is cached.
+@lru_cache(maxsize=1 << 12)
+def _facts(expr) -> tuple[frozenset, bool]:
+    """A formula's free symbols and whether it is undefined (each a walk of all of it)."""
+    return frozenset(expr.free_symbols), undefined(expr)
+
+
+@lru_cache(maxsize=1 << 12)
+def _replaced(expr, replace: tuple):
+    """``expr`` with the ``(symbol, value)`` pairs of ``replace`` substituted at once."""
+    return expr.xreplace(dict(replace))
 
 
 def _computes_in(dtype: str, operands) -> str:

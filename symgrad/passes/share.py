@@ -17,6 +17,7 @@ Before and after::
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 
 import sympy as sp
 
@@ -27,15 +28,16 @@ from ..ops.elementwise import Const, Div, Paren, sym
 from .rewrite import rewrite
 
 
-def _calls(expr) -> set:
+@lru_cache(maxsize=1 << 12)  # a walk of the whole formula; a chain's steps repeat theirs
+def _calls(expr) -> frozenset:
     """The function calls in ``expr`` (exp, log, erf, tanh, ...), outermost and inner."""
     # recomputing these costs less than a load (a Paren is grouping, not a call)
     cheap = (sp.Piecewise, sp.Abs, sp.sign, Paren, Div)
-    return {
+    return frozenset(
         e
         for e in sp.preorder_traversal(expr)
         if isinstance(e, sp.Function) and not isinstance(e, cheap)
-    }
+    )
 
 
 def _by_node(call, inputs):
