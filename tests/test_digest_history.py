@@ -34,3 +34,34 @@ def test_digests_do_not_depend_on_the_process_history():
         for mode in ("cold", "warm")
     ]
     assert out[0] == out[1]
+
+
+DEEP = """
+import sys, symgrad as sg
+from symgrad.ir import toposort
+from symgrad.passes import optimize
+x = sg.tensor("x", (8,))
+h = x
+for k in range(300):  # the alternating chain of issue 9: fused formulas 100 levels deep
+    h = sg.tanh(h) * 0.5 + 0.1 if k % 2 == 0 else h * 0.99 + 0.01
+loss = sg.sum(h)
+outputs = optimize([loss, sg.grad(loss, x)])
+if sys.argv[1] == "printed":  # print every formula first: the digest must not care
+    [str(n.attr("expr")) for n in toposort(outputs) if n.op == "ew"]
+print([o.digest for o in outputs], sorted(n.digest for n in toposort(outputs)))
+"""
+
+
+def test_digests_of_deep_fused_formulas_are_the_same_in_every_process():
+    """Fused formulas nest ``Paren`` a hundred deep; their digests must not depend on the
+    string hash seed (set iteration orders), nor on what the process printed before."""
+    runs = []
+    for seed, mode in (("0", "cold"), ("1", "cold"), ("2", "printed")):
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONHASHSEED=seed)
+        runs.append(
+            subprocess.run(
+                [sys.executable, "-c", DEEP, mode], env=env, capture_output=True, text=True,
+                check=True,
+            ).stdout
+        )
+    assert runs[0] == runs[1] == runs[2]
