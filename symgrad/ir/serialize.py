@@ -31,7 +31,7 @@ from .graph import toposort
 from .node import Node, intern
 from .op import OPS
 
-FORMAT = 1  # bump when a record changes meaning
+FORMAT = 2  # bump when a record changes meaning (2: digests hash formulas by structure)
 
 
 def dump(outputs) -> tuple:
