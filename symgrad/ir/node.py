@@ -116,7 +116,10 @@ def intern(op: Op, inputs: tuple, attrs: dict, shape: Shape, dtype: str) -> Node
     with _lock:
         node = _table.get(key)
         if node is None:
-            text = repr((op, [i.digest for i in inputs], [(k, _text(v)) for k, v in attrs_t]))
+            # one line each: the op, the inputs' digests (hex), then `name=text` per attribute
+            # (attribute texts are reprs or hex: one line each); a join costs half a repr
+            lines = [op, *[i.digest for i in inputs], *[f"{k}={_text(v)}" for k, v in attrs_t]]
+            text = "\n".join(lines)
             digest = hashlib.sha1(text.encode()).hexdigest()
             height = 1 + max((i.height for i in inputs), default=-1)
             node = Node(op, tuple(inputs), attrs_t, tuple(shape), dtype, digest, height)

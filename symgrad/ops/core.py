@@ -168,12 +168,13 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
     Canonical means: scalar constants folded into the formula, repeated inputs merged,
     unused inputs dropped, inputs in canonical order (``Node.order_key``), and ``x0`` over
     one input of the same shape and dtype is that input.  So ``ew(x0 + x1, (a, b))`` and
-    ``ew(x0 + x1, (b, a))`` are one node.  The result has the broadcast shape of all given inputs, even those the
-    formula no longer uses (``0 * x`` keeps the shape of ``x``).
+    ``ew(x0 + x1, (b, a))`` are one node.  The result has the broadcast shape of all given
+    inputs, even those the formula no longer uses (``0 * x`` keeps the shape of ``x``).
     """
     inputs = list(inputs)
-    expr = sp.sympify(expr)
-    shape = broadcast(*(i.shape for i in inputs))
+    if not isinstance(expr, sp.Basic):
+        expr = sp.sympify(expr)
+    shape = broadcast(*[i.shape for i in inputs])
     dtype = dtype or result_dtype(expr, inputs)
 
     replace, kept, folded_any = {}, [], False
@@ -184,11 +185,13 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
             folded_any = True
         elif sym(i) in free:
             kept.append(node)
-    merged = len(set(kept)) < len(kept)
-    kept = sorted(set(kept), key=lambda n: n.order_key)
+    unique = set(kept)
+    merged = len(unique) < len(kept)
+    kept = sorted(unique, key=lambda n: n.order_key)
+    position = {node: sym(j) for j, node in enumerate(kept)}
     for i, node in enumerate(inputs):
         if sym(i) not in replace:
-            replace[sym(i)] = sym(kept.index(node)) if node in kept else sp.Integer(0)
+            replace[sym(i)] = position.get(node, sp.S.Zero)
     if all(new is old for old, new in replace.items() if old in free):
         # canonical already (fusion numbers what it composes so): xreplace would rebuild
         # every term of a long formula for nothing
@@ -207,8 +210,7 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
         return ew(expr, [opaque(n) if n.op is EW and not n.inputs else n for n in inputs], dtype)
     expr = folded
     # only merging or folding can make a kept input unused: renaming cancels nothing
-    used = set(map(sym, range(len(kept))))
-    if (merged or folded_any) and kept and not used <= _facts(expr)[0]:
+    if (merged or folded_any) and kept and not set(position.values()) <= _facts(expr)[0]:
         # merging repeated inputs made one unused (where(c, x, x) is x): drop it too
         node = ew(expr, kept, dtype)
         return node if node.shape == shape else broadcast_to(node, shape)
@@ -221,7 +223,7 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
         value = numeric.evaluate(expr, dtype, _computes_in(dtype, operands))
         return broadcast_to(scalar(value, dtype), shape)
 
-    if expr == sym(0) and len(kept) == 1 and kept[0].dtype == dtype:
+    if len(kept) == 1 and kept[0].dtype == dtype and expr == sym(0):
         node = kept[0]
     else:
         # every input kept (the common case): the same shapes, so the same broadcast
