@@ -132,6 +132,9 @@ def measure(n_nodes: int, numba: bool, shape: str = "tanh", by_steps: bool = Fal
 def run_isolated(n_nodes: int, numba: bool, shape: str = "tanh", by_steps=False) -> dict:
     """``measure`` in a fresh process with an empty kernel cache folder."""
     env = dict(os.environ)
+    # the children import this checkout's symgrad, installed in the venv or not (as peers.py)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     with tempfile.TemporaryDirectory(prefix="symgrad-scaling-") as cache:
         env["SYMGRAD_CACHE_DIR"] = cache
         args = [sys.executable, __file__, "--one", str(n_nodes), "--shape", shape]
