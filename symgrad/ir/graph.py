@@ -65,8 +65,8 @@ def to_text(outputs) -> str:
     >>> import symgrad as sg
     >>> x, y = sg.symbols("x y")
     >>> print(to_text([x * y]))  # doctest: +NORMALIZE_WHITESPACE
-    %0 = input 'y'           : float64()
-    %1 = input 'x'           : float64()
+    %0 = input 'x'           : float64()
+    %1 = input 'y'           : float64()
     %2 = ew x0*x1 (%0, %1)   : float64()
     return %2
     """
