@@ -22,7 +22,9 @@ SymPy work beyond each node's own (small) formula, which producers are inlined w
 group grows while its size, the sum of its members' operation counts, stays within
 ``MAX_OPS``); then it composes each group's formula once.  Splicing a chain step by step
 instead rewrites the whole growing formula at every step (30-70 ms a node on a long
-backward pass, minutes for a chain of 10,000 steps).
+backward pass, minutes for a chain of 10,000 steps).  A group's formula is built over its
+final input numbers (``ew()``'s canonical order, ``Node.order_key``), so nothing renames it
+afterwards; groups of the same layout (the steps of a chain) share one composed formula.
 """
 
 from __future__ import annotations
