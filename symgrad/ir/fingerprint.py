@@ -1,11 +1,13 @@
 """Exact fingerprints of graphs: the keys of the warm-start cache.
 
-A node's ``digest`` prints its attributes with SymPy's ``str``, which rounds floats to 15
-digits (``0.1`` and ``0.10000000000000002`` print alike); it is a fine hash for ordering and
-naming, but not a key under which a compiled result may be reused.  :func:`fingerprint`
-writes every attribute exactly instead (SymPy expressions with ``srepr``, whose floats carry
-all their digits; constant arrays by their content hash) along with each node's op, inputs,
-shape and dtype, so two graphs share a fingerprint only if they are the same graph.
+:func:`fingerprint` writes every attribute of every node exactly (formulas by
+:func:`~symgrad.ir.formula_digest.formula_digest`, a hash of their structure whose floats
+carry all their bits, so ``0.1`` and ``0.10000000000000002`` differ; constant arrays by
+their content hash; other values by type and ``repr``) along with each node's op, inputs,
+shape and dtype, so two graphs share a fingerprint only if they are the same graph.  (The
+formula digest names a ``Dummy`` symbol by its name alone; graphs hold none.)  It is the
+key under which a compiled result is reused, so it does not lean on ``node.digest``, whose
+text could change for reasons of speed or order.
 
 The walk is a loop over the topological order (no recursion), as in ``serialize``.
 
@@ -23,6 +25,7 @@ from functools import lru_cache
 
 import sympy
 
+from .formula_digest import formula_digest
 from .graph import toposort
 from .op import OPS
 
@@ -34,7 +37,7 @@ def _exact(value) -> str:
     if text is not None:
         return text
     if isinstance(value, sympy.Basic):
-        return sympy.srepr(value)
+        return formula_digest(value)  # srepr would do too, at ten times the cost
     if isinstance(value, tuple):
         return "(" + ", ".join(_exact(v) for v in value) + ",)"
     return f"{type(value).__name__}:{value!r}"
