@@ -141,6 +141,9 @@ def warm_child(mode: str, name: str, inputs_path: str) -> None:
 
 def _child_env(cache: str) -> dict:
     env = dict(os.environ, SYMGRAD_CACHE_DIR=cache)
+    # Python's default: modules' bytecode is cached (a shell that turns it off would time
+    # compiling symgrad's source and each kernel module's in every process, which no user pays)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = "1"
     return env
