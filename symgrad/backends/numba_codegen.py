@@ -398,6 +398,7 @@ class Kernel:
                 self.emit(f"{loaded[x]} = {self.index(x, shape, idx)}", depth)
             return loaded[x]
 
+        body = len(self.lines)
         for n in group:
             local = f"e{self.rank[n]}"
             lowering = LOWER[n.op]
@@ -410,6 +411,8 @@ class Kernel:
             self.emit(f"{local} = {lowering.element(self, n, read, depth)}", depth)
             if n in stored:
                 self.emit(f"{self.var[n]}[{', '.join(idx)}] = {local}", depth)
+        if uses_vmath("\n".join(self.lines[body:])):  # zmm where the CPU has AVX-512
+            self.emit("vm.wide_vectors()", depth)
         if blocked:
             finish()
         for n in group:
