@@ -149,6 +149,19 @@ def _split_f32(typingctx, x):
 
 
 @intrinsic
+def _high_bits_f32(typingctx, x):
+    """The float32 x with its low 12 mantissa bits cleared (11 left: its square is exact)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        ix = builder.bitcast(args[0], _I32)
+        return builder.bitcast(builder.and_(ix, _i32(-(1 << 12))), _FLT)
+
+    return types.float32(types.float32), codegen
+
+
+@intrinsic
 def _copysign(typingctx, mag, sgn):
     """|mag| with the sign of sgn (``llvm.copysign``: two bitwise operations)."""
     if not (mag == sgn and mag in (types.float64, types.float32)):
@@ -752,12 +765,71 @@ _TP_F = (_F(-3.33332819422e-1), _F(1.33314422036e-1), _F(-5.37397155531e-2),
 def _tanh_f32(x):
     """tanh(x) for float32, in float32 lanes (Cephes ``tanhf.c``): with a = |x|, below
     0.625 a + a z P(z) in z = a**2 (P of degree 4), above it 1 - 2 / (exp(2a) + 1) with
-    :func:`exp_f32`; the sign of x copied on."""
+    :func:`_exp_f32`'s method; the sign of x copied on."""
     a = abs(x)
     z = a * a
     below = _fma(a * z, _horner_fma(_TP_F, z), a)
-    above = _ONE_F - _TWO_F / (_exp_f32(_TWO_F * a) + _ONE_F)
+    # e**b for b = 2a <= 20 (tanh(10) rounds to 1) by exp_f32's method without its range
+    # checks: 2**k, k <= 29, is one factor
+    b = _F(20.0) if a > _F(10.0) else _TWO_F * a  # NaN stays NaN
+    zb = _fma(b, _INV_LN2_F, _SHIFT_F)
+    kf = zb - _SHIFT_F
+    r = _fma(-kf, _LN2_LO_F, _fma(-kf, _LN2_HI_F, b))
+    e = (_ONE_F + _fma(r * r, _horner_fma(_EP_F, r), r)) * _pow2_f32(zb)
+    above = _ONE_F - _TWO_F / (e + _ONE_F)
     return _copysign(below if a < _F(0.625) else above, x)
+
+
+# fdlibm s_erff.c: the intervals and rational approximations of s_erf.c, in float32
+_ERF_F = {
+    "pp": (1.2837916613e-01, -3.2504209876e-01, -2.8481749818e-02, -5.7702702470e-03,
+           -2.3763017452e-05),
+    "qq": (3.9791721106e-01, 6.5022252500e-02, 5.0813062117e-03, 1.3249473704e-04,
+           -3.9602282413e-06),
+    "pa": (-2.3621185683e-03, 4.1485610604e-01, -3.7220788002e-01, 3.1834661961e-01,
+           -1.1089469492e-01, 3.5478305072e-02, -2.1663755178e-03),
+    "qa": (1.0642088205e-01, 5.4039794207e-01, 7.1828655899e-02, 1.2617121637e-01,
+           1.3637083583e-02, 1.1984500103e-02),
+    "ra": (-9.8649440333e-03, -6.9385856390e-01, -1.0558626175e+01, -6.2375331879e+01,
+           -1.6239666748e+02, -1.8460508728e+02, -8.1287437439e+01, -9.8143291473e+00),
+    "sa": (1.9651271820e+01, 1.3765776062e+02, 4.3456588745e+02, 6.4538726807e+02,
+           4.2900814819e+02, 1.0863500214e+02, 6.5702495575e+00, -6.0424413532e-02),
+    "rb": (-9.8649431020e-03, -7.9928326607e-01, -1.7757955551e+01, -1.6063638306e+02,
+           -6.3756646729e+02, -1.0250950928e+03, -4.8351919556e+02),
+    "sb": (3.0338060379e+01, 3.2579251099e+02, 1.5367296143e+03, 3.1998581543e+03,
+           2.5530502930e+03, 4.7452853394e+02, -2.2440952301e+01),
+}
+_PP_F, _QQ_F, _PA_F, _QA_F, _RA_F, _SA_F, _RB_F, _SB_F = (
+    tuple(_F(c) for c in _ERF_F[k]) for k in ("pp", "qq", "pa", "qa", "ra", "sa", "rb", "sb"))
+_ERX_F = _F(8.4506291151e-01)
+
+
+@_jit
+def _erf_f32(x):
+    """erf(x) for float32, in float32 lanes (fdlibm ``s_erff.c``): the method of
+    :func:`erf` with float32 coefficients, :func:`_exp_f32`, and the square split by
+    clearing 12 bits (:func:`_high_bits_f32`); 1 from 6 on.  Below 0.84375 a + a q in
+    one fused multiply-add, which is also right for tiny and subnormal a (z = 0, q is
+    2/sqrt(pi) - 1)."""
+    a = abs(x)
+    z = a * a
+    s = _ONE_F / z
+    am1 = a - _ONE_F
+    small, mid, near = a < _F(0.84375), a < _F(1.25), a < _F(2.857142857142857)
+    num = _horner_fma(_PP_F, z) if small else (
+        _horner_fma(_PA_F, am1) if mid else (
+            _horner_fma(_RA_F, s) if near else _horner_fma(_RB_F, s)))
+    den = _ONE_F + (z * _horner_fma(_QQ_F, z) if small else (
+        am1 * _horner_fma(_QA_F, am1) if mid else (
+            s * _horner_fma(_SA_F, s) if near else s * _horner_fma(_SB_F, s))))
+    q = num / den
+    zh = _high_bits_f32(a)
+    tail = _exp_f32(-zh * zh - _F(0.5625)) * _exp_f32((zh - a) * (zh + a) + q) / a
+    y = _ONE_F - tail
+    y = _ERX_F + q if mid else y
+    y = _fma(a, q, a) if small else y  # one rounding: right for subnormal a too
+    y = _ONE_F if a >= _F(6.0) else y
+    return _copysign(y, x)
 
 
 # The float32 entry points: a float32 kernel may pass a float64 operand (math.pi in a
@@ -802,8 +874,8 @@ def sigmoid_f32(x):
 
 @_jit
 def erf_f32(x):
-    """erf(x) for float32: the float64 method, rounded once."""
-    return np.float32(erf(np.float64(x)))
+    """erf(x) for float32 (see :func:`_erf_f32`)."""
+    return _erf_f32(np.float32(x))
 
 
 # FreeBSD k_sinf.c and k_cosf.c: float32 sine and cosine kernels evaluated in float64,
