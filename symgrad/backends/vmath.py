@@ -7,23 +7,27 @@ rational approximation, exponent manipulation through an integer view of the flo
 (:func:`_bits`, :func:`_from_bits`), and selects (``a if c else b`` on values already
 computed, which LLVM turns into blend instructions) instead of branches.  Once Numba
 links them into a kernel, LLVM inlines them and vectorises the loop (packed ``ymm``/``zmm``
-instructions on AVX2/AVX-512 machines).
+instructions on AVX2/AVX-512 machines); a loop that calls them also calls
+:func:`wide_vectors`, so that Intel CPUs with AVX-512 get ``zmm`` too.
 
 exp and expm1 are a reduction x = k ln2 + r and a polynomial in r evaluated in fused
 multiply-adds (:func:`_fma`), with no division; log, log1p, tanh and erf follow fdlibm
 (Sun's freely distributable libm, as kept in FreeBSD msun and musl) and Cephes, rewritten
-without branches: every special case is a select on the result.  Each function states
-its method; ``docs/accuracy.md`` gives the measured maximum error in ulps against
-extended precision or mpmath (``python tests/ulp.py``).
+without branches: every special case is a select on the result.  sin and cos reduce
+every argument, however large, exactly enough (Payne and Hanek's method, with the bits
+of 2/pi read from a table by the argument's exponent), then evaluate fdlibm's kernels.
+Each function states its method; ``docs/accuracy.md`` gives the measured maximum error in
+ulps against extended precision or mpmath (``python tests/ulp.py``).
 
-float32 ``exp``, ``expm1``, ``log``, ``log1p``, ``tanh`` and ``sigmoid`` compute in float32
-lanes (16 per AVX-512 vector) with their own coefficients; their bit manipulation is in
-LLVM IR intrinsics, since Numba widens int32 arithmetic to int64.  ``erf_f32``, ``sin_f32``
-and ``cos_f32`` widen to float64, evaluate the float64 method and round once.
+float32 ``exp``, ``expm1``, ``log``, ``log1p``, ``tanh``, ``sigmoid`` and ``erf`` compute
+in float32 lanes (16 per AVX-512 vector) with their own coefficients; their bit
+manipulation is in LLVM IR intrinsics, since Numba widens int32 arithmetic to int64.
+``sin_f32`` and ``cos_f32`` reduce in float64 (a float32 has 24 bits, so two parts of
+2/pi do) and evaluate FreeBSD's float32 kernels in float64, rounding once.
 
 Conventions, as C99 Annex F and NumPy: NaN in gives NaN out, ``exp(-inf) = 0``,
 ``log(0) = -inf``, ``log(x < 0) = nan``, ``log1p(-1) = -inf``, signed zeros are kept by
-the odd functions (``expm1``, ``log1p``, ``tanh``).
+the odd functions (``expm1``, ``log1p``, ``tanh``, ``erf``, ``sin``).
 
 >>> import math
 >>> abs(exp(1.0) - math.e) <= 4.5e-16
