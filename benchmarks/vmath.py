@@ -6,10 +6,11 @@ Usage::
     python benchmarks/vmath.py --rounds 5 --only exp,log          # quicker, fewer functions
 
 1. **Per function**, 10**6 elements, one thread, float64 and float32: elements per second
-   of a loop calling symgrad's ``vmath`` function (``out[i] = vm.exp(x[i])``, as in a
-   generated kernel), of NumPy's ufunc (``np.exp(x)``; SciPy's for erf and expit for
-   sigmoid) and of the same Numba loop calling libm (``math.exp``).  Each allocates its
-   output, as a kernel does.
+   of a loop calling symgrad's ``vmath`` function (``out[i] = vm.exp(x[i])`` and
+   ``vm.wide_vectors()``, as in a generated kernel), of NumPy's ufunc (``np.exp(x)``;
+   SciPy's for erf and expit for sigmoid) and of the same Numba loop calling libm
+   (``math.exp``).  Each allocates its output, as a kernel does.  sin and cos are timed
+   on |x| < 100 and again ("wide") on |x| spread over 1e-3 ... 1e300 (float32: 1e38).
 2. **elementwise_chain** (benchmarks/reference.py: value and gradient of
    ``sum(tanh(sigmoid(x) x + exp(-x**2)) log1p(x**2))``, 10**6 float64): symgrad with
    ``vector_math`` on and off, at one thread (``parallel=False``) and two
@@ -70,7 +71,10 @@ def _libm(name):
     return call
 
 
-FUNCTIONS = ["exp", "expm1", "log", "log1p", "tanh", "sigmoid", "erf", "sin", "cos"]
+# "sin wide": sin on arguments up to 1e300 (float32: 1e38), where NumPy's float32 loops
+# leave their vector path for libm and symgrad's reduction costs what it costs below 100
+FUNCTIONS = ["exp", "expm1", "log", "log1p", "tanh", "sigmoid", "erf", "sin", "cos",
+             "sin wide", "cos wide"]
 UFUNCS = {"erf": scipy.special.erf, "sigmoid": scipy.special.expit}
 
 
@@ -81,12 +85,16 @@ def inputs(name, dtype, rng):
         x = rng.lognormal(0, 2, N) - 0.9
     elif name in ("sin", "cos"):
         x = rng.uniform(-100, 100, N)
+    elif name in ("sin wide", "cos wide"):
+        top = 38 if dtype == "float32" else 300
+        x = rng.choice([-1.0, 1.0], N) * 10.0 ** rng.uniform(-3, top, N)
     else:
         x = rng.normal(0, 3, N)
     return x.astype(dtype)
 
 
 def variants(name, dtype):
+    name = name.split()[0]
     f32 = dtype == "float32"
     vm = vmath.scalar(name, dtype)
     if name == "sigmoid":  # libm: the formula a kernel computes with vector_math=False

@@ -360,10 +360,25 @@ def test_blocked_sum_with_parallel_is_close():
 # --- the loop vectorises -----------------------------------------------------------------
 
 
-def _host_has_avx2() -> bool:
+def _host_has(feature: str) -> bool:
     from llvmlite import binding
 
-    return "+avx2" in binding.get_host_cpu_features().flatten()
+    return f"+{feature}" in binding.get_host_cpu_features().flatten().split(",")
+
+
+def _host_has_avx2() -> bool:
+    return _host_has("avx2")
+
+
+def test_loops_that_call_vmath_ask_for_wide_vectors():
+    """Each loop body that calls vmath also calls vm.wide_vectors() (the attribute that
+    lets LLVM use zmm on Intel's AVX-512 CPUs), once; libm kernels and loops without
+    vmath calls do not."""
+    x = sg.tensor("vmwide", ("n",))
+    on = sg.value_and_grad(_chain(x), x, parallel=True).source
+    assert on.count("vm.wide_vectors()") == 2  # the prange nest and its serial twin
+    assert "vm.wide_vectors()" not in sg.value_and_grad(_chain(x), x, vector_math=False).source
+    assert "vm.wide_vectors()" not in sg.compile(x * 2.0 + 1.0).source
 
 
 @pytest.mark.skipif(not _host_has_avx2(), reason="the CPU has no AVX2: no ymm/zmm to look for")
@@ -376,6 +391,8 @@ def test_the_hot_loop_is_vectorised(tmp_path, monkeypatch):
     asm = kernel.inspect_asm(kernel.signatures[0])
     packed = re.findall(r"\bv(?:mul|add|sub|div|fmadd\w*)pd\s+[^\n]*%[yz]mm", asm)
     assert len(packed) > 50, "no packed double arithmetic in the kernel"
+    if _host_has("avx512f"):  # vm.wide_vectors(): 512-bit vectors, on Intel too
+        assert len([p for p in packed if "zmm" in p]) > 50, "no zmm arithmetic"
     libm_call = r"\$(exp|tanh|log1p)\b"  # the address of a libm function, called indirectly
     assert not re.search(libm_call, asm)
     assert "vmath" not in " ".join(re.findall(r"call\w*\s+[^\n]*", asm)), "a vmath call left"
