@@ -193,7 +193,10 @@ def wide_vectors(typingctx):
     outlines (llvmlite's attribute set checks names against a list without it)."""
 
     def codegen(context, builder, signature, args):
-        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        try:
+            set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        except TypeError:  # a future llvmlite's attribute set: LLVM's default width then
+            pass
         return context.get_dummy_value()
 
     return types.none(), codegen
