@@ -214,10 +214,8 @@ def test_sin_and_cos_kernels_are_right_for_every_argument(dtype):
     fallback): within their bound of the exact value at huge arguments too, NaN at inf,
     the sign of zero kept; libm's with vector_math=False."""
     x = sg.tensor("vmtrig", ("n",), dtype=dtype)
-    big = np.finfo(dtype).max
-    with np.errstate(over="ignore"):
-        xs = np.array([v for v in TRIG_ARGS if not abs(v) <= big] + [v for v in TRIG_ARGS
-                      if abs(v) <= big] + [3.4028235e38, -1e38, 16777216.0], dtype=dtype)
+    with np.errstate(over="ignore"):  # float32: 1e300 is inf
+        xs = np.array(TRIG_ARGS + [3.4028235e38, -1e38, 16777216.0], dtype=dtype)
     for op, name in ((sg.sin, "sin"), (sg.cos, "cos")):
         on = sg.compile(op(x))
         off = sg.compile(op(x), vector_math=False)
