@@ -43,7 +43,6 @@ import numpy as np
 
 from ..ir import Node
 from ..ir.fingerprint import fingerprint, ops_digest
-from . import blas, vmath
 from .kernel_cache import (
     cache_dir,
     evict,
@@ -53,7 +52,7 @@ from .kernel_cache import (
     source_digest,
     write_record,
 )
-from .numba_codegen import Kernel, prelude, uses_blas, uses_vmath
+from .numba_codegen import HELPERS, Kernel, helpers_used, prelude
 from . import numba_codegen
 from . import split as split_module
 from .split import split
@@ -109,10 +108,8 @@ def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
     decorated += f"@njit(\n    (\n{arg_types}    ),\n    cache=True, {flags(entry)}\n)\n{entry}"
     body = "".join(code for _, code in parts) + entry
     versions = f"{FORMAT} {numba.__version__} {np.__version__} {sys.version_info[:2]}"
-    if uses_vmath(body):  # Numba's cache would not notice a change of vmath.py
-        versions += f" vmath {vmath.DIGEST}"
-    if uses_blas(body):  # nor of blas.py
-        versions += f" blas {blas.DIGEST}"
+    for name in helpers_used(body):  # Numba's cache would not notice a change of theirs
+        versions += f" {name} {HELPERS[name].DIGEST}"
     key = "k_" + hashlib.sha256((decorated + versions).encode()).hexdigest()[:24]
     return prelude(key, body) + decorated, key
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..ir import Node, toposort
@@ -36,7 +37,7 @@ from ..ir.shapes import DimExpr
 from ..ops.elementwise import Const, Div, Exp, Paren, sym
 from ..ops.layout import offsets
 from ..ops.numeric import piecewise_text
-from . import vmath
+from . import arrays, blas, vmath
 
 NP_DTYPES = {
     "float64": "np.float64",
@@ -108,6 +109,26 @@ class ScalarPrinter(PythonCodePrinter):
         base, exponent = (self._print(a) for a in expr.args)
         return f"np.power({base}, {exponent})"
 
+    def _print_Pow(self, expr, rational=False):
+        if _small_power(expr):
+            return self._product(expr)
+        return super()._print_Pow(expr, rational)
+
+    def _product(self, expr) -> str:
+        """``x**k`` (k in 2..:data:`PRODUCT_POWERS`) as the products Numba computes for it:
+        squaring ``x`` and multiplying in the bits of ``k`` (its ``static_power_impl``), so
+        ``x**2`` is ``(x*x)`` and ``x**3`` is ``(x*(x*x))``, bit for bit.  Numba compiles
+        its power function again in every process; a product costs nothing."""
+        base, k = self.parenthesize(expr.base, PRECEDENCE["Pow"]), int(expr.exp)
+        result = None
+        while k:
+            if k & 1:
+                result = base if result is None else f"({result}*{base})"
+            k >>= 1
+            if k:
+                base = f"({base}*{base})"
+        return result
+
     def _print_Paren(self, expr):
         return f"({self._print(expr.args[0])})"
 
@@ -153,6 +174,22 @@ class ScalarPrinter(PythonCodePrinter):
         return expr.name
 
 
+# Integer powers up to this one are printed as products (ScalarPrinter._product).
+PRODUCT_POWERS = 8
+
+
+def _small_power(expr) -> bool:
+    """Whether ``expr`` is printed as products: a small integer power of a variable or of
+    arithmetic on variables (repeated in the text, computed once by LLVM), not of a call."""
+    exp, base = expr.exp, expr.base
+    return (
+        exp.is_Integer
+        and 2 <= exp <= PRODUCT_POWERS
+        and bool(base.free_symbols)
+        and not base.atoms(sp.Function, sp.Piecewise)
+    )
+
+
 class Float32Printer(ScalarPrinter):
     """Numbers as float32 literals, so a float32 formula stays float32 in Numba (an int or
     float64 literal would widen every operation it touches to float64)."""
@@ -171,6 +208,8 @@ class Float32Printer(ScalarPrinter):
     def _print_Pow(self, expr, rational=False):
         if not expr.free_symbols:  # a constant of a formula (sqrt(2)): rounded once
             return self._number(repr(float(expr)))
+        if _small_power(expr):  # products of float32 values stay float32
+            return self._product(expr)
         base, exp = self.parenthesize(expr.base, 100), expr.exp
         if exp.is_Integer and exp > 0:  # an integer power of a float32 stays float32
             return f"{base}**{int(exp)}"
@@ -285,10 +324,10 @@ class Kernel:
             self.branches[len(self.lines)] = " * ".join(self.size(d) for d in sizes)
 
     def new_array(self, node: Node, fill: str = "empty") -> None:
-        """Emit the array that holds ``node``: ``np.empty`` or ``np.zeros`` of its shape and
-        dtype."""
+        """Emit the array that holds ``node``: ``ar.empty`` or ``ar.zeros`` of its shape and
+        dtype (``arrays.py``: NumPy's, compiled once per machine)."""
         self.emit(
-            f"{self.var[node]} = np.{fill}({self.shape(node.shape)}, dtype={NP_DTYPES[node.dtype]})"
+            f"{self.var[node]} = ar.{fill}({self.shape(node.shape)}, {NP_DTYPES[node.dtype]})"
         )
 
     def loops(self, shape, depth: int, parallel_ok: bool) -> tuple[list[str], int]:
@@ -411,14 +450,14 @@ class Kernel:
             self.emit(f"{local} = {lowering.element(self, n, read, depth)}", depth)
             if n in stored:
                 self.emit(f"{self.var[n]}[{', '.join(idx)}] = {local}", depth)
-        if uses_vmath("\n".join(self.lines[body:])):  # zmm where the CPU has AVX-512
+        if "vm" in helpers_used("\n".join(self.lines[body:])):  # zmm where the CPU has AVX-512
             self.emit("vm.wide_vectors()", depth)
         if blocked:
             finish()
         for n in group:
             if _wide(n):  # the float64 accumulator rounded once to float32
                 acc = _accumulator(self, n)
-                cast = f"np.float32({acc})" if n.shape == () else f"{acc}.astype(np.float32)"
+                cast = f"np.float32({acc})" if n.shape == () else f"ar.astype({acc}, np.float32)"
                 self.emit(f"{self.var[n]} = {cast}")
 
     BLOCK = 256  # elements of the innermost axis per block of a loop that reduces
@@ -435,7 +474,7 @@ class Kernel:
         def buffers(at):
             for n in reductions:
                 dtype = NP_DTYPES[n.inputs[0].dtype]
-                self.emit(f"blk{self.rank[n]} = np.empty({self.BLOCK}, dtype={dtype})", at)
+                self.emit(f"blk{self.rank[n]} = ar.empty(({self.BLOCK},), {dtype})", at)
 
         parallel = self.big_enough(shape, parallel_ok and self.parallel)
         if not parallel:  # one set of buffers; with prange each iteration allocates its own
@@ -459,7 +498,8 @@ class Kernel:
         # prove away here and would vectorise as gathers and scatters.
         # (names unlike the formulas' locals e3, ld_x and common subexpressions t0)
         self.emit(f"lo{inner} = np.uint64(s{inner})", depth)
-        self.emit(f"hi{inner} = np.uint64(min(s{inner} + {b}, {n}))", depth)
+        # (a conditional, not min(): Numba compiles its min() again in every process)
+        self.emit(f"hi{inner} = np.uint64(s{inner} + {b} if s{inner} + {b} < {n} else {n})", depth)
         self.emit(f"for {i} in range(lo{inner}, hi{inner}):", depth)
         self.emit(f"j{inner} = {i} - lo{inner}", depth + 1)
 
@@ -585,9 +625,9 @@ def _allocate(k: Kernel, node: Node):
         if node.shape == ():
             k.emit(f"{v} = {dtype}({init})")
         else:
-            k.emit(f"{v} = np.full({k.shape(node.shape)}, {init}, dtype={dtype})")
+            k.emit(f"{v} = ar.full({k.shape(node.shape)}, {init}, {dtype})")
     else:
-        k.emit(f"{v} = np.empty({k.shape(node.shape)}, dtype={dtype})")
+        k.emit(f"{v} = ar.empty({k.shape(node.shape)}, {dtype})")
 
 
 def _target(k: Kernel, node: Node, idx) -> str:
@@ -606,7 +646,7 @@ def _accumulate_sum(k: Kernel, node: Node, target: str, value: str, depth: int):
 
 def _accumulate_max(k: Kernel, node: Node, target: str, value: str, depth: int):
     # NaN propagates as in np.max: once the running max is NaN it stays
-    k.emit(f"{target} = _max_nan({target}, {value})", depth)
+    k.emit(f"{target} = ar.max_nan({target}, {value})", depth)
 
 
 def _lowest(node: Node) -> str:
@@ -628,13 +668,13 @@ def _argmax_mask(k: Kernel, node: Node):
     (x,) = node.inputs
     axes, v = node.attr("axes"), k.var[node]
     kept_shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
-    k.emit(f"{v}_best = np.full({k.shape(kept_shape)}, -np.inf, dtype={NP_DTYPES[x.dtype]})")
-    k.emit(f"{v}_found = np.zeros({k.shape(kept_shape)}, dtype=np.bool_)")
-    k.emit(f"{v} = np.zeros({k.shape(x.shape)}, dtype=np.bool_)")
+    k.emit(f"{v}_best = ar.full({k.shape(kept_shape)}, -np.inf, {NP_DTYPES[x.dtype]})")
+    k.emit(f"{v}_found = ar.zeros({k.shape(kept_shape)}, np.bool_)")
+    k.emit(f"{v} = ar.zeros({k.shape(x.shape)}, np.bool_)")
     slot = lambda idx: ", ".join("0" if i in axes else idx[i] for i in range(x.ndim))  # noqa: E731
     idx, depth = k.loops(x.shape, 1, parallel_ok=False)
     s, val = slot(idx), k.index(x, x.shape, idx)
-    k.emit(f"{v}_best[{s}] = _max_nan({v}_best[{s}], {val})", depth)
+    k.emit(f"{v}_best[{s}] = ar.max_nan({v}_best[{s}], {val})", depth)
     idx, depth = k.loops(x.shape, 1, parallel_ok=False)
     s, val = slot(idx), k.index(x, x.shape, idx)
     k.emit(f"if not {v}_found[{s}] and ({val} == {v}_best[{s}] or {val} != {val}):", depth)
@@ -645,7 +685,7 @@ def _argmax_mask(k: Kernel, node: Node):
 def _matmul(k: Kernel, node: Node):
     a, b = node.inputs
     cast = lambda x: (
-        k.var[x] if x.dtype == node.dtype else f"{k.var[x]}.astype({NP_DTYPES[node.dtype]})"
+        k.var[x] if x.dtype == node.dtype else f"ar.astype({k.var[x]}, {NP_DTYPES[node.dtype]})"
     )  # noqa: E731
     k.emit(f"{k.var[node]} = bl.matmul({cast(a)}, {cast(b)})")
 
@@ -655,18 +695,18 @@ def _transpose(k: Kernel, node: Node):
     if x.ndim == 2:  # .T is an F-ordered view that BLAS reads without a copy
         k.emit(f"{k.var[node]} = {k.var[x]}.T")
     else:
-        k.emit(f"{k.var[node]} = np.transpose({k.var[x]}, {node.attr('perm')})")
+        k.emit(f"{k.var[node]} = ar.transpose({k.var[x]}, {tuple(node.attr('perm'))})")
 
 
 def _reshape(k: Kernel, node: Node):
     (x,) = node.inputs
     v, src = k.var[node], k.var[x]
     if x.shape == ():
-        k.emit(f"{v} = np.full({k.shape(node.shape)}, {src}, dtype={NP_DTYPES[node.dtype]})")
-    elif node.shape == ():
-        k.emit(f"{v} = np.ascontiguousarray({src}).ravel()[0]")
+        k.emit(f"{v} = ar.full({k.shape(node.shape)}, {src}, {NP_DTYPES[node.dtype]})")
+    elif node.shape == ():  # the one element of an array of ones
+        k.emit(f"{v} = {src}[{', '.join('0' * x.ndim)}]")
     else:
-        k.emit(f"{v} = np.ascontiguousarray({src}).reshape({k.shape(node.shape)})")
+        k.emit(f"{v} = ar.reshape({src}, {k.shape(node.shape)})")
 
 
 def _pick(k: Kernel, node: Node):
@@ -733,9 +773,9 @@ def _argmax(k: Kernel, node: Node):
     (x,), (axis,), v = node.inputs, node.attr("axes"), k.var[node]
     kept = k.shape(node.shape or (1,))
     out = f"{v}_at" if node.shape == () else v
-    k.emit(f"{out} = np.zeros({kept}, dtype=np.int64)")
-    k.emit(f"{v}_best = np.empty({kept}, dtype={NP_DTYPES[x.dtype]})")
-    k.emit(f"{v}_state = np.zeros({kept}, dtype=np.int8)  # 0 unseen, 1 seen, 2 found a NaN")
+    k.emit(f"{out} = ar.zeros({kept}, np.int64)")
+    k.emit(f"{v}_best = ar.empty({kept}, {NP_DTYPES[x.dtype]})")
+    k.emit(f"{v}_state = ar.zeros({kept}, np.int8)  # 0 unseen, 1 seen, 2 found a NaN")
     idx, depth = k.loops(x.shape, 1, parallel_ok=False)
     rest = [i for a, i in enumerate(idx) if a != axis]
     slot = f"[{', '.join(rest)}]" if rest else "[0]"
@@ -795,34 +835,28 @@ LOWER = {
 }
 
 
+# The modules of compiled helpers a kernel may call, by the name it calls them under
+# (``bl.matmul(...)``): each is compiled and cached by Numba once per machine, and a kernel
+# that calls one carries its digest in its cache key (numba_backend.kernel_module).
+HELPERS = {"ar": arrays, "bl": blas, "vm": vmath}
+
+
+def helpers_used(body: str) -> list[str]:
+    """The names of :data:`HELPERS` that kernel source calls (``ar.empty(...)``), in order."""
+    return [name for name in HELPERS if re.search(rf"\b{name}\.", body)]
+
+
 def prelude(key: str, body: str) -> str:
-    """The module header of a kernel: imports, and the helpers its body uses."""
+    """The module header of a kernel: its imports."""
     numba_names = "njit, prange" if "prange(" in body else "njit"
-    text = (
+    imports = "".join(
+        f"\nfrom symgrad.backends import {HELPERS[name].__name__.rsplit('.', 1)[1]} as {name}\n"
+        for name in helpers_used(body)
+    )
+    return (
         f'"""Generated by symgrad; do not edit.  Key: {key}"""\n'
         "import math\n\n"
         "import numpy as np\n"
         f"from numba import {numba_names}\n"
-        "from numba import types as nt\n"
-        + ("\nfrom symgrad.backends import blas as bl\n" if uses_blas(body) else "")
-        + ("\nfrom symgrad.backends import vmath as vm\n" if uses_vmath(body) else "")
-        + "\n\n"
+        "from numba import types as nt\n" + imports + "\n\n"
     )
-    if "_max_nan(" in body:
-        text += (
-            '@njit(inline="always")\n'
-            "def _max_nan(acc, val):\n"
-            "    # the running max of np.max: NaN wins and then stays\n"
-            "    return val if (val > acc or val != val) and acc == acc else acc\n\n\n"
-        )
-    return text
-
-
-def uses_blas(body: str) -> bool:
-    """Whether kernel source calls the cached matrix product (``bl.matmul(...)``)."""
-    return re.search(r"\bbl\.", body) is not None
-
-
-def uses_vmath(body: str) -> bool:
-    """Whether kernel source calls the vector math functions (``vm.exp(...)``)."""
-    return re.search(r"\bvm\.", body) is not None

@@ -1,0 +1,71 @@
+"""Array helpers for generated kernels, compiled once per machine instead of per kernel.
+
+Numba's NumPy functions (``np.empty``, ``np.zeros``, ``np.full``, ``reshape``, ``astype``,
+``np.transpose``) are ``@overload`` implementations that it compiles again in every process
+that compiles a kernel calling them: each costs 0.1-0.3 s of a cold compile, whatever the
+kernel's size (``benchmarks/cold_compile.py``; README, "Compile time").  Kernels call these
+functions instead, the same NumPy calls in functions of their own that Numba caches on disk
+(``cache=True``, like ``blas.matmul``): each combination of argument types is compiled the
+first time it is met on a machine and then loads in milliseconds.  The arrays are the ones
+NumPy's functions make (C order, the same values), so the kernels compute what they did.
+
+:func:`max_nan` is the running maximum of ``np.max``, inlined by LLVM into the loops that
+reduce (``forceinline``, as the ``vmath`` functions are), so those loops still vectorise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+_cached = njit(cache=True, nogil=True)
+
+
+@_cached
+def empty(shape, dtype):
+    """``np.empty(shape, dtype)``."""
+    return np.empty(shape, dtype=dtype)
+
+
+@_cached
+def zeros(shape, dtype):
+    """``np.zeros(shape, dtype)``."""
+    return np.zeros(shape, dtype=dtype)
+
+
+@_cached
+def full(shape, value, dtype):
+    """``np.full(shape, value, dtype)``."""
+    return np.full(shape, value, dtype=dtype)
+
+
+@_cached
+def reshape(a, shape):
+    """``a`` with a new shape: a view if ``a`` is C-contiguous, else a C-ordered copy."""
+    return np.ascontiguousarray(a).reshape(shape)
+
+
+@_cached
+def astype(a, dtype):
+    """``a.astype(dtype)``: a C-ordered copy converted to ``dtype``."""
+    return a.astype(dtype)
+
+
+@_cached
+def transpose(a, axes):
+    """``np.transpose(a, axes)``: a view."""
+    return np.transpose(a, axes)
+
+
+@njit(cache=True, nogil=True, forceinline=True, error_model="numpy")
+def max_nan(acc, val):
+    """The running max of ``np.max``: NaN wins and then stays."""
+    return val if (val > acc or val != val) and acc == acc else acc
+
+
+# Kernels that call these functions carry this digest in their cache key (Numba's cache
+# would not notice a change of this file in a kernel compiled earlier).
+DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
