@@ -55,7 +55,7 @@ from .kernel_cache import (
 from .numba_codegen import HELPERS, Kernel, helpers_used, prelude
 from . import numba_codegen
 from . import split as split_module
-from .split import split
+from .split import outline, split
 
 _lock = threading.Lock()
 _key_locks: dict[str, threading.Lock] = {}
@@ -84,7 +84,9 @@ def _arg_type(node: Node) -> str:
 
 def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
     """The full module source for ``kernel`` and its cache key."""
-    parts, entry = split(kernel.source())
+    loops, entry = outline(kernel.source())
+    parts, entry = split(entry)
+    parts = loops + parts
     arg_types = "".join(f"        {_arg_type(n)},\n" for n in kernel.args + kernel.consts)
     fastmath = bool(options.get("fastmath", False))
 
@@ -291,6 +293,7 @@ def record_key(outputs: list[Node], args: list[Node], options: dict) -> str:
         bool(options.get("fastmath", False)),
         # the code generator's settings, which may be changed at run time (tests do)
         split_module.MAX_LINES,
+        split_module.MIN_REPEATS,
         numba_codegen.PARALLEL_MIN_ELEMENTS,
     )
     text = (

@@ -417,9 +417,15 @@ class Kernel:
         parallel_ok = safe and outer is not None
         reductions = [n for n in group if n.op.loop == "reduce"]
         inner = max((a for a, d in enumerate(shape) if d != 1), default=None)
-        # (a group of reductions alone has nothing to vectorise)
-        mapped = any(n.op.loop == "map" for n in group)
-        blocked = bool(reductions) and inner is not None and mapped
+        # Blocks pay where a reduction along the innermost axis (a chain of additions, which
+        # LLVM keeps in order, so the loop does not vectorise) is fed by formulas that call
+        # functions (exp, erf, ...: the work vectorising saves).  A cheaper formula runs as
+        # fast in the plain loop, under the chain's latency, and a reduction along an outer
+        # axis leaves the loop free to vectorise: blocks there only cost compile time
+        # (0.1 s each), so those loops stay plain.  Sums add in the same order either way.
+        chained = any(inner in _reduced_axes(n) for n in reductions)
+        costly = any(n.op.loop == "map" and LOWER[n.op].calls(n) for n in group)
+        blocked = inner is not None and chained and costly
         if blocked:
             idx, depth, finish = self.blocked_loops(shape, inner, reductions, parallel_ok)
         else:
@@ -595,6 +601,7 @@ class Map(NamedTuple):
 
     element: Callable  # (kernel, node, read, depth) -> expression of one element
     scalar: Callable  # (kernel, node) -> emits the scalar value
+    calls: Callable = lambda node: False  # node -> its element calls a function (exp, ...)
 
 
 class Reduce(NamedTuple):
@@ -657,6 +664,19 @@ def _sum_parallel_safe(node: Node, outer) -> bool:
     # each iteration of the outer loop writes its own slots unless it sums over that axis
     # into an array (a sum to a scalar is a reduction Numba parallelises)
     return node.shape == () or outer not in node.attr("axes")
+
+
+def _calls_functions(node: Node) -> bool:
+    """Whether an elementwise formula calls a function: exp, erf, sqrt, ... or a power
+    with an exponent that is not an integer (division and arithmetic are not calls)."""
+    expr = node.attr("expr")
+    calls = [f for f in expr.atoms(sp.Function) if not isinstance(f, (Div, Paren))]
+    return bool(calls) or any(not p.exp.is_Integer for p in expr.atoms(sp.Pow))
+
+
+def _reduced_axes(node: Node) -> set[int]:
+    """The axes of its loop a reduction accumulates along (all, for a scalar result)."""
+    return set(range(node.inputs[0].ndim)) if node.shape == () else set(node.attr("axes"))
 
 
 def _scalar_ew(k: Kernel, node: Node):
@@ -809,7 +829,11 @@ LOWER = {
     "input": _argument,
     "const": _argument,
     "dim": _dim,
-    "ew": Map(element=lambda k, n, read, depth: k.formula(n, read, depth), scalar=_scalar_ew),
+    "ew": Map(
+        element=lambda k, n, read, depth: k.formula(n, read, depth),
+        scalar=_scalar_ew,
+        calls=_calls_functions,
+    ),
     "broadcast_to": Map(element=lambda k, n, read, depth: read(n.inputs[0]), scalar=_identity),
     "sum": Reduce(
         init=lambda node: "0",

@@ -31,6 +31,7 @@ code of everything it calls.
 from __future__ import annotations
 
 import ast
+import re
 
 # Lines of a part (a loop nest longer than this is a part of its own).  Measured on the
 # 20-layer GELU MLP (907 lines; README, "Compile time"): parts of 20 lines compiled 30 %
@@ -172,3 +173,129 @@ def _order(name: str):
     head = name.rstrip("0123456789")
     tail = name[len(head) :]
     return (head, int(tail) if tail else -1, name)
+
+
+# --- loop nests shared by name -----------------------------------------------------------
+
+# Outline a loop nest into a function of its own only if its text (up to names) occurs at
+# least this often in the kernel.  (A benchmark varies it.)
+MIN_REPEATS = 2
+
+_ALLOCATION = re.compile(r"^    (\w+) = (ar\.(empty|zeros|full)\(.*\)|np\.\w+\([-\w.]*\))$")
+_NAME = re.compile(r"(?<![.\w])([A-Za-z_]\w*)")
+_LOAD = re.compile(r"^\s*ld_\w+ = ")
+
+
+def _rename(lines: list[str], local: set[str]) -> tuple[list[str], dict[str, str]]:
+    """``lines`` with every local name renumbered within its prefix in order of first
+    appearance (``ld_v17`` -> ``ld_v0``), and runs of loads sorted: the text two loop nests
+    share when they differ only in the kernel's numbering and in the order of their loads
+    (which read and compute nothing else, so their order does not matter)."""
+    mapping: dict[str, str] = {}
+    counts: dict[str, int] = {}
+
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in local:
+            return name
+        if name not in mapping:
+            prefix = name.rstrip("0123456789")
+            mapping[name] = f"{prefix}{counts.get(prefix, 0)}"
+            counts[prefix] = counts.get(prefix, 0) + 1
+        return mapping[name]
+
+    renamed = [_NAME.sub(sub, line) for line in lines]
+    out: list[str] = []
+    for line in renamed:
+        run = out[-1:] if out and _LOAD.match(out[-1]) and _LOAD.match(line) else []
+        if run and _indent(out[-1]) == _indent(line):
+            k = len(out)
+            while k > 0 and _LOAD.match(out[k - 1]) and _indent(out[k - 1]) == _indent(line):
+                k -= 1
+            out[k:] = sorted(out[k:] + [line])
+        else:
+            out.append(line)
+    return out, mapping
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def outline(source: str, min_repeats: int | None = None) -> tuple[list[tuple[str, str]], str]:
+    """Loop nests that occur ``min_repeats`` times or more (default :data:`MIN_REPEATS`)
+    in the kernel ``source``, up to the kernel's names, as one function each.
+
+    Returns ``(parts, kernel)`` as :func:`split` does.  A loop nest (with the allocations
+    just before it of the arrays and accumulators it fills) becomes a call
+    ``v8, v9 = kernel_loop0(n0, v6, in7)``; every loop nest of the same text calls the same
+    function, so Numba and LLVM compile it once (an MLP's layers share their loops).
+    """
+    min_repeats = MIN_REPEATS if min_repeats is None else min_repeats
+    header, *body = source.rstrip("\n").split("\n")
+    name = header[len("def ") : header.index("(")]
+    args = [a.strip() for a in header[header.index("(") + 1 : header.rindex(")")].split(",")]
+    comments = [line for line in body if line.startswith("    #")]
+    code = [line for line in body if not line.startswith("    #")]
+    statements = _statements(code)
+    names = [_names(s) for s in statements]
+    local = set(args).union(*(n.written for n in names))
+
+    # groups: a loop nest and the allocations just before it that it reads
+    groups: list[tuple[int, int]] = []  # (first, last) statement index
+    for i, stmt in enumerate(statements):
+        if not stmt[0].startswith(("    for ", "    if ")):
+            continue
+        first = i
+        while first > 0 and (groups == [] or groups[-1][1] < first - 1):
+            match = _ALLOCATION.match(statements[first - 1][0])
+            if not (match and len(statements[first - 1]) == 1 and match.group(1) in names[i].exposed):
+                break
+            first -= 1
+        groups.append((first, i))
+
+    later_reads = [set() for _ in statements] + [set()]
+    for i in range(len(statements) - 1, -1, -1):
+        later_reads[i] = later_reads[i + 1] | names[i].exposed
+    shapes = []  # per group: (canonical text, inputs, outputs)
+    for first, last in groups:
+        lines = [line for s in statements[first : last + 1] for line in s]
+        own = _names(lines)
+        inputs = sorted(own.exposed & local)
+        outputs = sorted(own.written & later_reads[last + 1])
+        if any(o not in own.top for o in outputs):
+            shapes.append(None)
+            continue
+        renamed, mapping = _rename(lines, local)
+        inputs = sorted(inputs, key=lambda n: _order(mapping[n]))
+        outputs = sorted(outputs, key=lambda n: _order(mapping[n]))
+        text = "\n".join(
+            [f"({', '.join(mapping[n] for n in inputs)}):"]
+            + renamed
+            + ([f"    return {', '.join(mapping[n] for n in outputs)}"] if outputs else [])
+        )
+        shapes.append((text, inputs, outputs))
+    uses: dict[str, int] = {}
+    for shape in shapes:
+        if shape is not None:
+            uses[shape[0]] = uses.get(shape[0], 0) + 1
+
+    functions: dict[str, str] = {}  # canonical text -> function name
+    parts, kernel_lines, at = [], [], 0
+    for (first, last), shape in zip(groups, shapes):
+        if shape is None or uses[shape[0]] < min_repeats:
+            continue
+        text, inputs, outputs = shape
+        if text not in functions:
+            functions[text] = f"{name}_loop{len(functions)}"
+            parts.append((functions[text], f"def {functions[text]}{text}\n"))
+        for s in statements[at:first]:
+            kernel_lines += s
+        call = f"{functions[text]}({', '.join(inputs)})"
+        kernel_lines.append("    " + (f"{', '.join(outputs)} = " if outputs else "") + call)
+        at = last + 1
+    if not parts:
+        return [], source
+    for s in statements[at:]:
+        kernel_lines += s
+    return parts, "\n".join([header] + comments + kernel_lines) + "\n"
