@@ -183,39 +183,45 @@ MIN_REPEATS = 2
 
 _ALLOCATION = re.compile(r"^    (\w+) = (ar\.(empty|zeros|full)\(.*\)|np\.\w+\([-\w.]*\))$")
 _NAME = re.compile(r"(?<![.\w])([A-Za-z_]\w*)")
-_LOAD = re.compile(r"^\s*ld_\w+ = ")
+_LOAD = re.compile(r"^\s*ld_\w+ = \w+\[[\w, ]*\]$")
 
 
 def _rename(lines: list[str], local: set[str]) -> tuple[list[str], dict[str, str]]:
-    """``lines`` with every local name renumbered within its prefix in order of first
-    appearance (``ld_v17`` -> ``ld_v0``), and runs of loads sorted: the text two loop nests
-    share when they differ only in the kernel's numbering and in the order of their loads
-    (which read and compute nothing else, so their order does not matter)."""
+    """``lines`` with every local name renumbered within its prefix (``ld_v17`` ->
+    ``ld_v0``) and each run of loads sorted: the text two loop nests share when they differ
+    only in the kernel's numbering and in the order of their loads (which compute nothing,
+    so their order does not matter).  Names are numbered in order of first appearance
+    outside the loads, then (the arrays loaded) in the order of the sorted loads."""
     mapping: dict[str, str] = {}
     counts: dict[str, int] = {}
 
-    def sub(m: re.Match) -> str:
-        name = m.group(1)
-        if name not in local:
-            return name
-        if name not in mapping:
+    def number(name: str) -> str:
+        if name in local and name not in mapping:
             prefix = name.rstrip("0123456789")
             mapping[name] = f"{prefix}{counts.get(prefix, 0)}"
             counts[prefix] = counts.get(prefix, 0) + 1
-        return mapping[name]
+        return mapping.get(name, name)
 
-    renamed = [_NAME.sub(sub, line) for line in lines]
-    out: list[str] = []
-    for line in renamed:
-        run = out[-1:] if out and _LOAD.match(out[-1]) and _LOAD.match(line) else []
-        if run and _indent(out[-1]) == _indent(line):
-            k = len(out)
-            while k > 0 and _LOAD.match(out[k - 1]) and _indent(out[k - 1]) == _indent(line):
-                k -= 1
-            out[k:] = sorted(out[k:] + [line])
+    for line in lines:
+        if not _LOAD.match(line):
+            for name in _NAME.findall(line):
+                number(name)
+    ordered: list[str] = []  # the lines, each run of loads sorted by its locals' numbers
+    for line in lines:
+        if _LOAD.match(line) and ordered and _LOAD.match(ordered[-1]):
+            ordered.append(line)
+            run = len(ordered) - 1
+            while run > 0 and _LOAD.match(ordered[run - 1]):
+                run -= 1
+            ordered[run:] = sorted(ordered[run:], key=lambda s: _order(number(_target(s))))
         else:
-            out.append(line)
-    return out, mapping
+            ordered.append(line)
+    renamed = [_NAME.sub(lambda m: number(m.group(1)), line) for line in ordered]
+    return renamed, mapping
+
+
+def _target(line: str) -> str:
+    return line.split("=")[0].strip()
 
 
 def _indent(line: str) -> int:
