@@ -113,3 +113,75 @@ def test_compile_returns_forward_only(rng):
     assert fwd(**x) == pytest.approx(value, rel=1e-15)
     np.testing.assert_allclose(scores, x["X"] @ x["W"], rtol=1e-13)
     assert "def kernel(" in fwd.source and fwd.source.count("bl.matmul(") == 1
+
+
+# --- kernels avoid what Numba compiles again in every process ------------------------------
+
+
+def _many_lowerings():
+    """A loss whose kernel allocates, fills, reshapes, transposes (3-D), casts (a float32
+    sum), takes a max with its gradient (argmax mask), picks labels and raises to powers."""
+    x, w = sg.tensor("x", ("N", 6)), sg.tensor("w", (6, 4))
+    z, y = sg.tensor("z", ("N", 6), dtype="float32"), sg.tensor("y", ("N",), dtype="int64")
+    s = x @ w
+    u = sg.transpose(sg.reshape(s, ("N", 2, 2)), (2, 0, 1))
+    loss = (
+        sg.sum(sg.max(s, axis=1) ** 3)
+        + 0.5 * sg.sum(u**2)
+        + sg.losses.softmax_cross_entropy(s, y)
+        + sg.sum(sg.cast(sg.sum(z * z, axis=1), "float64"))
+    )
+    return loss, [w, x]
+
+
+def test_kernels_call_cached_helpers_instead_of_numpy_overloads(rng):
+    """np.empty/zeros/full, reshape, astype, transpose, min() and x**k are implementations
+    Numba compiles again in every process that compiles a kernel (0.1-0.3 s each of a cold
+    compile): kernels call arrays.py's versions, cached once per machine, and print small
+    integer powers as products.  The values are what NumPy computes."""
+    loss, wrt = _many_lowerings()
+    vg = sg.value_and_grad(loss, wrt)
+    src = vg.source
+    for construct in (r"\bnp\.(empty|zeros|full|transpose|ascontiguousarray)\(",
+                      r"(?<!\bar)\.(reshape|astype|ravel)\(", r"\bmin\(", r"\*\*", r"_max_nan"):
+        assert not re.search(construct, src), construct
+    for helper in ("ar.empty(", "ar.zeros(", "ar.full(", "ar.reshape(", "ar.transpose(",
+                   "ar.astype(", "ar.max_nan("):
+        assert helper in src, helper
+    n = 11
+    values = {"x": rng.normal(size=(n, 6)), "w": rng.normal(size=(6, 4)),
+              "z": rng.normal(size=(n, 6)).astype(np.float32), "y": rng.integers(0, 4, n)}
+    got, want = vg(**values), sg.value_and_grad(loss, wrt, backend="numpy")(**values)
+    assert got[0] == pytest.approx(want[0], rel=1e-12)
+    for g, h in zip(got[1], want[1]):
+        np.testing.assert_allclose(g, h, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_small_powers_are_the_products_numba_computes_for_them(dtype):
+    """x**k (k = 2..8) is printed as the products of Numba's own power of a float by a
+    constant integer (squaring, and multiplying in the bits of k): bit for bit the same,
+    infinities, NaN, signed zeros and subnormals included."""
+    import numba
+
+    special = [0.0, -0.0, 1.5, -2.25, 3.0e-155, 5e-324, 1e77, -1e300, np.inf, -np.inf,
+               np.nan, 0.1, -7.0, 1.000001]
+    # (random values too: a product in another order, x*x*x*x, differs in the last bit)
+    values = np.concatenate([special, np.random.default_rng(3).normal(size=300) * 3])
+    with np.errstate(over="ignore"):
+        values = values.astype(dtype)
+    x = sg.tensor("powx", ("n",), dtype=dtype)
+    for k in range(2, 10):
+        fn = sg.compile(x**k)
+        assert ("**" in fn.source) == (k > 8), fn.source  # 9 and up: Numba's power
+        namespace = {}
+        exec(
+            f"def power(a):\n    out = np.empty_like(a)\n    for i in range(a.size):\n"
+            f"        out[i] = a[i] ** {k}\n    return out\n",
+            {"np": np}, namespace,
+        )
+        with np.errstate(all="ignore"):
+            want = numba.njit(error_model="numpy")(namespace["power"])(values)
+            got = fn(powx=values)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))

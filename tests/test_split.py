@@ -1,7 +1,10 @@
 """Kernels cut into parts (symgrad/backends/split.py) compute bit for bit what the whole
-kernel computes; the parts are plain functions the kernel calls in order."""
+kernel computes; the parts are plain functions the kernel calls in order.  Loop nests that
+repeat in a kernel (an MLP's layers) are one function called at each place, again bit for
+bit what the kernel with the loops inline computes."""
 
 import ast
+import types
 
 import numpy as np
 import pytest
@@ -97,3 +100,110 @@ def test_matmul_goes_through_the_cached_helper(rng):
     a, b = rng.normal(size=(6, 4)), rng.normal(size=(4, 3))
     for got, want in zip(f(A=a, B=b), [a @ b, a.T @ a, b @ b.T]):
         np.testing.assert_allclose(got, want, rtol=1e-13)
+
+
+# --- repeated loop nests shared (split.outline) -------------------------------------------
+
+
+def _gelu_mlp(layers):
+    X, y = sg.tensor("X", ("N", 6)), sg.tensor("y", ("N",), dtype="int64")
+    h, wrt = X, []
+    for i in range(layers):
+        W, b = sg.tensor(f"W{i}", (6, 6)), sg.tensor(f"b{i}", (6,))
+        h = sg.gelu(h @ W + b)
+        wrt += [W, b]
+    W = sg.tensor("W_out", (6, 3))
+    return sg.losses.softmax_cross_entropy(h @ W, y), wrt + [W]
+
+
+def _gelu_inputs(rng, layers, n):
+    x = {"X": rng.normal(size=(n, 6)), "y": rng.integers(0, 3, n)}
+    for i in range(layers):
+        x[f"W{i}"], x[f"b{i}"] = rng.normal(size=(6, 6)) / 2, rng.normal(size=6)
+    x["W_out"] = rng.normal(size=(6, 3))
+    return x
+
+
+@pytest.fixture(scope="module")
+def shared_and_inline():
+    loss, wrt = _gelu_mlp(4)
+    shared = sg.value_and_grad(loss, wrt)
+    saved = splitting.MIN_REPEATS
+    splitting.MIN_REPEATS = 10**9  # nothing repeats that often: every loop stays inline
+    try:
+        inline = sg.value_and_grad(loss, wrt)
+    finally:
+        splitting.MIN_REPEATS = saved
+    return shared, inline
+
+
+def test_repeated_loops_are_shared_and_bit_identical(shared_and_inline, rng):
+    shared, inline = shared_and_inline
+    assert "def kernel_loop" not in inline.source
+    # one function for the four layers' forward loops, one for their backward loops
+    assert shared.source.count("def kernel_loop") == 2
+    assert shared.source.count("= kernel_loop0(") + shared.source.count("= kernel_loop1(") >= 7
+    for n in (1, 9, 300):
+        x = _gelu_inputs(rng, 4, n)
+        a, b = shared(**x), inline(**x)
+        assert a[0] == b[0]
+        for ga, gb in zip(a[1], b[1]):
+            np.testing.assert_array_equal(ga, gb)
+    x = _gelu_inputs(rng, 4, 9)
+    x["X"][3, 2] = np.nan  # NaN goes through the shared loops as through the inline ones
+    a, b = shared(**x), inline(**x)
+    assert np.isnan(a[0]) and np.isnan(b[0])
+    for ga, gb in zip(a[1], b[1]):
+        np.testing.assert_array_equal(ga, gb)
+
+
+def test_deeper_networks_call_the_same_two_functions():
+    # the kernel's numbers (v98 against v102) and the order of a loop's loads differ from
+    # layer to layer; the shared text does not
+    for layers in (2, 9):
+        loss, wrt = _gelu_mlp(layers)
+        assert sg.value_and_grad(loss, wrt).source.count("def kernel_loop") == 2
+
+
+OUTLINE_SOURCE = (
+    "def kernel(in0, in1, in2):\n"
+    "    n0 = in0.shape[0]  # N\n"
+    "    v3 = ar.empty((n0,), np.float64)\n"
+    "    for i0 in range(n0):\n"
+    "        ld_in0 = in0[i0]\n"
+    "        ld_in1 = in1[i0]\n"
+    "        e3 = ld_in0 * ld_in1 + 1.0\n"
+    "        v3[i0] = e3\n"
+    "    v5 = ar.empty((n0,), np.float64)\n"
+    "    for i0 in range(n0):\n"
+    "        ld_in1 = in1[i0]\n"  # the same loop, its loads in the other order
+    "        ld_in2 = in2[i0]\n"
+    "        e5 = ld_in2 * ld_in1 + 1.0\n"
+    "        v5[i0] = e5\n"
+    "    v7 = np.float64(0)\n"
+    "    v8 = np.float64(0)\n"
+    "    for i0 in range(n0):\n"  # accumulators set up apart from their loops: kept inline
+    "        v7 += v5[i0]\n"
+    "    for i0 in range(n0):\n"
+    "        v8 += v3[i0]\n"
+    "    return (v7, v8, v5,)\n"
+)
+
+
+def test_outline_shares_loops_that_differ_in_names_and_load_order():
+    parts, kernel = splitting.outline(OUTLINE_SOURCE)
+    assert [name for name, _ in parts] == ["kernel_loop0"]
+    assert parts[0][1].startswith("def kernel_loop0(in0, in1, n0):\n    v0 = ar.empty(")
+    assert "    v3 = kernel_loop0(in0, in1, n0)\n" in kernel
+    assert "    v5 = kernel_loop0(in2, in1, n0)\n" in kernel
+    assert kernel.count("for i0 in range(n0):") == 2 and "v7 += v5[i0]" in kernel
+    namespace = {"np": np, "ar": types.SimpleNamespace(empty=np.empty)}
+    for _, code in parts:
+        exec(code, namespace)
+    exec(kernel, namespace)
+    exec(OUTLINE_SOURCE.replace("def kernel(", "def whole("), namespace)
+    x, y, z = np.arange(5.0), np.linspace(-1, 1, 5), np.linspace(3, 4, 5)
+    for got, want in zip(namespace["kernel"](x, y, z), namespace["whole"](x, y, z)):
+        np.testing.assert_array_equal(got, want)
+    # a loop that occurs once stays where it is
+    assert splitting.outline(OUTLINE_SOURCE, min_repeats=3) == ([], OUTLINE_SOURCE)

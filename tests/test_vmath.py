@@ -401,3 +401,28 @@ def test_the_hot_loop_is_vectorised(tmp_path, monkeypatch):
     off = sg.value_and_grad(_chain(x), x, vector_math=False).program.function
     off_asm = off.inspect_asm(off.signatures[0])
     assert re.search(libm_call, off_asm)
+
+
+def test_a_cheap_sum_is_a_plain_loop_in_sequential_order():
+    """No blocks where the terms cost less than the chain of additions they feed."""
+    x = sg.tensor("vmsq", ("n",))
+    fn = sg.compile(sg.sum(x * x + 1.0))
+    assert not re.search(r"\bblk\d+ = ", fn.source)
+    xs = np.random.default_rng(7).normal(size=777)
+    want = 0.0
+    for t in xs:
+        want += t * t + 1.0
+    assert fn(vmsq=xs) == want
+
+
+@pytest.mark.skipif(not _host_has_avx2(), reason="the CPU has no AVX2: no ymm/zmm to look for")
+def test_a_sum_along_an_outer_axis_vectorises_without_blocks(tmp_path, monkeypatch):
+    # (a bias gradient: a column sum; each column's slot is its own, no chain to wait for)
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(tmp_path))
+    x = sg.tensor("vmcol", ("m", "n"))
+    fn = sg.compile(sg.sum(sg.exp(x) * 1.5 + x, axis=0))
+    assert not re.search(r"\bblk\d+ = ", fn.source) and "vm.exp(" in fn.source
+    kernel = fn.program.function
+    asm = kernel.inspect_asm(kernel.signatures[0])
+    packed = re.findall(r"\bv(?:mul|add|sub|div|fmadd\w*)pd\s+[^\n]*%[yz]mm", asm)
+    assert len(packed) > 20, "no packed double arithmetic in the kernel"

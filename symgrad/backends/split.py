@@ -183,6 +183,7 @@ MIN_REPEATS = 2
 
 _ALLOCATION = re.compile(r"^    (\w+) = (ar\.(empty|zeros|full)\(.*\)|np\.\w+\([-\w.]*\))$")
 _NAME = re.compile(r"(?<![.\w])([A-Za-z_]\w*)")
+_NUMBERED = re.compile(r"^(\D*?)(\d*)(\D*)$")  # the kernel's names: v5, ld_v17, v5_acc
 _LOAD = re.compile(r"^\s*ld_\w+ = \w+\[[\w, ]*\]$")
 
 
@@ -197,9 +198,10 @@ def _rename(lines: list[str], local: set[str]) -> tuple[list[str], dict[str, str
 
     def number(name: str) -> str:
         if name in local and name not in mapping:
-            prefix = name.rstrip("0123456789")
-            mapping[name] = f"{prefix}{counts.get(prefix, 0)}"
-            counts[prefix] = counts.get(prefix, 0) + 1
+            head, _, tail = _NUMBERED.match(name).groups()  # ld_v 17 "", v 5 _acc
+            kind = (head, tail)
+            mapping[name] = f"{head}{counts.get(kind, 0)}{tail}"
+            counts[kind] = counts.get(kind, 0) + 1
         return mapping.get(name, name)
 
     for line in lines:
@@ -222,10 +224,6 @@ def _rename(lines: list[str], local: set[str]) -> tuple[list[str], dict[str, str
 
 def _target(line: str) -> str:
     return line.split("=")[0].strip()
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
 
 
 def outline(source: str, min_repeats: int | None = None) -> tuple[list[tuple[str, str]], str]:
@@ -255,7 +253,8 @@ def outline(source: str, min_repeats: int | None = None) -> tuple[list[tuple[str
         first = i
         while first > 0 and (groups == [] or groups[-1][1] < first - 1):
             match = _ALLOCATION.match(statements[first - 1][0])
-            if not (match and len(statements[first - 1]) == 1 and match.group(1) in names[i].exposed):
+            feeds = match and match.group(1) in names[i].exposed
+            if not (feeds and len(statements[first - 1]) == 1):
                 break
             first -= 1
         groups.append((first, i))
