@@ -11,16 +11,20 @@ medians reported), after ``import numba`` and ``import symgrad``:
 * ``derive`` / ``simplify`` / ``codegen`` / ``numba`` -- its split from ``.stats``
   (``numba`` includes Numba's one-off initialisation of its first compile in a process).
 
-The first result is checked against the NumPy backend (1e-8 normwise).  ``--split N``
-sets the lines per kernel part (``symgrad.backends.split.MAX_LINES``; default and 100000:
-no split),
-``--no-vector-math`` compiles with ``vector_math=False``.  Numba's own cache of the
-library's helpers (``blas.matmul``, ``vmath``) is what a user's machine has after the first
-use, so run the script once before timing.
+The first result is checked against the NumPy backend (1e-8 normwise).  ``--base PATH``
+times another checkout too (its ``symgrad`` on the children's ``PYTHONPATH``), in the same
+run, workload by workload: the "before" columns.  ``--split N`` sets the lines per kernel
+part (``symgrad.backends.split.MAX_LINES``; default and 100000: no split),
+``--min-repeats N`` how often a loop nest must occur to become a shared function
+(``split.MIN_REPEATS``; a large number: none), ``--no-vector-math`` compiles with
+``vector_math=False``.  Numba's own cache of the library's helpers (``blas.matmul``,
+``arrays``, ``vmath``) is what a user's machine has after the first use, so each workload
+is run once untimed first (``--no-warm-up`` skips that).
 
 Usage::
 
-    python benchmarks/cold_compile.py                          # all workloads, 3 repeats
+    python benchmarks/cold_compile.py --repeats 1               # all workloads
+    python benchmarks/cold_compile.py --repeats 1 --base ../main  # before / after
     python benchmarks/cold_compile.py --only gelu20 --split 30 --split 60 --split 100000
     python benchmarks/cold_compile.py --only gelu5 --only gelu10 --only gelu20 --only gelu40
 """
@@ -64,7 +68,7 @@ def gelu_inputs(np, layers: int, width: int = 64, classes: int = 10, n: int = 16
     return values
 
 
-def child(name: str, split: int, vector_math: bool) -> None:
+def child(name: str, split: int, vector_math: bool, min_repeats: int) -> None:
     sys.path.insert(0, str(HERE))
     import numba  # noqa: F401  (its import is not part of a compile)
     import numpy as np
@@ -76,6 +80,8 @@ def child(name: str, split: int, vector_math: bool) -> None:
         import symgrad.backends.split as splitting
 
         splitting.MAX_LINES = split
+        if min_repeats and hasattr(splitting, "MIN_REPEATS"):
+            splitting.MIN_REPEATS = min_repeats
     except ImportError:  # an older symgrad, measured for comparison: kernels are whole
         pass
     if name.startswith("gelu"):
@@ -99,12 +105,15 @@ def child(name: str, split: int, vector_math: bool) -> None:
     print(MARK + json.dumps(out), flush=True)
 
 
-def run_child(name: str, split: int, vector_math: bool) -> dict:
+def run_child(name: str, split: int, vector_math: bool, min_repeats: int, checkout=None):
     with tempfile.TemporaryDirectory(prefix="symgrad-cold-") as cache:
-        env = dict(os.environ, SYMGRAD_CACHE_DIR=cache)
+        # the children import this checkout's symgrad (or --base's), installed or not
+        path = [str(checkout or HERE.parent), os.environ.get("PYTHONPATH", "")]
+        env = dict(os.environ, SYMGRAD_CACHE_DIR=cache, PYTHONPATH=os.pathsep.join(path))
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = "1"
-        cmd = [sys.executable, __file__, "--child", name, str(split), str(int(vector_math))]
+        cmd = [sys.executable, __file__, "--child", name, str(split), str(int(vector_math)),
+               str(min_repeats)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith(MARK):
@@ -116,30 +125,58 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", choices=WORKLOADS)
     parser.add_argument("--split", type=int, action="append", help="lines per kernel part")
+    parser.add_argument("--min-repeats", type=int, default=0,
+                        help="occurrences that make a loop nest a shared function")
     parser.add_argument("--no-vector-math", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--base", type=Path, help="another checkout, timed as 'before'")
+    parser.add_argument("--no-warm-up", action="store_true")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        name, split, vm = args.child
-        child(name, int(split), vm == "1")
+        name, split, vm, min_repeats = args.child
+        child(name, int(split), vm == "1", int(min_repeats))
         return
     splits = args.split or [100_000]
     med = statistics.median
+    vm = not args.no_vector_math
+    checkouts = ([("before", args.base.resolve())] if args.base else []) + [("now", None)]
     print(f"cold compile, fresh process, empty kernel cache; median of {args.repeats}"
-          f"{'; vector_math=False' if args.no_vector_math else ''}\n")
-    print("| workload | lines/part | kernel lines | wall | cpu | derive | simplify | codegen "
-          "| numba |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          f"{'; vector_math=False' if args.no_vector_math else ''}"
+          f"{f'; before: {args.base}' if args.base else ''}\n")
+    if args.base:
+        print("| workload | lines before | lines now | wall before | wall now | cpu before "
+              "| cpu now | cpu now / before | numba now |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    else:
+        print("| workload | lines/part | kernel lines | wall | cpu | derive | simplify "
+              "| codegen | numba |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.only or WORKLOADS:
         for split in splits:
-            rows = [run_child(name, split, not args.no_vector_math) for _ in range(args.repeats)]
+            rows = {}
+            for label, checkout in checkouts:
+                run = lambda: run_child(name, split, vm, args.min_repeats, checkout)  # noqa: E731
+                if not args.no_warm_up:
+                    run()  # fills Numba's cache of the library helpers this workload uses
+                rows[label] = [run() for _ in range(args.repeats)]
+
+            def cell(label, column):
+                return med(r[column] for r in rows[label])
+
+            if args.base:
+                ratio = cell("now", "cpu") / cell("before", "cpu")
+                print(f"| `{name}` | {rows['before'][0]['lines']} | {rows['now'][0]['lines']} "
+                      f"| {cell('before', 'wall'):.2f} s | {cell('now', 'wall'):.2f} s "
+                      f"| {cell('before', 'cpu'):.2f} s | {cell('now', 'cpu'):.2f} s "
+                      f"| {ratio:.2f} | {cell('now', 'numba'):.2f} s |", flush=True)
+                continue
             cells = " | ".join(
-                f"{med(r[c] for r in rows):.3f} s"
+                f"{cell('now', c):.3f} s"
                 for c in ("wall", "cpu", "derive", "simplify", "codegen", "numba")
             )
             part = "whole" if split >= 100000 else str(split)
-            print(f"| `{name}` | {part} | {rows[0]['lines']} | {cells} |", flush=True)
+            print(f"| `{name}` | {part} | {rows['now'][0]['lines']} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":
