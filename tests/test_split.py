@@ -27,17 +27,20 @@ def _inputs(rng, n=9):
                 b1=rng.normal(size=7), W2=rng.normal(size=(7, 3)))
 
 
+def _compile_with(setting: str, value, loss, wrt):
+    """``value_and_grad`` of ``loss`` compiled with ``split.<setting>`` set to ``value``."""
+    saved = getattr(splitting, setting)
+    setattr(splitting, setting, value)
+    try:
+        return sg.value_and_grad(loss, wrt)
+    finally:
+        setattr(splitting, setting, saved)
+
+
 @pytest.fixture(scope="module")
 def whole_and_split():
     loss, wrt = _mlp()
-    whole = sg.value_and_grad(loss, wrt)
-    saved = splitting.MAX_LINES
-    splitting.MAX_LINES = 8
-    try:
-        parts = sg.value_and_grad(loss, wrt)
-    finally:
-        splitting.MAX_LINES = saved
-    return whole, parts
+    return sg.value_and_grad(loss, wrt), _compile_with("MAX_LINES", 8, loss, wrt)
 
 
 def test_split_kernel_is_bit_identical(whole_and_split, rng):
@@ -127,14 +130,8 @@ def _gelu_inputs(rng, layers, n):
 @pytest.fixture(scope="module")
 def shared_and_inline():
     loss, wrt = _gelu_mlp(4)
-    shared = sg.value_and_grad(loss, wrt)
-    saved = splitting.MIN_REPEATS
-    splitting.MIN_REPEATS = 10**9  # nothing repeats that often: every loop stays inline
-    try:
-        inline = sg.value_and_grad(loss, wrt)
-    finally:
-        splitting.MIN_REPEATS = saved
-    return shared, inline
+    # nothing repeats 10**9 times: every loop stays inline
+    return sg.value_and_grad(loss, wrt), _compile_with("MIN_REPEATS", 10**9, loss, wrt)
 
 
 def test_repeated_loops_are_shared_and_bit_identical(shared_and_inline, rng):

@@ -18,8 +18,14 @@ kept in comments.
 Transcendental functions call the branch-free versions of ``vmath.py`` (``vm.exp``), which
 LLVM vectorises inside the loops; with ``vector_math=False`` they call libm (``math.exp``)
 instead, one element at a time.  Which one is part of the source, hence of the cache key.
-A loop group that reduces runs its innermost axis in blocks (:meth:`Kernel.blocked_loops`)
-so that the elementwise part has a loop of its own, free of the reduction, to vectorise.
+A loop group whose sum along its innermost axis is fed by such functions runs that axis in
+blocks (:meth:`Kernel.blocked_loops`), so that the elementwise part has a loop of its own,
+free of the reduction, to vectorise.
+
+Kernels avoid what Numba compiles again in every process that compiles a kernel (NumPy's
+``np.empty``, ``np.full``, ``reshape``, ``astype``, its ``**`` and ``min``): they allocate,
+reshape and cast through ``arrays.py`` (``ar.empty(...)``, cached once per machine) and
+write small integer powers as products (:meth:`ScalarPrinter._product`).
 """
 
 from __future__ import annotations

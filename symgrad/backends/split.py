@@ -1,9 +1,16 @@
-"""Splitting a generated kernel into functions of bounded size.
+"""Generated kernels as several functions: loop nests a kernel repeats shared
+(:func:`outline`), and kernels cut into parts of bounded size (:func:`split`, off by
+default).
 
-Numba's front end (SSA reconstruction, type inference, lowering) takes time that grows
-faster than linearly with the size of a function: one kernel of 900 lines for a 20-layer
-MLP took several times as long as the same statements in functions of a few dozen lines.
-So the body of a kernel is cut, between top-level statements, into *parts* of about
+An MLP's kernel repeats the same loop nests in every layer, on other arrays; Numba and
+LLVM would compile each copy.  :func:`outline` makes every loop nest whose text occurs
+twice or more (up to the kernel's numbering of its variables and the order of its loads)
+one function the kernel calls at each place, so a network of any depth compiles its
+forward and backward activation loops once.
+
+Splitting was meant for Numba's front end (SSA reconstruction, type inference,
+lowering), whose time can grow faster than linearly with the size of a function: the body
+of a kernel is cut, between top-level statements, into *parts* of about
 ``max_lines`` lines each; each part becomes a function ``<kernel>_p<k>`` that takes the
 values it reads from earlier parts and returns those that later parts read, and the
 kernel calls the parts in order::
@@ -23,9 +30,11 @@ A loop nest is never cut, and a part is a straight copy of its statements: the k
 computes the same operations on the same values in the same order, so its results are
 bit-identical to the unsplit kernel's.  Arrays are passed by reference (a part writes an
 array another part allocated); a scalar a part updates (an accumulator) is passed in and
-returned.  The parts are compiled once, when the kernel is (no Python wrapper: only the
-kernel calls them), and cached with it: Numba's cache entry of the kernel holds the machine
-code of everything it calls.
+returned.  The same holds for a shared loop nest, which is a copy of the statements of
+each of its occurrences with the variables renamed (and the loads, which compute nothing,
+in one order).  Parts and shared loops are compiled once, when the kernel is (no Python
+wrapper: only the kernel calls them), and cached with it: Numba's cache entry of the
+kernel holds the machine code of everything it calls.
 """
 
 from __future__ import annotations
@@ -34,10 +43,11 @@ import ast
 import re
 
 # Lines of a part (a loop nest longer than this is a part of its own).  Measured on the
-# 20-layer GELU MLP (907 lines; README, "Compile time"): parts of 20 lines compiled 30 %
-# slower than the whole kernel, parts of 40-120 lines as fast, not faster -- Numba's time
-# there goes to one-off work per process (its overloads, the vmath functions), not to the
-# size of the function.  So kernels stay whole unless this is set lower.
+# GELU MLPs (README, "Compile time"): on the 20-layer one before loops were shared, parts
+# of 20 lines compiled 30 % slower than the whole kernel, of 40-120 lines as fast, not
+# faster; with the shared loops, parts of 40-160 lines are 1.4-1.9x slower at 20 and 40
+# layers (each part is compiled, then again inside the kernel).  So kernels stay whole
+# unless this is set lower.
 MAX_LINES = 100_000
 
 
