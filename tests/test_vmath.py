@@ -403,15 +403,18 @@ def test_the_hot_loop_is_vectorised(tmp_path, monkeypatch):
     assert re.search(libm_call, off_asm)
 
 
-def test_a_cheap_sum_is_a_plain_loop_in_sequential_order():
-    """No blocks where the terms cost less than the chain of additions they feed."""
+@pytest.mark.parametrize("form", ["square", "relu"])
+def test_a_cheap_sum_is_a_plain_loop_in_sequential_order(form):
+    """No blocks where the terms (arithmetic, a select) cost less than the chain of
+    additions they feed."""
     x = sg.tensor("vmsq", ("n",))
-    fn = sg.compile(sg.sum(x * x + 1.0))
+    term = x * x + 1.0 if form == "square" else sg.relu(x) * 3.0
+    fn = sg.compile(sg.sum(term))
     assert not re.search(r"\bblk\d+ = ", fn.source)
     xs = np.random.default_rng(7).normal(size=777)
     want = 0.0
     for t in xs:
-        want += t * t + 1.0
+        want += t * t + 1.0 if form == "square" else 3.0 * (t if t > 0 else 0.0)
     assert fn(vmsq=xs) == want
 
 

@@ -672,12 +672,20 @@ def _sum_parallel_safe(node: Node, outer) -> bool:
     return node.shape == () or outer not in node.attr("axes")
 
 
+# The functions a formula calls (printed as vm.* or math.*), not computed inline: ours,
+# SymPy's that print as libm calls, less the ones that are a compare or two (abs, max, ...).
+_CALLED = (set(CALLS) | set(PythonCodePrinter._kf)) - {
+    "Abs", "Max", "Min", "ceiling", "floor", "isinf", "isnan"
+}
+
+
 def _calls_functions(node: Node) -> bool:
-    """Whether an elementwise formula calls a function: exp, erf, sqrt, ... or a power
-    with an exponent that is not an integer (division and arithmetic are not calls)."""
+    """Whether an elementwise formula calls a function (exp, erf, sqrt, ..., or a power
+    whose exponent is not an integer): the work a vectorised loop saves.  Arithmetic,
+    division and selects (``Piecewise``, a ReLU's ``0 if x <= 0 else x``) are not calls."""
     expr = node.attr("expr")
-    calls = [f for f in expr.atoms(sp.Function) if not isinstance(f, (Div, Paren))]
-    return bool(calls) or any(not p.exp.is_Integer for p in expr.atoms(sp.Pow))
+    called = {type(f).__name__ for f in expr.atoms(sp.Function)} & _CALLED
+    return bool(called) or any(not p.exp.is_Integer for p in expr.atoms(sp.Pow))
 
 
 def _reduced_axes(node: Node) -> set[int]:
