@@ -8,6 +8,12 @@ call :func:`matmul` instead, a function of its own cached on disk by Numba
 machine and loaded from Numba's cache (milliseconds) by every later compile.  It is
 ``np.dot`` itself (the same BLAS call, so the same results), called natively from the
 kernel.
+
+:func:`matmul_add` adds a product into an array (``gemm`` with ``beta = 1``): a row-blocked
+kernel (``rowblock.py``) sums ``X_b.T @ G_b`` over its blocks of rows in place.  It calls
+the ``gemm`` Numba's ``np.dot`` calls (Numba's ``numba_xxgemm``, SciPy's BLAS), with the
+transpose flags and leading dimensions read from the operands' strides, so a transposed
+operand (``X.T``, an F-ordered view) is read where it lies, never copied.
 """
 
 from __future__ import annotations
@@ -16,13 +22,62 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+
+_xxgemm = types.ExternalFunction(
+    "numba_xxgemm",  # Numba's C helper: kind ("s"/"d"), then the Fortran gemm's arguments
+    types.intc(
+        types.char, types.char, types.char,  # kind, transa, transb
+        types.intp, types.intp, types.intp,  # m, n, k
+        types.voidptr, types.voidptr, types.intp,  # alpha, a, lda
+        types.voidptr, types.intp, types.voidptr,  # b, ldb, beta
+        types.voidptr, types.intp,  # c, ldc
+    ),
+)
 
 
 @njit(cache=True, nogil=True)
 def matmul(a, b):
     """``np.dot(a, b)`` for 1-D and 2-D float operands of one dtype (BLAS ``gemm``/``gemv``)."""
     return np.dot(a, b)
+
+
+@njit(inline="always")
+def _as_blas(x, rows, cols):
+    """How column-major BLAS reads the row-major matrix ``x`` (``rows`` x ``cols``): its
+    transpose flag for ``x.T`` ("n" if ``x`` is row-major, "t" if column-major) and its
+    leading dimension; -1 if neither axis has unit stride."""
+    unit = x.itemsize
+    if x.strides[1] == unit or cols == 1:
+        return ord("n"), max(x.strides[0] // unit, cols, 1)
+    if x.strides[0] == unit or rows == 1:
+        return ord("t"), max(x.strides[1] // unit, rows, 1)
+    return -1, 0
+
+
+@njit(cache=True, nogil=True)
+def matmul_add(a, b, out):
+    """``out += a @ b`` for 2-D float operands of one dtype, ``out`` C-contiguous (BLAS
+    ``gemm`` with ``beta = 1``; adding into zeros gives the product ``np.dot`` gives)."""
+    m, k = a.shape
+    n = b.shape[1]
+    if m == 0 or n == 0 or k == 0:
+        return
+    # column-major BLAS sees the C-ordered out as out.T and computes out.T += b.T @ a.T
+    ta, lda = _as_blas(a, m, k)
+    if ta < 0:
+        a = np.ascontiguousarray(a)
+        ta, lda = _as_blas(a, m, k)
+    tb, ldb = _as_blas(b, k, n)
+    if tb < 0:
+        b = np.ascontiguousarray(b)
+        tb, ldb = _as_blas(b, k, n)
+    scale = np.ones(2, dtype=out.dtype)  # alpha = beta = 1
+    kind = ord("d") if out.itemsize == 8 else ord("s")
+    status = _xxgemm(kind, tb, ta, n, m, k, scale[0:].ctypes, b.ctypes, ldb, a.ctypes, lda,
+                     scale[1:].ctypes, out.ctypes, n)
+    if status != 0:
+        raise RuntimeError("symgrad: no BLAS gemm found (Numba needs SciPy's BLAS)")
 
 
 # Kernels that call matmul carry this digest in their cache key (Numba's cache would not

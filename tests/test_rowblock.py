@@ -1,0 +1,173 @@
+"""The row-blocked schedule (symgrad/backends/rowblock.py) and the products added into
+their sums (``Kernel.sum_of``): which nodes run per block, and that kernels with many small
+blocks of rows agree with the NumPy backend, with the kernel without blocks, and with
+finite differences, at block edges and for empty batches."""
+
+import numpy as np
+import pytest
+from gradcheck import check_grads
+
+import symgrad as sg
+from symgrad.backends import blas, rowblock
+from symgrad.backends.numba_codegen import Kernel, accumulates
+
+X = sg.tensor("X", ("N", "D"))
+y = sg.tensor("y", ("N",), dtype="int64")
+W = sg.tensor("W", ("D", "C"))
+b = sg.tensor("b", ("C",))
+V = sg.tensor("V", ("C", "K"))
+
+SOFTMAX = sg.losses.softmax_cross_entropy(X @ W + b, y) + 0.5 * sg.sum(W**2)
+HINGE = sg.losses.multiclass_hinge(X @ W, y) + 0.5 * sg.sum(W**2)
+MLP = sg.losses.softmax_cross_entropy(sg.gelu(X @ W + b) @ V, y) + 1e-3 * sg.losses.l2(W, V)
+CASES = {"softmax": (SOFTMAX, [W, b]), "hinge": (HINGE, [W]), "mlp": (MLP, [W, b, V])}
+
+
+@pytest.fixture
+def small_blocks(empty_cache, monkeypatch):
+    """Blocks of 8 rows (the minimum), however narrow the rows: many blocks and a partial
+    last one on small inputs."""
+    monkeypatch.setattr(Kernel, "ROW_BLOCK_BYTES", 64)
+
+
+def _inputs(rng, n, d=5, c=4, k=3, dtype=np.float64):
+    return {
+        "X": rng.standard_normal((n, d)).astype(dtype),
+        "y": rng.integers(0, min(c, k), n),  # classes of the linear models and the MLP
+        "W": (rng.standard_normal((d, c)) / np.sqrt(d)).astype(dtype),
+        "b": (0.1 * rng.standard_normal(c)).astype(dtype),
+        "V": (rng.standard_normal((c, k)) / np.sqrt(c)).astype(dtype),
+    }
+
+
+def _taken(vg, inputs):
+    """The inputs ``vg`` takes (each test graph uses some of them)."""
+    return {k: v for k, v in inputs.items() if k in vg.input_names}
+
+
+def _kinds(f, wrt):
+    k = Kernel(sg.value_and_grad(f, wrt, backend="numpy").outputs, [X, y, W, b, V])
+    return k, rowblock.plan(k.order, k.args, k.outputs, accumulates)
+
+
+def test_plan_puts_scores_in_blocks_and_weight_gradient_in_a_total():
+    k, p = _kinds(SOFTMAX, [W])
+    assert p is not None and p.batch == "N" and p.row_args == [X, y]
+    ops = lambda kind: {n.op.name for n in p.nodes(kind, k.order)}  # noqa: E731
+    assert "matmul" in ops(rowblock.ROW) and "matmul" in ops(rowblock.ACC)  # X_b @ W, X_b.T @ G
+    # the loss and the gradient (X.T @ G + W) need the totals: after the blocks
+    assert k.outputs[0] in p.nodes(rowblock.POST, k.order)
+
+
+def test_no_plan_without_a_product_over_the_rows():
+    # the scores alone: nothing sums over the rows, nothing reads X twice
+    k = Kernel([sg.tanh(X @ W)], [X, W])
+    assert rowblock.plan(k.order, k.args, k.outputs, accumulates) is None
+    # a batch dim that is not first in an argument: a block of rows is not a slice
+    Xt = sg.tensor("Xt", ("D", "N"))
+    k = Kernel(sg.value_and_grad(sg.sum(sg.tanh(Xt.T @ W)), [W], backend="numpy").outputs,
+               [Xt, W])
+    assert rowblock.plan(k.order, k.args, k.outputs, accumulates) is None
+
+
+def test_no_plan_where_rows_are_needed_whole():
+    # a gradient per row (dX), or a max over the batch reading every row's scores: they
+    # would be copied out block by block
+    assert _kinds(SOFTMAX, [W, X])[1] is None
+    U = sg.tensor("U", ("D", "C"))
+    batch_max = sg.sum(sg.tanh(X @ W)) + sg.sum(sg.max(X @ U, axis=0) ** 2)
+    k = Kernel(sg.value_and_grad(batch_max, [W, U], backend="numpy").outputs, [X, W, U])
+    assert rowblock.plan(k.order, k.args, k.outputs, accumulates) is None
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 37])
+def test_many_blocks_agree_with_numpy(case, n, rng, small_blocks):
+    f, wrt = CASES[case]
+    vg = sg.value_and_grad(f, wrt)
+    inputs = _taken(vg, _inputs(rng, n))
+    if n > 8:
+        assert "for r0 in range(0, " in vg.source and "bl.matmul_add(" in vg.source
+    value, grads = vg(**inputs)
+    value_np, grads_np = sg.value_and_grad(f, wrt, backend="numpy")(**inputs)
+    np.testing.assert_allclose(value, value_np, rtol=1e-12, atol=1e-12)
+    for g, g_np in zip(grads, grads_np):
+        np.testing.assert_allclose(g, g_np, rtol=1e-12, atol=1e-12)
+
+
+def test_blocks_change_values_by_rounding_only(rng, empty_cache, monkeypatch):
+    f, wrt = MLP, [W, b, V]
+    vg = sg.value_and_grad(f, wrt)
+    inputs = _taken(vg, _inputs(rng, 203))  # 26 blocks of 8 rows against 1
+    one = vg(**inputs)
+    numba_backend = pytest.importorskip("symgrad.backends.numba_backend")
+    monkeypatch.setattr(numba_backend, "_loaded", {})
+    monkeypatch.setenv("SYMGRAD_CACHE_DIR", str(empty_cache / "small"))
+    monkeypatch.setattr(Kernel, "ROW_BLOCK_BYTES", 64)
+    many = sg.value_and_grad(f, wrt)(**inputs)
+    # the loss sums row after row in the same order: the same bits
+    assert many[0] == one[0]
+    for g1, g2 in zip(one[1], many[1]):
+        np.testing.assert_allclose(g2, g1, rtol=1e-13, atol=1e-15)
+
+
+def test_many_blocks_finite_differences(rng, small_blocks):
+    for f, wrt in CASES.values():
+        inputs = _inputs(rng, 29)
+        names = sg.value_and_grad(f, wrt, backend="numpy").input_names
+        check_grads(f, wrt, {k: inputs[k] for k in names}, backend="numba")
+
+
+def test_float32_blocks(rng, small_blocks):
+    inputs = _inputs(rng, 45, dtype=np.float32)
+    X32, W32, b32 = (sg.tensor(t.name, t.shape, dtype="float32") for t in (X, W, b))
+    f = sg.losses.softmax_cross_entropy(X32 @ W32 + b32, y) + 0.5 * sg.sum(W32**2)
+    value, grads = sg.value_and_grad(f, [W32, b32])(**{k: inputs[k] for k in "XyWb"})
+    value_np, grads_np = sg.value_and_grad(f, [W32, b32], backend="numpy")(
+        **{k: inputs[k] for k in "XyWb"})
+    assert grads[0].dtype == np.float32
+    np.testing.assert_allclose(value, value_np, rtol=1e-5)
+    for g, g_np in zip(grads, grads_np):
+        np.testing.assert_allclose(g, g_np, rtol=1e-4, atol=1e-6)
+
+
+def test_product_added_into_its_sum(rng, empty_cache):
+    # dW = X.T @ G + W: the product adds into an array holding W (gemm, beta = 1), and
+    # z = X @ W + b into one holding b: no array of the product alone, no pass to add
+    vg = sg.value_and_grad(SOFTMAX, [W, b])
+    src = vg.source
+    assert "bl.matmul(" not in src and src.count("bl.matmul_add(") == 2
+    inputs = _taken(vg, _inputs(rng, 30))
+    value, grads = vg(**inputs)
+    value_np, grads_np = sg.value_and_grad(SOFTMAX, [W, b], backend="numpy")(**inputs)
+    np.testing.assert_allclose(value, value_np, rtol=1e-13)
+    for g, g_np in zip(grads, grads_np):
+        np.testing.assert_allclose(g, g_np, rtol=1e-13, atol=1e-15)
+
+
+def test_a_nan_in_a_block_stays_a_nan(rng, small_blocks):
+    vg = sg.value_and_grad(SOFTMAX, [W])
+    inputs = _taken(vg, _inputs(rng, 30))
+    inputs["X"][17, 2] = np.nan  # in the third block of 8 rows
+    value, (dW,) = vg(**inputs)
+    # the loss, and the row of dW that X's NaN column reaches
+    assert np.isnan(value) and np.isnan(dW[2]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m,k,n", [(5, 7, 3), (1, 4, 1), (4, 1, 3), (3, 5, 1), (0, 3, 2), (3, 0, 2)])
+def test_matmul_add_reads_every_layout(rng, dtype, m, k, n):
+    a0 = rng.standard_normal((m, k)).astype(dtype)
+    b0 = rng.standard_normal((k, n)).astype(dtype)
+    layouts = [np.ascontiguousarray, np.asfortranarray, lambda x: x[:, ::-1][:, ::-1]]
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    for fa in layouts:
+        for fb in layouts + [lambda x: np.repeat(x, 2, axis=1)[:, ::2]]:  # strided columns
+            out = rng.standard_normal((m, n)).astype(dtype)
+            expected = out + a0.astype(np.float64) @ b0.astype(np.float64)
+            blas.matmul_add(fa(a0), fb(b0), out)
+            np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+    zeros = np.zeros((m, n), dtype)
+    blas.matmul_add(a0, b0, zeros)
+    if m > 1 and n > 1:  # np.dot's own gemm: the same bits
+        assert np.array_equal(zeros, blas.matmul(a0, b0))
