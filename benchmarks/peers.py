@@ -85,6 +85,7 @@ BLAS_BOUND = ["slide_mlp", "svm", "softmax", "mlp_act"]
 # Every implementation, in table order: key -> (label, what must be importable)
 IMPLS = {
     "sg_numba": ("symgrad (numba)", "symgrad"),
+    "sg_parallel": ("symgrad parallel=True", "symgrad"),
     "sg_interp": ("symgrad interp", "symgrad"),
     "hand_numpy": ("hand NumPy", "numpy"),
     "hand_numba": ("hand Numba", "numba"),
@@ -322,10 +323,10 @@ def _np_result(result):
     return float(loss), [np.asarray(g, dtype=np.float64) for g in grads]
 
 
-def build_symgrad(p: Problem, backend):
+def build_symgrad(p: Problem, backend, **options):
     import symgrad as sg
 
-    vg = sg.value_and_grad(p.loss, p.wrt, backend=backend)
+    vg = sg.value_and_grad(p.loss, p.wrt, backend=backend, **options)
     inputs = p.inputs
     return (lambda: vg(**inputs)), _np_result
 
@@ -422,6 +423,8 @@ def build_autograd(p: Problem):
 def build(key, p: Problem):
     if key == "sg_numba":
         return build_symgrad(p, "numba")
+    if key == "sg_parallel":
+        return build_symgrad(p, "numba", parallel=True)
     if key == "sg_interp":
         return build_symgrad(p, "numpy")
     if key in ("hand_numpy", "hand_numba"):
@@ -821,6 +824,12 @@ def targets(per_thread, comp):
             lines.append(f"- within 1.05× of hand Numba where BLAS dominates ({threads} thread(s)): "
                          + ("**met**" if ok else "**missed**") + " ("
                          + ", ".join(f"{n} {x:.2f}×" for n, x in close) + ")")
+        chain = results.get("elementwise_chain", {}).get("samples", {})
+        if threads > 1 and "sg_parallel" in chain and "jax" in chain:
+            ratio = _import_run().paired_ratio(chain["jax"], chain["sg_parallel"])["median"]
+            lines.append(f"- elementwise_chain with parallel=True ahead of JAX ({threads} threads): "
+                         + ("**met**" if ratio > 1.0 else "**missed**")
+                         + f" (JAX time / symgrad parallel time {ratio:.2f})")
         s = results.get("scalar_slide", {}).get("stats", {}).get("sg_numba")
         if s:
             lines.append(f"- scalar_slide at most 1 µs per call ({threads} thread(s)): "
