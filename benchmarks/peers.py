@@ -827,8 +827,8 @@ def targets(per_thread, comp):
         chain = results.get("elementwise_chain", {}).get("samples", {})
         if threads > 1 and "sg_parallel" in chain and "jax" in chain:
             ratio = _import_run().paired_ratio(chain["jax"], chain["sg_parallel"])["median"]
-            lines.append(f"- elementwise_chain with parallel=True ahead of JAX ({threads} threads): "
-                         + ("**met**" if ratio > 1.0 else "**missed**")
+            lines.append("- elementwise_chain with parallel=True ahead of JAX "
+                         f"({threads} threads): " + ("**met**" if ratio > 1.0 else "**missed**")
                          + f" (JAX time / symgrad parallel time {ratio:.2f})")
         s = results.get("scalar_slide", {}).get("stats", {}).get("sg_numba")
         if s:

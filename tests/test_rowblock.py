@@ -155,7 +155,9 @@ def test_a_nan_in_a_block_stays_a_nan(rng, small_blocks):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("m,k,n", [(5, 7, 3), (1, 4, 1), (4, 1, 3), (3, 5, 1), (0, 3, 2), (3, 0, 2)])
+@pytest.mark.parametrize(
+    "m,k,n", [(5, 7, 3), (1, 4, 1), (4, 1, 3), (3, 5, 1), (0, 3, 2), (3, 0, 2)]
+)
 def test_matmul_add_reads_every_layout(rng, dtype, m, k, n):
     a0 = rng.standard_normal((m, k)).astype(dtype)
     b0 = rng.standard_normal((k, n)).astype(dtype)
@@ -171,3 +173,19 @@ def test_matmul_add_reads_every_layout(rng, dtype, m, k, n):
     blas.matmul_add(a0, b0, zeros)
     if m > 1 and n > 1:  # np.dot's own gemm: the same bits
         assert np.array_equal(zeros, blas.matmul(a0, b0))
+
+
+def test_backward_kernel_blocks_with_saved_values(rng, small_blocks):
+    # vg.backward(): a kernel of X and the saved forward values (per row, and scalars), with
+    # a product per row (G @ V.T) and one over the rows (X.T @ dZ)
+    s = sg.tensor("s", ())
+    f = sg.losses.softmax_cross_entropy(s * sg.gelu(X @ W + b) @ V, y) + s * sg.sum(W**2)
+    vg = sg.value_and_grad(f, [W, b, V])
+    inputs = {**_taken(vg, _inputs(rng, 37)), "s": 1.5}
+    value, residuals = vg.forward(**inputs)
+    grads = vg.backward(residuals)
+    assert "for r0 in range(0, " in vg.split_source[1]
+    want_value, wants = sg.value_and_grad(f, [W, b, V], backend="numpy")(**inputs)
+    np.testing.assert_allclose(value, want_value, rtol=1e-13)
+    for g, want in zip(grads, wants):
+        np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-14)

@@ -103,6 +103,7 @@ def _classify(order, args, outputs, batch, contracts) -> Plan | None:
             return None  # an expression of the batch dim (N - 1): rows do not line up
     kind: dict[Node, str] = {}
     p = Plan(batch, kind, [n for n in args if batch in n.shape])
+    given = set(args)  # inputs, and the saved values a backward kernel receives
     if any(_row_axis(n, batch) != 0 for n in p.row_args):
         return None  # a block of its rows would not be a contiguous slice
     for n in order:
@@ -111,7 +112,7 @@ def _classify(order, args, outputs, batch, contracts) -> Plan | None:
         if n in p.row_args:
             kind[n], p.axis[n] = ROW, 0
             continue
-        if n.op.leaf is not None:  # an input without the batch dim, a constant, a dim
+        if n in given or n.op.leaf is not None:  # arguments without the batch dim, constants
             kind[n] = PRE
             continue
         inputs = [kind[i] for i in n.inputs]
