@@ -94,14 +94,15 @@ def broken():
 
 def test_user_loss_entry_point_symgrad_alone(tmp_path, monkeypatch):
     """``--loss MODULE:FUNCTION`` checks and times a user's loss; without a ``peer_loss``
-    only symgrad's Numba backend and its interpreter run, every peer says why it did not."""
+    only symgrad runs (its Numba backend, serial and ``parallel=True``, and its
+    interpreter), every peer says why it did not."""
     (tmp_path / "my_tiny_loss.py").write_text(textwrap.dedent(USER_LOSS))
     monkeypatch.chdir(tmp_path)  # the module is found from the current directory
     out = tmp_path / "out"
     status = peers.main(["--loss", "my_tiny_loss:tiny", "--rounds", "2", "--batch-ms", "2", "--no-compile", "--out", str(out)])
     assert status == 0
     res = json.loads((out / "peers.json").read_text())["per_call"]["1"]["tiny_user_loss"]
-    assert set(res["stats"]) == {"sg_numba", "sg_interp"}
+    assert set(res["stats"]) == {"sg_numba", "sg_parallel", "sg_interp"}
     assert res["check"]["sg_interp"] <= peers.RTOL
     assert res["stats"]["sg_numba"]["median"] > 0
     assert "no hand-written version" in res["skipped"]["hand_numpy"]
