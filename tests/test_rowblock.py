@@ -167,12 +167,14 @@ def test_matmul_add_reads_every_layout(rng, dtype, m, k, n):
         for fb in layouts + [lambda x: np.repeat(x, 2, axis=1)[:, ::2]]:  # strided columns
             out = rng.standard_normal((m, n)).astype(dtype)
             expected = out + a0.astype(np.float64) @ b0.astype(np.float64)
-            blas.matmul_add(fa(a0), fb(b0), out)
+            blas.matmul_add(fa(a0), fb(b0), out, True)
             np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
-    zeros = np.zeros((m, n), dtype)
-    blas.matmul_add(a0, b0, zeros)
+    written = np.full((m, n), np.nan, dtype)  # not read without add
+    blas.matmul_add(a0, b0, written, False)
     if m > 1 and n > 1:  # np.dot's own gemm: the same bits
-        assert np.array_equal(zeros, blas.matmul(a0, b0))
+        assert np.array_equal(written, blas.matmul(a0, b0))
+    else:
+        np.testing.assert_allclose(written, a0 @ b0, rtol=tol, atol=tol)
 
 
 def test_backward_kernel_blocks_with_saved_values(rng, small_blocks):

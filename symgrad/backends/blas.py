@@ -9,8 +9,9 @@ machine and loaded from Numba's cache (milliseconds) by every later compile.  It
 ``np.dot`` itself (the same BLAS call, so the same results), called natively from the
 kernel.
 
-:func:`matmul_add` adds a product into an array (``gemm`` with ``beta = 1``): a row-blocked
-kernel (``rowblock.py``) sums ``X_b.T @ G_b`` over its blocks of rows in place.  It calls
+:func:`matmul_add` writes a product into an array, or adds it there (``gemm`` with
+``beta = 0`` or ``1``): a row-blocked kernel (``rowblock.py``) sums ``X_b.T @ G_b`` over its
+blocks of rows in place, the first block writing.  It calls
 the ``gemm`` Numba's ``np.dot`` calls (Numba's ``numba_xxgemm``, SciPy's BLAS), with the
 transpose flags and leading dimensions read from the operands' strides, so a transposed
 operand (``X.T``, an F-ordered view) is read where it lies, never copied.
@@ -56,14 +57,18 @@ def _as_blas(x, rows, cols):
 
 
 @njit(cache=True, nogil=True)
-def matmul_add(a, b, out):
-    """``out += a @ b`` for 2-D float operands of one dtype, ``out`` C-contiguous (BLAS
-    ``gemm`` with ``beta = 1``; adding into zeros gives the product ``np.dot`` gives)."""
+def matmul_add(a, b, out, add):
+    """``out += a @ b`` if ``add`` (BLAS ``gemm`` with beta = 1), else ``out = a @ b`` (beta
+    = 0: ``out`` is not read), for 2-D float operands of one dtype, ``out`` C-contiguous."""
     m, k = a.shape
     n = b.shape[1]
-    if m == 0 or n == 0 or k == 0:
+    if m == 0 or n == 0:
         return
-    # column-major BLAS sees the C-ordered out as out.T and computes out.T += b.T @ a.T
+    if k == 0:  # an empty sum
+        if not add:
+            out[...] = 0
+        return
+    # column-major BLAS sees the C-ordered out as out.T and computes out.T = b.T @ a.T + ...
     ta, lda = _as_blas(a, m, k)
     if ta < 0:
         a = np.ascontiguousarray(a)
@@ -72,7 +77,9 @@ def matmul_add(a, b, out):
     if tb < 0:
         b = np.ascontiguousarray(b)
         tb, ldb = _as_blas(b, k, n)
-    scale = np.ones(2, dtype=out.dtype)  # alpha = beta = 1
+    scale = np.ones(2, dtype=out.dtype)  # alpha = 1, beta = 1 or 0
+    if not add:
+        scale[1] = 0
     kind = ord("d") if out.itemsize == 8 else ord("s")
     status = _xxgemm(kind, tb, ta, n, m, k, scale[0:].ctypes, b.ctypes, ldb, a.ctypes, lda,
                      scale[1:].ctypes, out.ctypes, n)

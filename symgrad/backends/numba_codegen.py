@@ -296,6 +296,7 @@ class Kernel:
         self.phase: set[Node] | None = None  # the nodes being emitted (None: all of them)
         self.totals: set[Node] = set()  # sums over blocks of rows, allocated before the loop
         self.pending: set[Node] = set()  # totals whose accumulation is not emitted yet
+        self.filled: set[Node] = set()  # products added into other terms (fill_terms)
 
     # --- small helpers -------------------------------------------------------------------
 
@@ -637,6 +638,7 @@ class Kernel:
         """Emit ``into``'s array holding its formula without ``product``'s term (see
         :meth:`sum_of`); ``product`` is then added into that array."""
         self.var[into] = self.var[product] = f"v{self.rank[into]}"
+        self.filled.add(product)
         self.new_array(into, "empty")
         idx, depth = self.loops(into.shape, 1, parallel_ok=True)
         rest = into.attr("expr").xreplace({sym(into.inputs.index(product)): 0})
@@ -686,7 +688,8 @@ class Kernel:
                   f"per_row > 0 else {n}")
         self.emit(f"if rows < {self.MIN_ROWS}:")
         self.emit(f"rows = {self.MIN_ROWS}", 2)
-        self.emit(f"for r0 in range(0, {n}, rows):")
+        # (one block even without rows: the first block writes the totals)
+        self.emit(f"for r0 in range(0, {n} if {n} > 0 else 1, rows):")
         self.emit(f"r1 = r0 + rows if r0 + rows < {n} else {n}", 2)
         self.emit("nr = r1 - r0", 2)
         full = {a: self.var[a] for a in read}
@@ -902,14 +905,15 @@ def _matmul(k: Kernel, node: Node):
 def _matmul_total(k: Kernel, node: Node):
     if node.shape == ():
         k.emit(f"{k.var[node]} = {NP_DTYPES[node.dtype]}(0)")
-    else:
-        k.new_array(node, "zeros")
+    else:  # (a matrix is written by the first block: no zeros to fill and read back)
+        k.new_array(node, "empty" if node.ndim == 2 else "zeros")
 
 
 def _matmul_add(k: Kernel, node: Node):
     a, b = _operands(k, node)
-    if node.ndim == 2:  # gemm adding into the total, no temporary
-        k.emit(f"bl.matmul_add({a}, {b}, {k.var[node]})")
+    if node.ndim == 2:  # gemm into the total, no temporary; the first block writes it
+        add = "True" if node in k.filled else "r0 > 0"
+        k.emit(f"bl.matmul_add({a}, {b}, {k.var[node]}, {add})")
     else:
         k.emit(f"{k.var[node]} += bl.matmul({a}, {b})")
 
