@@ -136,10 +136,12 @@ def shared_and_inline():
 
 def test_repeated_loops_are_shared_and_bit_identical(shared_and_inline, rng):
     shared, inline = shared_and_inline
-    assert "def kernel_loop" not in inline.source
-    # one function for the four layers' forward loops, one for their backward loops
-    assert shared.source.count("def kernel_loop") == 2
-    assert shared.source.count("= kernel_loop0(") + shared.source.count("= kernel_loop1(") >= 7
+    assert "_loop" not in inline.source
+    # the kernel runs in blocks of rows (rowblock.py), its loops inside the loop over blocks:
+    # one function for the four layers' forward loops, one for their backward loops, one
+    # for the bias each layer's product is added into
+    assert shared.source.count("def kernel_rows_loop") == 3
+    assert sum(shared.source.count(f"= kernel_rows_loop{k}(") for k in range(3)) >= 11
     for n in (1, 9, 300):
         x = _gelu_inputs(rng, 4, n)
         a, b = shared(**x), inline(**x)
@@ -154,12 +156,12 @@ def test_repeated_loops_are_shared_and_bit_identical(shared_and_inline, rng):
         np.testing.assert_array_equal(ga, gb)
 
 
-def test_deeper_networks_call_the_same_two_functions():
+def test_deeper_networks_call_the_same_three_functions():
     # the kernel's numbers (v98 against v102) and the order of a loop's loads differ from
     # layer to layer; the shared text does not
     for layers in (2, 9):
         loss, wrt = _gelu_mlp(layers)
-        assert sg.value_and_grad(loss, wrt).source.count("def kernel_loop") == 2
+        assert sg.value_and_grad(loss, wrt).source.count("def kernel_rows_loop") == 3
 
 
 OUTLINE_SOURCE = (
@@ -187,6 +189,17 @@ OUTLINE_SOURCE = (
 )
 
 
+def _outlined_and_whole(source, parts, kernel, *args):
+    """What the outlined kernel (its parts, then itself) and the ``source`` it came from
+    return for ``args``."""
+    namespace = {"np": np, "ar": types.SimpleNamespace(empty=np.empty)}
+    for _, code in parts:
+        exec(code, namespace)
+    exec(kernel, namespace)
+    exec(source.replace("def kernel(", "def whole("), namespace)
+    return namespace["kernel"](*args), namespace["whole"](*args)
+
+
 def test_outline_shares_loops_that_differ_in_names_and_load_order():
     parts, kernel = splitting.outline(OUTLINE_SOURCE)
     assert [name for name, _ in parts] == ["kernel_loop0"]
@@ -194,13 +207,44 @@ def test_outline_shares_loops_that_differ_in_names_and_load_order():
     assert "    v3 = kernel_loop0(in0, in1, n0)\n" in kernel
     assert "    v5 = kernel_loop0(in2, in1, n0)\n" in kernel
     assert kernel.count("for i0 in range(n0):") == 2 and "v7 += v5[i0]" in kernel
-    namespace = {"np": np, "ar": types.SimpleNamespace(empty=np.empty)}
-    for _, code in parts:
-        exec(code, namespace)
-    exec(kernel, namespace)
-    exec(OUTLINE_SOURCE.replace("def kernel(", "def whole("), namespace)
     x, y, z = np.arange(5.0), np.linspace(-1, 1, 5), np.linspace(3, 4, 5)
-    for got, want in zip(namespace["kernel"](x, y, z), namespace["whole"](x, y, z)):
+    for got, want in zip(*_outlined_and_whole(OUTLINE_SOURCE, parts, kernel, x, y, z)):
         np.testing.assert_array_equal(got, want)
     # a loop that occurs once stays where it is
     assert splitting.outline(OUTLINE_SOURCE, min_repeats=3) == ([], OUTLINE_SOURCE)
+
+
+ROWS_SOURCE = (
+    "def kernel(in0, in1):\n"
+    "    n0 = in0.shape[0]  # N\n"
+    "    v9 = np.float64(0)\n"
+    "    rows = 2\n"
+    "    for r0 in range(0, n0 if n0 > 0 else 1, rows):\n"
+    "        r1 = r0 + rows if r0 + rows < n0 else n0\n"
+    "        n1 = r1 - r0  # N in this block\n"
+    "        in0_r = in0[r0:r1]\n"
+    "        in1_r = in1[r0:r1]\n"
+    "        v3 = ar.empty((n1,), np.float64)\n"
+    "        for i0 in range(n1):\n"
+    "            ld_in0_r = in0_r[i0]\n"
+    "            v3[i0] = 2.0 * ld_in0_r\n"
+    "        v5 = ar.empty((n1,), np.float64)\n"
+    "        for i0 in range(n1):\n"
+    "            ld_in1_r = in1_r[i0]\n"
+    "            v5[i0] = 2.0 * ld_in1_r\n"
+    "        for i0 in range(n1):\n"
+    "            v9 += v3[i0] * v5[i0]\n"
+    "    return (v9,)\n"
+)
+
+
+def test_outline_rows_shares_loops_inside_the_loop_over_blocks():
+    parts, kernel = splitting.outline_rows(ROWS_SOURCE)
+    assert [name for name, _ in parts] == ["kernel_rows_loop0"]
+    assert "        v3 = kernel_rows_loop0(in0_r, n1)\n" in kernel
+    assert "        v5 = kernel_rows_loop0(in1_r, n1)\n" in kernel
+    x, y = np.arange(5.0), np.linspace(-1, 1, 5)
+    got, want = _outlined_and_whole(ROWS_SOURCE, parts, kernel, x, y)
+    assert got == want
+    # a kernel without blocks of rows is left to outline()
+    assert splitting.outline_rows(OUTLINE_SOURCE) == ([], OUTLINE_SOURCE)

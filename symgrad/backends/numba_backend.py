@@ -55,7 +55,7 @@ from .kernel_cache import (
 from .numba_codegen import HELPERS, Kernel, helpers_used, prelude
 from . import numba_codegen
 from . import split as split_module
-from .split import outline, split
+from .split import outline, outline_rows, split
 
 _lock = threading.Lock()
 _key_locks: dict[str, threading.Lock] = {}
@@ -84,9 +84,10 @@ def _arg_type(node: Node) -> str:
 
 def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
     """The full module source for ``kernel`` and its cache key."""
-    loops, entry = outline(kernel.source())
+    rows, entry = outline_rows(kernel.source())
+    loops, entry = outline(entry)
     parts, entry = split(entry)
-    parts = loops + parts
+    parts = rows + loops + parts
     arg_types = "".join(f"        {_arg_type(n)},\n" for n in kernel.args + kernel.consts)
     fastmath = bool(options.get("fastmath", False))
 

@@ -691,12 +691,13 @@ class Kernel:
         # (one block even without rows: the first block writes the totals)
         self.emit(f"for r0 in range(0, {n} if {n} > 0 else 1, rows):")
         self.emit(f"r1 = r0 + rows if r0 + rows < {n} else {n}", 2)
-        self.emit("nr = r1 - r0", 2)
+        rows = f"n{len(self.dims)}"  # a size like the kernel's others (n0, n1, ...)
+        self.emit(f"{rows} = r1 - r0  # {p.batch} in this block", 2)
         full = {a: self.var[a] for a in read}
         for a in read:
             self.emit(f"{full[a]}_r = {full[a]}[r0:r1]", 2)
             self.var[a] = f"{full[a]}_r"
-        self.indent, self.dims[p.batch] = 1, "nr"
+        self.indent, self.dims[p.batch] = 1, rows
         self.emit_nodes(inside)
         self.indent, self.dims[p.batch] = 0, n
         self.var.update(full)

@@ -314,3 +314,33 @@ def outline(source: str, min_repeats: int | None = None) -> tuple[list[tuple[str
     for s in statements[at:]:
         kernel_lines += s
     return parts, "\n".join([header] + comments + kernel_lines) + "\n"
+
+
+# The loop over blocks of rows of a row-blocked kernel (numba_codegen.Kernel.row_blocked).
+_ROW_LOOP = re.compile(r"^    for r0 in range\(")
+
+
+def outline_rows(source: str, min_repeats: int | None = None) -> tuple[list[tuple[str, str]], str]:
+    """:func:`outline` inside the loop over blocks of rows of a row-blocked kernel
+    (``rowblock.py``), whose loop nests are not statements of the kernel's own body: an
+    MLP's layers share their loops there too.  Its functions are named ``<kernel>_rows_loop<k>``
+    (the kernel's own from :func:`outline` keep their names).  Returns ``(parts, kernel)``."""
+    header, *body = source.rstrip("\n").split("\n")
+    start = next((i for i, line in enumerate(body) if _ROW_LOOP.match(line)), None)
+    if start is None:
+        return [], source
+    end = start + 1
+    while end < len(body) and body[end].startswith("        "):
+        end += 1
+    # the loop body as a function of every name the kernel has before it (a superset of
+    # what it reads: outline passes a loop nest only the names it reads)
+    before = [line for line in body[:start] if not line.startswith("    #")]
+    known = [a.strip() for a in header[header.index("(") + 1 : header.rindex(")")].split(",")]
+    known += sorted(_names(before).written - set(known))
+    name = header[len("def ") : header.index("(")]
+    inner = [line[4:] for line in body[start + 1 : end]]
+    parts, text = outline(f"def {name}_rows({', '.join(known + ['r0'])}):\n" + "\n".join(inner))
+    if not parts:
+        return [], source
+    loop = ["    " + line for line in text.rstrip("\n").split("\n")[1:]]
+    return parts, "\n".join([header] + body[: start + 1] + loop + body[end:]) + "\n"
