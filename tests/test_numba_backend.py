@@ -35,8 +35,12 @@ def reference():
 def test_options_give_the_same_gradients(reference, rng, options):
     vg = sg.value_and_grad(LOSS, [W, b], **options)
     flag = next(iter(options))
-    if flag == "parallel":  # prange loops only (numba_backend.PRANGE_ONLY)
-        assert '"prange": True' in vg.source and "prange(" in vg.source
+    if flag == "parallel":  # prange loops only (numba_backend.PRANGE_ONLY), except that a
+        # loss over a batch runs in blocks of rows, serially, with parallel=True too
+        # (docs/design.md, "Backends"); the loss alone (no X.T @ G: no blocks) is parallel
+        assert "# a block:" in vg.source and "prange(" not in vg.source
+        forward = sg.compile(LOSS, parallel=True).source
+        assert '"prange": True' in forward and "prange(" in forward
     else:
         assert f"{flag}=True" in vg.source
     x = inputs(rng)

@@ -52,3 +52,38 @@ def test_large_known_size_is_parallel_without_a_branch():
     assert "prange(2)" in body and " if " not in body
     values = np.linspace(-1.0, 1.0, LIMIT).reshape(2, -1)
     np.testing.assert_allclose(fn(pl=values), np.exp(values) * 2.0, rtol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (chain, (3 * LIMIT + 7,)),  # blocks of one axis, a function per element
+        (lambda x: sg.sum(x * x), (LIMIT + 1,)),  # a cheap sum: blocks too, for the slots
+        (lambda x: sg.sum(sg.tanh(x)), (LIMIT, 3)),  # short rows: runs of rows
+        (lambda x: sg.sum(x * x) + sg.mean(x), (700, 400)),  # plain loops, a slot per row
+        (lambda x: sg.sum(sg.exp(0.1 * x)), (40, 70, 100)),
+    ],
+)
+def test_a_parallel_sum_does_not_depend_on_the_number_of_threads(make, shape):
+    # docs/design.md, "Backends": each iteration of a prange adds into a slot of its own and
+    # the slots are added in order, so the threads do not change the sum; the serial copy of
+    # the nest (below the size threshold) adds the same way
+    import numba
+
+    x = sg.tensor("pt", tuple(f"d{k}" for k in range(len(shape))))
+    vg = sg.value_and_grad(make(x), x, parallel=True)
+    values = np.random.default_rng(5).normal(size=shape)
+    threads = numba.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+            results.append(vg(pt=values))
+    finally:
+        numba.set_num_threads(threads)
+    for value, grad in results[1:]:
+        assert value == results[0][0]
+        np.testing.assert_array_equal(grad, results[0][1])
+    want = sg.value_and_grad(make(x), x, backend="numpy")(pt=values)
+    assert results[0][0] == pytest.approx(want[0], rel=1e-12)
+    np.testing.assert_allclose(results[0][1], want[1], rtol=1e-13, atol=1e-15)

@@ -345,7 +345,7 @@ class Kernel:
             f"{self.var[node]} = ar.{fill}({self.shape(node.shape)}, {NP_DTYPES[node.dtype]})"
         )
 
-    def loops(self, shape, depth: int, parallel_ok: bool) -> tuple[list[str], int]:
+    def loops(self, shape, depth: int, parallel_ok: bool, shared=()) -> tuple[list[str], int]:
         """Open nested loops over ``shape``; returns the index names and the body depth.
 
         With ``parallel``, the outermost loop of a nest is a ``prange`` only if the nest has
@@ -360,6 +360,8 @@ class Kernel:
                 continue
             rng = "prange" if parallel else "range"
             self.emit(f"for {idx[k]} in {rng}({self.size(d)}):", depth)
+            if parallel:  # (a row adds into its slot)
+                self.start_partials(shared, depth + 1)
             parallel, depth = False, depth + 1  # inner loops are serial
         return idx, depth
 
@@ -447,10 +449,21 @@ class Kernel:
         chained = any(inner in _reduced_axes(n) for n in reductions)
         costly = any(n.op.loop == "map" and LOWER[n.op].calls(n) for n in group)
         blocked = inner is not None and chained and costly
+        # Sums to a scalar in a parallel nest add into slots, one per iteration of the prange
+        # (``partials``); over one axis the iterations are blocks of it.
+        shared = [n for n in reductions if n.shape == ()]
+        if not (shared and self.big_enough(shape, parallel_ok and self.parallel)):
+            shared = []
+        blocked = blocked or bool(shared) and outer == inner
         if blocked:
-            idx, depth, finish = self.blocked_loops(shape, inner, reductions, parallel_ok)
+            idx, depth, finish, slot, count = self.blocked_loops(
+                shape, inner, reductions, parallel_ok, shared
+            )
         else:
-            idx, depth = self.loops(shape, 1, parallel_ok)
+            if shared:  # a slot per row
+                slot, count = f"i{outer}", self.size(shape[outer])
+                self.partials(shared, count)
+            idx, depth = self.loops(shape, 1, parallel_ok, shared)
 
         read = self.reader(shape, idx, depth, inside)
         body = len(self.lines)
@@ -461,7 +474,8 @@ class Kernel:
                 self.emit(f"blk{self.rank[n]}[j{inner}] = {read(n.inputs[0])}", depth)
                 continue
             if n.op.loop == "reduce":
-                lowering.accumulate(self, n, _target(self, n, idx), read(n.inputs[0]), depth)
+                target = f"p{self.rank[n]}" if n in shared else _target(self, n, idx)
+                lowering.accumulate(self, n, target, read(n.inputs[0]), depth)
                 continue
             self.emit(f"{local} = {lowering.element(self, n, read, depth)}", depth)
             if n in stored:
@@ -470,6 +484,8 @@ class Kernel:
             self.emit("vm.wide_vectors()", depth)
         if blocked:
             finish()
+        if shared:
+            self.add_partials(shared, slot, count)
         for n in group:
             if n not in self.totals:  # (a total is rounded after the loop over blocks)
                 _round_wide(self, n)
@@ -494,38 +510,64 @@ class Kernel:
 
     BLOCK = 256  # elements of the innermost axis per block of a loop that reduces
 
-    def blocked_loops(self, shape, inner: int, reductions: list[Node], parallel_ok: bool):
+    def blocked_loops(self, shape, inner: int, reductions: list[Node], parallel_ok: bool,
+                      shared: list[Node] = ()):
         """Loops over ``shape`` whose innermost axis ``inner`` runs in blocks: the body
         computes a block of terms into small buffers, in a loop free of reductions that
         LLVM can vectorise, and ``finish()`` then emits the loop that adds them up, in the
         same order as an unblocked loop (so the sums are bit for bit the same).
-        Returns (index names, body depth, finish)."""
+
+        In a parallel nest the prange runs over *chunks*: the blocks of a single axis, or
+        runs of rows of about :data:`CHUNK` elements (``m<k>`` rows each), each allocating
+        its own buffers (an allocation per row made a (300000, 3) array slower in parallel
+        than serially) and adding the sums to a scalar in ``shared`` into its own slot
+        (``partials``).  Returns (index names, body depth, finish, slot, count): the slot
+        of an iteration and the number of slots (source text; None without ``shared``)."""
         idx = ["0" if d == 1 else f"i{k}" for k, d in enumerate(shape)]
         depth = 1
+        n, b, i = self.size(shape[inner]), self.BLOCK, idx[inner]
 
         def buffers(at):
-            for n in reductions:
-                dtype = NP_DTYPES[n.inputs[0].dtype]
-                self.emit(f"blk{self.rank[n]} = ar.empty(({self.BLOCK},), {dtype})", at)
+            for node in reductions:
+                dtype = NP_DTYPES[node.inputs[0].dtype]
+                self.emit(f"blk{self.rank[node]} = ar.empty(({b},), {dtype})", at)
 
         parallel = self.big_enough(shape, parallel_ok and self.parallel)
-        if not parallel:  # one set of buffers; with prange each iteration allocates its own
+        outer = next((k for k, d in enumerate(shape[:inner]) if d != 1), None)
+        slot = count = None
+        if not parallel:  # one set of buffers
             buffers(depth)
+        elif outer is None:  # chunks: blocks of the one axis
+            slot, count = f"q{inner}", f"({n} + {b - 1}) // {b}"
+        else:  # chunks: runs of rows
+            per_row = " * ".join(self.size(d) for d in shape[outer + 1 :] if d != 1)
+            m, rows = f"m{outer}", self.size(shape[outer])
+            self.emit(f"{m} = {CHUNK} // ({per_row}) if 0 < {per_row} < {CHUNK} else 1")
+            slot, count = f"c{outer}", f"({rows} + {m} - 1) // {m}"
+        if shared:
+            self.partials(shared, count)
         self.branch_here(shape, parallel)
         for k, d in enumerate(shape[:inner]):
-            if d != 1:
-                rng = "prange" if parallel and depth == 1 else "range"
-                self.emit(f"for {idx[k]} in {rng}({self.size(d)}):", depth)
+            if d == 1:
+                continue
+            if parallel and k == outer:
+                self.emit(f"for {slot} in prange({count}):", depth)
+                buffers(depth + 1)
+                self.start_partials(shared, depth + 1)
+                self.emit(f"r{k} = {slot} * m{k}", depth + 1)
+                end = f"r{k} + m{k} if r{k} + m{k} < {rows} else {rows}"
+                self.emit(f"for {idx[k]} in range(r{k}, {end}):", depth + 1)
                 depth += 1
-        n, b, i = self.size(shape[inner]), self.BLOCK, idx[inner]
-        if parallel and depth == 1:
-            self.emit(f"for q{inner} in prange(({n} + {b - 1}) // {b}):", depth)
+            else:
+                self.emit(f"for {idx[k]} in range({self.size(d)}):", depth)
+            depth += 1
+        if parallel and outer is None:
+            self.emit(f"for q{inner} in prange({count}):", depth)
             self.emit(f"s{inner} = q{inner} * {b}", depth + 1)
+            buffers(depth + 1)
         else:
             self.emit(f"for s{inner} in range(0, {n}, {b}):", depth)
         depth += 1
-        if parallel:
-            buffers(depth)
         # Unsigned indices: Numba adds no negative-index wraparound, which LLVM could not
         # prove away here and would vectorise as gathers and scatters.
         # (names unlike the formulas' locals e3, ld_x and common subexpressions t0)
@@ -536,14 +578,48 @@ class Kernel:
         self.emit(f"j{inner} = {i} - lo{inner}", depth + 1)
 
         def finish():
+            if parallel and outer is None:  # (a block adds into its slot)
+                self.start_partials(shared, depth)
             self.emit(f"for {i} in range(lo{inner}, hi{inner}):", depth)
             self.emit(f"j{inner} = {i} - lo{inner}", depth + 1)
             for node in reductions:
                 value = f"blk{self.rank[node]}[j{inner}]"
-                target = _target(self, node, idx)
+                target = f"p{self.rank[node]}" if node in shared else _target(self, node, idx)
                 LOWER[node.op].accumulate(self, node, target, value, depth + 1)
 
-        return idx, depth + 1, finish
+        return idx, depth + 1, finish, slot, count
+
+    # --- sums to a scalar in a parallel nest ---------------------------------------------
+    #
+    # In a prange, Numba makes ``v += term`` a reduction variable that each thread adds its
+    # share into, so the result would depend on the number of threads.  Instead each
+    # iteration of the prange (a row, or a chunk of blocked loops) adds into a local ``p<k>``
+    # of its own, which goes into its slot ``part<k>[i]``; after the nest the slots are
+    # added in order.  The serial copy of the nest (below the size threshold) is the same
+    # code, so a shape has one result whatever the number of threads.
+
+    def partials(self, shared, count: str):
+        """Allocate the ``count`` slots of each sum in ``shared``, before their nest."""
+        for node in shared:
+            init = LOWER[node.op].init(node)
+            self.emit(f"part{self.rank[node]} = ar.full(({count},), {init}, {_acc_dtype(node)})")
+
+    def start_partials(self, shared, depth: int):
+        """The iteration's own locals, where an iteration of the prange starts."""
+        for node in shared:
+            init = LOWER[node.op].init(node)
+            self.emit(f"p{self.rank[node]} = {_acc_dtype(node)}({init})", depth)
+
+    def add_partials(self, shared, slot: str, count: str):
+        """After the body, each local into its slot (an iteration writes only its own);
+        after the nest, the slots into the sums, in order."""
+        for node in shared:
+            r = self.rank[node]
+            LOWER[node.op].accumulate(self, node, f"part{r}[{slot}]", f"p{r}", 2)
+        for node in shared:
+            r = self.rank[node]
+            self.emit(f"for k{r} in range({count}):")
+            LOWER[node.op].accumulate(self, node, _accumulator(self, node), f"part{r}[k{r}]", 2)
 
     # --- the kernel ----------------------------------------------------------------------
 
@@ -559,13 +635,14 @@ class Kernel:
         for k, n in enumerate(self.consts):
             self.var[n] = f"c{k}"
         args = [self.var[n] for n in self.args + self.consts]
-        # prange nests inside a loop over blocks of rows would be too small to pay
-        blocks = None if self.parallel else rowblock.plan(
-            self.order, self.args, self.outputs, accumulates
-        )
+        blocks = rowblock.plan(self.order, self.args, self.outputs, accumulates)
         if blocks is None:
             self.emit_nodes(self.order)
         else:
+            # serial, with parallel=True too: a block's loops are too small to pay for
+            # threads, and reading X once beat the parallel unblocked kernel at one and two
+            # threads (svm 1.55 vs 3.31 ms and 1.70 vs 2.14 ms; README, "Losses over a batch")
+            self.parallel = False
             self.row_blocked(blocks)
         outs = ", ".join(self.var[o] for o in self.outputs)
         self.emit(f"return ({outs},)")
@@ -722,6 +799,9 @@ def _bytes(k: Kernel, node: Node, rows=False) -> str:
 # loop parallel was 28x slower at 2^16 elements and 0.75x at 2^18, so smaller nests stay
 # serial (on a quiet machine the crossover is lower; this errs on the side of no slowdown).
 PARALLEL_MIN_ELEMENTS = 1 << 18
+# Elements of a chunk of rows, the unit a parallel nest of blocked loops shares out
+# (``Kernel.blocked_loops``): a fixed number, so the additions do not depend on the threads.
+CHUNK = 1 << 14
 
 
 def _product(sizes) -> int:
@@ -792,9 +872,14 @@ def _accumulator(k: Kernel, node: Node) -> str:
     return f"{k.var[node]}_acc" if _wide(node) else k.var[node]
 
 
+def _acc_dtype(node: Node) -> str:
+    """The NumPy dtype a reduction accumulates in (source text)."""
+    return NP_DTYPES["float64" if _wide(node) else node.dtype]
+
+
 def _allocate(k: Kernel, node: Node):
     """The storage of a loop-group member that is read after its loop."""
-    v, dtype = _accumulator(k, node), NP_DTYPES["float64" if _wide(node) else node.dtype]
+    v, dtype = _accumulator(k, node), _acc_dtype(node)
     if node.op.loop == "reduce":
         init = LOWER[node.op].init(node)
         if node.shape == ():
