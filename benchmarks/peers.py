@@ -911,7 +911,7 @@ def plot(per_thread, comp, path: Path) -> str:
 
     panels = len(per_thread) + (1 if comp else 0)
     fig, axes = plt.subplots(1, panels, figsize=(7.5 * panels, 5.2), squeeze=False)
-    colors = dict(zip(IMPLS, plt.get_cmap("tab10").colors))
+    colors = dict(zip(IMPLS, plt.get_cmap("tab20").colors))  # (more implementations than tab10)
     for ax, (threads, results) in zip(axes[0], per_thread.items()):
         names = [n for n, r in results.items() if "ratio_to_sg" in r]
         keys = [k for k in IMPLS if k != "sg_numba" and any(k in results[n]["ratio_to_sg"]
