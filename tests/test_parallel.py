@@ -87,3 +87,18 @@ def test_a_parallel_sum_does_not_depend_on_the_number_of_threads(make, shape):
     want = sg.value_and_grad(make(x), x, backend="numpy")(pt=values)
     assert results[0][0] == pytest.approx(want[0], rel=1e-12)
     np.testing.assert_allclose(results[0][1], want[1], rtol=1e-13, atol=1e-15)
+
+
+def test_a_constant_array_in_a_parallel_nest_of_row_chunks():
+    # the kernel's constant arrays are arguments c0, c1, ...: the names of the nest's own
+    # variables (the chunk index among them) must not shadow them
+    x = sg.tensor("pc", ("n", "m"))
+    weights = np.linspace(0.5, 1.5, 3)
+    f = sg.sum(sg.tanh(x * weights))
+    vg = sg.value_and_grad(f, x, parallel=True)
+    assert "prange(" in vg.source and "c0" in vg.source
+    values = np.random.default_rng(7).normal(size=(LIMIT, 3))
+    want = sg.value_and_grad(f, x, backend="numpy")(pc=values)
+    value, grad = vg(pc=values)
+    assert value == pytest.approx(want[0], rel=1e-12)
+    np.testing.assert_allclose(grad, want[1], rtol=1e-13, atol=1e-15)

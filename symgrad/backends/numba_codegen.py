@@ -543,7 +543,8 @@ class Kernel:
             per_row = " * ".join(self.size(d) for d in shape[outer + 1 :] if d != 1)
             m, rows = f"m{outer}", self.size(shape[outer])
             self.emit(f"{m} = {CHUNK} // ({per_row}) if 0 < {per_row} < {CHUNK} else 1")
-            slot, count = f"c{outer}", f"({rows} + {m} - 1) // {m}"
+            # (names of their own: c0, r0 ... are a kernel's constants and row blocks)
+            slot, count = f"ch{outer}", f"({rows} + {m} - 1) // {m}"
         if shared:
             self.partials(shared, count)
         self.branch_here(shape, parallel)
@@ -554,9 +555,9 @@ class Kernel:
                 self.emit(f"for {slot} in prange({count}):", depth)
                 buffers(depth + 1)
                 self.start_partials(shared, depth + 1)
-                self.emit(f"r{k} = {slot} * m{k}", depth + 1)
-                end = f"r{k} + m{k} if r{k} + m{k} < {rows} else {rows}"
-                self.emit(f"for {idx[k]} in range(r{k}, {end}):", depth + 1)
+                self.emit(f"st{k} = {slot} * m{k}", depth + 1)
+                end = f"st{k} + m{k} if st{k} + m{k} < {rows} else {rows}"
+                self.emit(f"for {idx[k]} in range(st{k}, {end}):", depth + 1)
                 depth += 1
             else:
                 self.emit(f"for {idx[k]} in range({self.size(d)}):", depth)
