@@ -145,6 +145,20 @@ def test_product_added_into_its_sum(rng, empty_cache):
         np.testing.assert_allclose(g, g_np, rtol=1e-13, atol=1e-15)
 
 
+def test_a_2d_sum_before_a_sum_of_terms_is_a_loop_of_its_own(rng):
+    # da = sum(C * exp(a * C), axis=1) + D: the reduction is 2-D and the only reader is a
+    # sum of terms, as for a product added into its sum, but a reduction adds element by
+    # element in its loop (found by the long hypothesis profile: the kernel failed to build)
+    a, C, D = sg.tensor("a", (2, 1)), sg.tensor("C", (2, 3)), sg.tensor("D", (2, 1))
+    f = sg.sum(sg.exp(a * C)) + sg.sum(a * D)
+    inputs = {"a": rng.standard_normal((2, 1)), "C": rng.standard_normal((2, 3)),
+              "D": rng.standard_normal((2, 1))}
+    value, (da,) = sg.value_and_grad(f, [a])(**inputs)
+    value_np, (da_np,) = sg.value_and_grad(f, [a], backend="numpy")(**inputs)
+    np.testing.assert_allclose(value, value_np, rtol=1e-13)
+    np.testing.assert_allclose(da, da_np, rtol=1e-13)
+
+
 def test_a_nan_in_a_block_stays_a_nan(rng, small_blocks):
     vg = sg.value_and_grad(SOFTMAX, [W])
     inputs = _taken(vg, _inputs(rng, 30))

@@ -785,8 +785,9 @@ class Kernel:
 
 
 def accumulates(node: Node) -> bool:
-    """Whether ``node``'s lowering can add its value into a total (a ``Product``)."""
-    return hasattr(LOWER[node.op], "accumulate")
+    """Whether ``node``'s lowering can add its value into a total (a ``Product``; a
+    ``Reduction`` accumulates too, but element by element inside its own loop)."""
+    return isinstance(LOWER[node.op], Product)
 
 
 def _bytes(k: Kernel, node: Node, rows=False) -> str:
