@@ -634,7 +634,7 @@ def test_named_dims_take_new_sizes(backend):
 
 def _numba_lower():
     try:
-        return importlib.import_module("symgrad.backends.numba_codegen")
+        return importlib.import_module("symgrad.backends.numba_lowerings")
     except ImportError:
         return None
 

@@ -9,7 +9,8 @@ from gradcheck import check_grads
 
 import symgrad as sg
 from symgrad.backends import blas, rowblock
-from symgrad.backends.numba_codegen import Kernel, accumulates
+from symgrad.backends.numba_codegen import Kernel
+from symgrad.backends.numba_lowerings import accumulates
 
 X = sg.tensor("X", ("N", "D"))
 y = sg.tensor("y", ("N",), dtype="int64")

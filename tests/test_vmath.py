@@ -166,7 +166,7 @@ def test_generated_source_calls_the_vector_functions():
 def test_vector_sigmoids_rewrites_only_the_sigmoid_form():
     import sympy as sp
 
-    from symgrad.backends.numba_codegen import sigmoid, vector_sigmoids
+    from symgrad.backends.numba_printers import sigmoid, vector_sigmoids
     from symgrad.ops.elementwise import Const, Div, Exp, Paren
 
     x, y = sp.symbols("x y")

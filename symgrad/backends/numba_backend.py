@@ -43,6 +43,8 @@ import numpy as np
 
 from ..ir import Node
 from ..ir.fingerprint import fingerprint, ops_digest
+from . import numba_codegen
+from . import split as split_module
 from .kernel_cache import (
     cache_dir,
     evict,
@@ -53,8 +55,6 @@ from .kernel_cache import (
     write_record,
 )
 from .numba_codegen import HELPERS, Kernel, helpers_used, prelude
-from . import numba_codegen
-from . import split as split_module
 from .split import outline, outline_rows, split
 
 _lock = threading.Lock()

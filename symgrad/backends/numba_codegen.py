@@ -1,264 +1,49 @@
 """Numba source generation: one plain-Python ``@njit`` kernel per compiled function.
 
 The kernel takes the inputs (sorted by name, then constant arrays) and returns a tuple of
-the outputs.  Each node becomes a few lines in topological order: elementwise formulas and
-broadcasts are explicit loops whose body loads each operand into a local, computes the
-formula (common subexpressions first) and stores one element; a reduction whose input is
-an elementwise formula used nowhere else evaluates the formula inside its own loop, so no
-temporary is written; matmuls call ``blas.matmul`` (``np.dot`` compiled once per machine,
-not once per kernel); ``pick`` and ``one_hot`` loop over the labels.  Scalars (shape ``()``) are plain locals.  Labels and windows were checked before
-the call (``inputs.py``), so the kernel indexes without bounds checks.
-
-One entry of :data:`LOWER` per op: a function emitting the node on its own, or, for the ops
-whose ``loop`` fact says they join loop groups, a :class:`Map` or :class:`Reduce` saying how
-they compute one element inside the group.  Variables are numbered, never derived from a
+the outputs.  :class:`Kernel` schedules the nodes in topological order: elementwise formulas
+and broadcasts are explicit loops whose body loads each operand into a local, computes the
+formula (common subexpressions first) and stores one element; a reduction whose input is an
+elementwise formula used nowhere else evaluates the formula inside its own loop, so no
+temporary is written.  What each op emits is its entry of ``numba_lowerings.LOWER``; how a
+formula prints is ``numba_printers.py``.  Variables are numbered, never derived from a
 user's names (Python folds look-alike identifiers together: ``ℕ`` is ``N``); the names are
 kept in comments.
 
-Transcendental functions call the branch-free versions of ``vmath.py`` (``vm.exp``), which
-LLVM vectorises inside the loops; with ``vector_math=False`` they call libm (``math.exp``)
-instead, one element at a time.  Which one is part of the source, hence of the cache key.
-A loop group whose sum along its innermost axis is fed by such functions runs that axis in
-blocks (:meth:`Kernel.blocked_loops`), so that the elementwise part has a loop of its own,
-free of the reduction, to vectorise.
+A loop group whose sum along its innermost axis is fed by transcendental functions runs that
+axis in blocks (:meth:`Kernel.blocked_loops`), so that the elementwise part has a loop of
+its own, free of the reduction, for LLVM to vectorise.  A loss over a batch may run as a loop
+over blocks of rows (:meth:`Kernel.row_blocked`, planned by ``rowblock.py``).  With
+``parallel=True`` a nest large enough runs under ``prange``, and sums add into a slot per
+iteration, summed in order after the nest (the same bits whatever the thread count).
 
 Kernels avoid what Numba compiles again in every process that compiles a kernel (NumPy's
 ``np.empty``, ``np.full``, ``reshape``, ``astype``, its ``**`` and ``min``): they allocate,
 reshape and cast through ``arrays.py`` (``ar.empty(...)``, cached once per machine) and
-write small integer powers as products (:meth:`ScalarPrinter._product`).
+write small integer powers as products (``numba_printers.ScalarPrinter._product``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import NamedTuple
 
 import sympy as sp
-from sympy.printing.precedence import PRECEDENCE
-from sympy.printing.pycode import PythonCodePrinter
 
 from ..ir import Node, toposort
 from ..ir.shapes import DimExpr
-from ..ops.elementwise import Const, Div, Exp, Paren, sym
-from ..ops.layout import offsets
-from ..ops.numeric import piecewise_text
+from ..ops.elementwise import sym
 from . import arrays, blas, rowblock, vmath
-
-NP_DTYPES = {
-    "float64": "np.float64",
-    "float32": "np.float32",
-    "int64": "np.int64",
-    "bool": "np.bool_",
-}
-
-
-# The functions of a formula (``ops.elementwise``: our opaque ones and SymPy's tanh) and
-# the C function each computes: a kernel calls ``math.<name>`` (libm), or with vector math
-# the ``vm`` version of :data:`vmath.FUNCTIONS` where one exists.
-CALLS = {
-    "Exp": "exp",
-    "Log": "log",
-    "Log1p": "log1p",
-    "Expm1": "expm1",
-    "Sqrt": "sqrt",
-    "Erf": "erf",
-    "tanh": "tanh",
-}
-
-
-class ScalarPrinter(PythonCodePrinter):
-    """SymPy -> one scalar Python expression that Numba compiles (``math`` functions, or
-    with ``vector_math`` the ``vm`` functions of :data:`vmath.FUNCTIONS` where one exists).
-
-    Numba's ``math`` functions follow C (``math.log(-1.0)`` is nan, ``math.exp(1000.0)``
-    inf) and the kernels use ``error_model="numpy"`` (``1.0 / 0.0`` is inf), so a formula
-    computes what NumPy computes for it (docs/semantics.md).
-    """
-
-    _kf = dict(PythonCodePrinter._kf, log1p="math.log1p", expm1="math.expm1", erf="math.erf")
-    VECTOR_COLUMN = 0  # the float64 versions of vmath.FUNCTIONS
-
-    def __init__(self, settings=None, vector_math=False):
-        super().__init__(settings)
-        self.calls = {name: f"math.{c}" for name, c in CALLS.items()}
-        if vector_math:
-            for name, versions in vmath.FUNCTIONS.items():
-                self.known_functions[name] = f"vm.{versions[self.VECTOR_COLUMN]}"
-            for name, c in CALLS.items():
-                if c in vmath.FUNCTIONS:
-                    self.calls[name] = f"vm.{vmath.FUNCTIONS[c][self.VECTOR_COLUMN]}"
-
-    def _print_Function(self, expr):
-        name = type(expr).__name__
-        if name in self.calls:
-            return f"{self.calls[name]}({', '.join(self._print(a) for a in expr.args)})"
-        return super()._print_Function(expr)
-
-    _print_Exp = _print_Log = _print_Log1p = _print_Expm1 = _print_Function
-    _print_Sqrt = _print_Erf = _print_tanh = _print_Function
-
-    def _number(self, text: str) -> str:
-        return text
-
-    def _print_Float(self, expr):
-        return self._number(repr(float(expr)))
-
-    def _print_Const(self, expr):
-        return self._number(repr(expr.value))
-
-    def _print_Div(self, expr):
-        return f"(({self._print(expr.args[0])}) / ({self._print(expr.args[1])}))"
-
-    def _print_Power(self, expr):
-        # np.power: IEEE pow (0.0 ** -1.0 is inf; Python's ** raises ZeroDivisionError)
-        base, exponent = (self._print(a) for a in expr.args)
-        return f"np.power({base}, {exponent})"
-
-    def _print_Pow(self, expr, rational=False):
-        if _small_power(expr):
-            return self._product(expr)
-        return super()._print_Pow(expr, rational)
-
-    def _product(self, expr) -> str:
-        """``x**k`` (k in 2..:data:`PRODUCT_POWERS`) as the products Numba computes for it:
-        squaring ``x`` and multiplying in the bits of ``k`` (its ``static_power_impl``), so
-        ``x**2`` is ``(x*x)`` and ``x**3`` is ``(x*(x*x))``, bit for bit.  Numba compiles
-        its power function again in every process; a product costs nothing."""
-        base, k = self.parenthesize(expr.base, PRECEDENCE["Pow"]), int(expr.exp)
-        result = None
-        while k:
-            if k & 1:
-                result = base if result is None else f"({result}*{base})"
-            k >>= 1
-            if k:
-                base = f"({base}*{base})"
-        return result
-
-    def _print_Paren(self, expr):
-        return f"({self._print(expr.args[0])})"
-
-    def _print_DiracDelta(self, expr):
-        # a distribution: its documented value is 0 almost everywhere (as in JAX)
-        return self._number("0.0")
-
-    def _print_sign(self, expr):
-        a = self._print(expr.args[0])
-        one, zero = self._number("1.0"), self._number("0.0")
-        return f"({one} if {a} > 0 else (-{one} if {a} < 0 else {zero}))"
-
-    # every value is real: the real part is the value, the imaginary part zero
-    def _print_re(self, expr):
-        return self._print(expr.args[0])
-
-    def _print_im(self, expr):
-        return self._number("0.0")
-
-    def _print_Abs(self, expr):
-        return f"abs({self._print(expr.args[0])})"
-
-    def _print_IsNaN(self, expr):
-        a = self._print(expr.args[0])
-        return f"({a} != {a})"
-
-    def _print_And(self, expr):
-        return "(" + " and ".join(self._print(a) for a in expr.args) + ")"
-
-    def _print_Or(self, expr):
-        return "(" + " or ".join(self._print(a) for a in expr.args) + ")"
-
-    def _print_Not(self, expr):
-        return f"(not {self._print(expr.args[0])})"
-
-    def _print_Piecewise(self, expr):
-        # nested conditional expressions: only the chosen branch is evaluated
-        return piecewise_text(
-            expr, self._print, lambda c, v, o: f"({v} if {c} else {o})", "math.nan"
-        )
-
-    def _print_Symbol(self, expr):
-        return expr.name
-
-
-# Integer powers up to this one are printed as products (ScalarPrinter._product).
-PRODUCT_POWERS = 8
-
-
-def _small_power(expr) -> bool:
-    """Whether ``expr`` is printed as products: a small integer power of a variable or of
-    arithmetic on variables (repeated in the text, computed once by LLVM), not of a call."""
-    exp, base = expr.exp, expr.base
-    return (
-        exp.is_Integer
-        and 2 <= exp <= PRODUCT_POWERS
-        and bool(base.free_symbols)
-        and not base.atoms(sp.Function, sp.Piecewise)
-    )
-
-
-class Float32Printer(ScalarPrinter):
-    """Numbers as float32 literals, so a float32 formula stays float32 in Numba (an int or
-    float64 literal would widen every operation it touches to float64)."""
-
-    VECTOR_COLUMN = 1  # the float32 versions of vmath.FUNCTIONS
-
-    def _number(self, text: str) -> str:
-        return f"np.float32({text})"
-
-    def _print_Integer(self, expr):
-        return f"np.float32({int(expr)})"
-
-    def _print_Rational(self, expr):
-        return f"(np.float32({expr.p}) / np.float32({expr.q}))"
-
-    def _print_Pow(self, expr, rational=False):
-        if not expr.free_symbols:  # a constant of a formula (sqrt(2)): rounded once
-            return self._number(repr(float(expr)))
-        if _small_power(expr):  # products of float32 values stay float32
-            return self._product(expr)
-        base, exp = self.parenthesize(expr.base, 100), expr.exp
-        if exp.is_Integer and exp > 0:  # an integer power of a float32 stays float32
-            return f"{base}**{int(exp)}"
-        return f"np.power({self._print(expr.base)}, {self._print(exp)})"
-
-
-class sigmoid(sp.Function):  # noqa: N801 (printed by name: vmath.FUNCTIONS["sigmoid"])
-    """1 / (1 + exp(-u)) as one call, for printing only: :func:`vector_sigmoids` puts it in
-    a formula that calls vmath, whose sigmoid is within 2 ulp where the formula as
-    written, rounding 1 + exp(-u), loses 2.3 (and underflows to 0 below u = -709)."""
-
-    nargs = 1
-
-
-def _is_one(e) -> bool:
-    return e == sp.S.One or isinstance(e, Const) and e.value == 1.0
-
-
-def _sigmoid_exp(e):
-    """The Exp(v) of a formula 1 / (1 + Exp(v)) (``Div``, or SymPy's power -1), else None."""
-    if isinstance(e, Div) and _is_one(e.args[0]):
-        den = e.args[1]
-    elif e.is_Pow and e.exp == -1:
-        den = e.base
-    else:
-        return None
-    den = den.args[0] if isinstance(den, Paren) else den
-    if not (den.is_Add and len(den.args) == 2 and any(_is_one(a) for a in den.args)):
-        return None
-    powers = [a for a in den.args if isinstance(a, (Exp, sp.exp))]
-    return powers[0] if powers else None
-
-
-def vector_sigmoids(expr):
-    """``expr`` with every 1 / (1 + exp(v)) written sigmoid(-v)."""
-    return expr.replace(
-        lambda e: _sigmoid_exp(e) is not None, lambda e: sigmoid(-_sigmoid_exp(e).args[0])
-    )
-
-
-def _printer(dtype: str, vector_math: bool):
-    cls = Float32Printer if dtype == "float32" else ScalarPrinter
-    return cls({"fully_qualified_modules": True, "standard": "python3"}, vector_math)
+from .numba_lowerings import (
+    LOWER,
+    acc_dtype,
+    accumulates,
+    accumulator,
+    allocate,
+    reduced_axes,
+    reduction_slot,
+    round_wide,
+)
+from .numba_printers import NP_DTYPES, formula_printer, vector_sigmoids
 
 
 class Kernel:
@@ -374,7 +159,7 @@ class Kernel:
             or node.dtype == "bool"
             and any(x.dtype == "float32" for x in node.inputs)
         )
-        printer = _printer("float32" if float32 else "float64", self.vector_math)
+        printer = formula_printer("float32" if float32 else "float64", self.vector_math)
         expr = node.attr("expr") if expr is None else expr
         names = {}
         for k, x in enumerate(node.inputs):
@@ -432,7 +217,7 @@ class Kernel:
         ]
         for n in stored:
             if n not in self.totals:  # (a total was allocated before the loop over blocks)
-                _allocate(self, n)
+                allocate(self, n)
         # prange runs the outermost loop (the first axis longer than 1) in parallel: safe when
         # every iteration writes its own slots (each reduction's lowering says when it does)
         outer = next((a for a, d in enumerate(shape) if d != 1), None)
@@ -446,7 +231,7 @@ class Kernel:
         # fast in the plain loop, under the chain's latency, and a reduction along an outer
         # axis leaves the loop free to vectorise: blocks there only cost compile time
         # (0.1 s each), so those loops stay plain.  Sums add in the same order either way.
-        chained = any(inner in _reduced_axes(n) for n in reductions)
+        chained = any(inner in reduced_axes(n) for n in reductions)
         costly = any(n.op.loop == "map" and LOWER[n.op].calls(n) for n in group)
         blocked = inner is not None and chained and costly
         # Sums to a scalar in a parallel nest add into slots, one per iteration of the prange
@@ -474,7 +259,7 @@ class Kernel:
                 self.emit(f"blk{self.rank[n]}[j{inner}] = {read(n.inputs[0])}", depth)
                 continue
             if n.op.loop == "reduce":
-                target = f"p{self.rank[n]}" if n in shared else _target(self, n, idx)
+                target = f"p{self.rank[n]}" if n in shared else reduction_slot(self, n, idx)
                 lowering.accumulate(self, n, target, read(n.inputs[0]), depth)
                 continue
             self.emit(f"{local} = {lowering.element(self, n, read, depth)}", depth)
@@ -488,7 +273,7 @@ class Kernel:
             self.add_partials(shared, slot, count)
         for n in group:
             if n not in self.totals:  # (a total is rounded after the loop over blocks)
-                _round_wide(self, n)
+                round_wide(self, n)
 
     def reader(self, shape, idx: list[str], depth: int, inside=()):
         """``read(x)``: the name of input ``x``'s element in a loop body over ``shape``
@@ -585,7 +370,7 @@ class Kernel:
             self.emit(f"j{inner} = {i} - lo{inner}", depth + 1)
             for node in reductions:
                 value = f"blk{self.rank[node]}[j{inner}]"
-                target = f"p{self.rank[node]}" if node in shared else _target(self, node, idx)
+                target = f"p{self.rank[node]}" if node in shared else reduction_slot(self, node, idx)
                 LOWER[node.op].accumulate(self, node, target, value, depth + 1)
 
         return idx, depth + 1, finish, slot, count
@@ -603,13 +388,13 @@ class Kernel:
         """Allocate the ``count`` slots of each sum in ``shared``, before their nest."""
         for node in shared:
             init = LOWER[node.op].init(node)
-            self.emit(f"part{self.rank[node]} = ar.full(({count},), {init}, {_acc_dtype(node)})")
+            self.emit(f"part{self.rank[node]} = ar.full(({count},), {init}, {acc_dtype(node)})")
 
     def start_partials(self, shared, depth: int):
         """The iteration's own locals, where an iteration of the prange starts."""
         for node in shared:
             init = LOWER[node.op].init(node)
-            self.emit(f"p{self.rank[node]} = {_acc_dtype(node)}({init})", depth)
+            self.emit(f"p{self.rank[node]} = {acc_dtype(node)}({init})", depth)
 
     def add_partials(self, shared, slot: str, count: str):
         """After the body, each local into its slot (an iteration writes only its own);
@@ -620,7 +405,7 @@ class Kernel:
         for node in shared:
             r = self.rank[node]
             self.emit(f"for k{r} in range({count}):")
-            LOWER[node.op].accumulate(self, node, _accumulator(self, node), f"part{r}[k{r}]", 2)
+            LOWER[node.op].accumulate(self, node, accumulator(self, node), f"part{r}[k{r}]", 2)
 
     # --- the kernel ----------------------------------------------------------------------
 
@@ -744,7 +529,7 @@ class Kernel:
             self.totals.add(node)
             self.pending.add(node)
             if node.op.loop == "reduce":
-                _allocate(self, node)
+                allocate(self, node)
                 continue
             products.append(node)
             into = self.sum_of(node)
@@ -780,14 +565,8 @@ class Kernel:
         self.indent, self.dims[p.batch] = 0, n
         self.var.update(full)
         for node in p.nodes(rowblock.ACC, order):
-            _round_wide(self, node)
+            round_wide(self, node)
         self.emit_nodes(p.nodes(rowblock.POST, order))
-
-
-def accumulates(node: Node) -> bool:
-    """Whether ``node``'s lowering can add its value into a total (a ``Product``; a
-    ``Reduction`` accumulates too, but element by element inside its own loop)."""
-    return isinstance(LOWER[node.op], Product)
 
 
 def _bytes(k: Kernel, node: Node, rows=False) -> str:
@@ -832,327 +611,6 @@ def _serial_when_small(lines: list[str], branches: dict[int, str]) -> list[str]:
         out += [nest[0].replace(" in prange(", " in range(", 1)] + nest[1:]
         k = end
     return out
-
-
-# --- lowerings ---------------------------------------------------------------------------
-
-
-class Map(NamedTuple):
-    """How an op whose ``loop`` fact is "map" lowers: one element inside a loop group, or a
-    plain local when its value is a scalar."""
-
-    element: Callable  # (kernel, node, read, depth) -> expression of one element
-    scalar: Callable  # (kernel, node) -> emits the scalar value
-    calls: Callable = lambda node: False  # node -> its element calls a function (exp, ...)
-
-
-class Reduce(NamedTuple):
-    """How an op whose ``loop`` fact is "reduce" lowers: its initial value and one step of
-    accumulation inside the loop over its input."""
-
-    init: Callable  # node -> the initial value (source text)
-    accumulate: Callable  # (kernel, node, target, value, depth) -> emits one step
-    parallel_safe: Callable  # (node, outer axis) -> whether prange over that axis is safe
-    wide: Callable = lambda node: False  # node -> accumulates in float64, rounded at the end
-
-
-def _wide(node: Node) -> bool:
-    """Whether a reduction accumulates in float64: a float32 sum does, and rounds once at
-    the end (deterministic, and accurate: 2e7 float32 ones sum to 2e7, not 2**24)."""
-    return node.op.loop == "reduce" and LOWER[node.op].wide(node)
-
-
-def _round_wide(k: Kernel, node: Node):
-    """A reduction that accumulated in float64 (``_wide``) rounded once to float32."""
-    if _wide(node):
-        acc = _accumulator(k, node)
-        cast = f"np.float32({acc})" if node.shape == () else f"ar.astype({acc}, np.float32)"
-        k.emit(f"{k.var[node]} = {cast}")
-
-
-def _accumulator(k: Kernel, node: Node) -> str:
-    return f"{k.var[node]}_acc" if _wide(node) else k.var[node]
-
-
-def _acc_dtype(node: Node) -> str:
-    """The NumPy dtype a reduction accumulates in (source text)."""
-    return NP_DTYPES["float64" if _wide(node) else node.dtype]
-
-
-def _allocate(k: Kernel, node: Node):
-    """The storage of a loop-group member that is read after its loop."""
-    v, dtype = _accumulator(k, node), _acc_dtype(node)
-    if node.op.loop == "reduce":
-        init = LOWER[node.op].init(node)
-        if node.shape == ():
-            k.emit(f"{v} = {dtype}({init})")
-        else:
-            k.emit(f"{v} = ar.full({k.shape(node.shape)}, {init}, {dtype})")
-    else:
-        k.emit(f"{v} = ar.empty({k.shape(node.shape)}, {dtype})")
-
-
-def _target(k: Kernel, node: Node, idx) -> str:
-    """The slot of a reduction that the loop iteration at ``idx`` accumulates into."""
-    axes, v = node.attr("axes"), _accumulator(k, node)
-    if node.shape == ():
-        return v
-    if node.attr("keepdims"):
-        return f"{v}[{', '.join('0' if i in axes else idx[i] for i in range(len(idx)))}]"
-    return f"{v}[{', '.join(idx[i] for i in range(len(idx)) if i not in axes)}]"
-
-
-def _accumulate_sum(k: Kernel, node: Node, target: str, value: str, depth: int):
-    k.emit(f"{target} += {value}", depth)
-
-
-def _accumulate_max(k: Kernel, node: Node, target: str, value: str, depth: int):
-    # NaN propagates as in np.max: once the running max is NaN it stays
-    k.emit(f"{target} = ar.max_nan({target}, {value})", depth)
-
-
-def _lowest(node: Node) -> str:
-    return "-np.inf" if node.dtype.startswith("float") else "np.iinfo(np.int64).min"
-
-
-def _sum_parallel_safe(node: Node, outer) -> bool:
-    # each iteration of the outer loop writes its own slots unless it sums over that axis
-    # into an array (a sum to a scalar is a reduction Numba parallelises)
-    return node.shape == () or outer not in node.attr("axes")
-
-
-# The functions a formula calls (printed as vm.* or math.*), not computed inline: ours,
-# SymPy's that print as libm calls, less the ones that are a compare or two (abs, max, ...).
-_CALLED = (set(CALLS) | set(PythonCodePrinter._kf)) - {
-    "Abs", "Max", "Min", "ceiling", "floor", "isinf", "isnan"
-}
-
-
-def _calls_functions(node: Node) -> bool:
-    """Whether an elementwise formula calls a function (exp, erf, sqrt, ..., or a power
-    whose exponent is not an integer): the work a vectorised loop saves.  Arithmetic,
-    division and selects (``Piecewise``, a ReLU's ``0 if x <= 0 else x``) are not calls."""
-    expr = node.attr("expr")
-    called = {type(f).__name__ for f in expr.atoms(sp.Function)} & _CALLED
-    return bool(called) or any(not p.exp.is_Integer for p in expr.atoms(sp.Pow))
-
-
-def _reduced_axes(node: Node) -> set[int]:
-    """The axes of its loop a reduction accumulates along (all, for a scalar result)."""
-    return set(range(node.inputs[0].ndim)) if node.shape == () else set(node.attr("axes"))
-
-
-def _scalar_ew(k: Kernel, node: Node):
-    expr = k.formula(node, lambda x: k.var[x], 1)
-    k.emit(f"{k.var[node]} = {NP_DTYPES[node.dtype]}({expr})")
-
-
-def _argmax_mask(k: Kernel, node: Node):
-    (x,) = node.inputs
-    axes, v = node.attr("axes"), k.var[node]
-    kept_shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape))
-    k.emit(f"{v}_best = ar.full({k.shape(kept_shape)}, -np.inf, {NP_DTYPES[x.dtype]})")
-    k.emit(f"{v}_found = ar.zeros({k.shape(kept_shape)}, np.bool_)")
-    k.emit(f"{v} = ar.zeros({k.shape(x.shape)}, np.bool_)")
-    slot = lambda idx: ", ".join("0" if i in axes else idx[i] for i in range(x.ndim))  # noqa: E731
-    idx, depth = k.loops(x.shape, 1, parallel_ok=False)
-    s, val = slot(idx), k.index(x, x.shape, idx)
-    k.emit(f"{v}_best[{s}] = ar.max_nan({v}_best[{s}], {val})", depth)
-    idx, depth = k.loops(x.shape, 1, parallel_ok=False)
-    s, val = slot(idx), k.index(x, x.shape, idx)
-    k.emit(f"if not {v}_found[{s}] and ({val} == {v}_best[{s}] or {val} != {val}):", depth)
-    k.emit(f"{v}[{', '.join(idx)}] = True", depth + 1)
-    k.emit(f"{v}_found[{s}] = True", depth + 1)
-
-
-class Product(NamedTuple):
-    """How an op that sums products over an axis lowers (matmul): on its own, or, when that
-    axis is the batch dim of a row-blocked kernel, as a total (``rowblock.py``) allocated
-    before the loop over blocks, to which each block adds its rows' share."""
-
-    whole: Callable  # (kernel, node) -> emits the node's value
-    total: Callable  # (kernel, node) -> emits the total's zeros
-    accumulate: Callable  # (kernel, node) -> emits: total += the block's share
-
-    def __call__(self, k: Kernel, node: Node):
-        self.whole(k, node)
-
-
-def _operands(k: Kernel, node: Node) -> tuple[str, str]:
-    return tuple(
-        k.var[x] if x.dtype == node.dtype else f"ar.astype({k.var[x]}, {NP_DTYPES[node.dtype]})"
-        for x in node.inputs
-    )
-
-
-def _matmul(k: Kernel, node: Node):
-    a, b = _operands(k, node)
-    k.emit(f"{k.var[node]} = bl.matmul({a}, {b})")
-
-
-def _matmul_total(k: Kernel, node: Node):
-    if node.shape == ():
-        k.emit(f"{k.var[node]} = {NP_DTYPES[node.dtype]}(0)")
-    else:  # (a matrix is written by the first block: no zeros to fill and read back)
-        k.new_array(node, "empty" if node.ndim == 2 else "zeros")
-
-
-def _matmul_add(k: Kernel, node: Node):
-    a, b = _operands(k, node)
-    if node.ndim == 2:  # gemm into the total, no temporary; the first block writes it
-        add = "True" if node in k.filled else "r0 > 0"
-        k.emit(f"bl.matmul_add({a}, {b}, {k.var[node]}, {add})")
-    else:
-        k.emit(f"{k.var[node]} += bl.matmul({a}, {b})")
-
-
-def _transpose(k: Kernel, node: Node):
-    (x,) = node.inputs
-    if x.ndim == 2:  # .T is an F-ordered view that BLAS reads without a copy
-        k.emit(f"{k.var[node]} = {k.var[x]}.T")
-    else:
-        k.emit(f"{k.var[node]} = ar.transpose({k.var[x]}, {tuple(node.attr('perm'))})")
-
-
-def _reshape(k: Kernel, node: Node):
-    (x,) = node.inputs
-    v, src = k.var[node], k.var[x]
-    if x.shape == ():
-        k.emit(f"{v} = ar.full({k.shape(node.shape)}, {src}, {NP_DTYPES[node.dtype]})")
-    elif node.shape == ():  # the one element of an array of ones
-        k.emit(f"{v} = {src}[{', '.join('0' * x.ndim)}]")
-    else:
-        k.emit(f"{v} = ar.reshape({src}, {k.shape(node.shape)})")
-
-
-def _pick(k: Kernel, node: Node):
-    scores, labels = node.inputs
-    v = k.var[node]
-    if node.shape == ():
-        k.emit(f"{v} = {k.var[scores]}[{k.var[labels]}]")
-        return
-    k.new_array(node, "empty")
-    idx, depth = k.loops(node.shape, 1, parallel_ok=True)
-    at = ", ".join(idx)
-    k.emit(f"{v}[{at}] = {k.var[scores]}[{at}, {k.var[labels]}[{at}]]", depth)
-
-
-def _one_hot(k: Kernel, node: Node):
-    (labels,) = node.inputs
-    v = k.var[node]
-    k.new_array(node, "zeros")
-    if labels.shape == ():
-        k.emit(f"{v}[{k.var[labels]}] = 1")
-        return
-    idx, depth = k.loops(labels.shape, 1, parallel_ok=True)
-    at = ", ".join(idx)
-    k.emit(f"{v}[{at}, {k.var[labels]}[{at}]] = 1", depth)
-
-
-def _slice(k: Kernel, node: Node):
-    (x,) = node.inputs
-    v = k.var[node]
-    k.new_array(node, "empty")
-    idx, depth = k.loops(node.shape, 1, parallel_ok=True)
-    at = [_strided(k, s, st, i) for s, st, i in zip(node.attr("starts"), node.attr("steps"), idx)]
-    k.emit(f"{v}[{', '.join(idx)}] = {k.var[x]}[{', '.join(at)}]", depth)
-
-
-def _strided(k: Kernel, start, step, i: str) -> str:
-    """The index ``start + step * i`` as source (windows were checked before the call)."""
-    text = k.size(start)
-    if i == "0":
-        return text
-    return f"{text} + {step} * {i}" if step != 1 else f"{text} + {i}"
-
-
-def _slice_scatter(k: Kernel, node: Node):
-    (g,) = node.inputs
-    v = k.var[node]
-    k.new_array(node, "zeros")
-    idx, depth = k.loops(g.shape, 1, parallel_ok=True)
-    at = [_strided(k, s, st, i) for s, st, i in zip(node.attr("starts"), node.attr("steps"), idx)]
-    k.emit(f"{v}[{', '.join(at)}] = {k.index(g, g.shape, idx)}", depth)
-
-
-def _concatenate(k: Kernel, node: Node):
-    v, axis = k.var[node], node.attr("axis")
-    k.new_array(node, "empty")
-    for x, start in zip(node.inputs, offsets(node)):
-        idx, depth = k.loops(x.shape, 1, parallel_ok=True)
-        at = [_strided(k, start, 1, i) if a == axis else i for a, i in enumerate(idx)]
-        k.emit(f"{v}[{', '.join(at)}] = {k.index(x, x.shape, idx)}", depth)
-
-
-def _argmax(k: Kernel, node: Node):
-    # the first maximal index along the axis; a NaN counts as the maximum (np.argmax)
-    (x,), (axis,), v = node.inputs, node.attr("axes"), k.var[node]
-    kept = k.shape(node.shape or (1,))
-    out = f"{v}_at" if node.shape == () else v
-    k.emit(f"{out} = ar.zeros({kept}, np.int64)")
-    k.emit(f"{v}_best = ar.empty({kept}, {NP_DTYPES[x.dtype]})")
-    k.emit(f"{v}_state = ar.zeros({kept}, np.int8)  # 0 unseen, 1 seen, 2 found a NaN")
-    idx, depth = k.loops(x.shape, 1, parallel_ok=False)
-    rest = [i for a, i in enumerate(idx) if a != axis]
-    slot = f"[{', '.join(rest)}]" if rest else "[0]"
-    k.emit(f"{v}_val = {k.index(x, x.shape, idx)}", depth)
-    k.emit(f"{v}_st = {v}_state{slot}", depth)
-    k.emit(
-        f"if {v}_st == 0 or ({v}_st == 1 and ({v}_val > {v}_best{slot} or {v}_val != {v}_val)):",
-        depth,
-    )
-    k.emit(f"{v}_best{slot} = {v}_val", depth + 1)
-    k.emit(f"{out}{slot} = {idx[axis]}", depth + 1)
-    k.emit(f"{v}_state{slot} = 2 if {v}_val != {v}_val else 1", depth + 1)
-    if node.shape == ():
-        k.emit(f"{v} = {out}[0]")
-
-
-def _argument(k: Kernel, node: Node):
-    """Inputs and constant arrays are the kernel's arguments, named in ``Kernel.source``."""
-    raise AssertionError(f"{node!r} is a kernel argument; it is never emitted")
-
-
-def _dim(k: Kernel, node: Node):
-    k.emit(f"{k.var[node]} = {NP_DTYPES[node.dtype]}({k.dims[node.attr('name')]})")
-
-
-def _identity(k: Kernel, node: Node):
-    k.emit(f"{k.var[node]} = {k.var[node.inputs[0]]}")
-
-
-LOWER = {
-    "input": _argument,
-    "const": _argument,
-    "dim": _dim,
-    "ew": Map(
-        element=lambda k, n, read, depth: k.formula(n, read, depth),
-        scalar=_scalar_ew,
-        calls=_calls_functions,
-    ),
-    "broadcast_to": Map(element=lambda k, n, read, depth: read(n.inputs[0]), scalar=_identity),
-    "sum": Reduce(
-        init=lambda node: "0",
-        accumulate=_accumulate_sum,
-        parallel_safe=_sum_parallel_safe,
-        wide=lambda node: node.dtype == "float32",
-    ),
-    "max": Reduce(
-        init=_lowest, accumulate=_accumulate_max, parallel_safe=lambda node, outer: False
-    ),
-    "argmax_mask": _argmax_mask,
-    "argmax": _argmax,
-    "matmul": Product(whole=_matmul, total=_matmul_total, accumulate=_matmul_add),
-    "transpose": _transpose,
-    "reshape": _reshape,
-    "relabel": _identity,  # the same array: bound sizes were checked before the call
-    "slice": _slice,
-    "slice_scatter": _slice_scatter,
-    "concatenate": _concatenate,
-    "pick": _pick,
-    "one_hot": _one_hot,
-    "stop_gradient": _identity,
-}
 
 
 # The modules of compiled helpers a kernel may call, by the name it calls them under

@@ -36,7 +36,6 @@ from ..ops.core import EW, SUM
 from ..ops.linalg import MATMUL
 from .numpy_backend import EVAL, Call, ew_function
 
-
 # the ops that add (another order of the additions rounds differently: see Run.scale)
 ADDING = (SUM, MATMUL)
 

@@ -956,7 +956,7 @@ FUNCTIONS = {
     "sin": ("sin", "sin_f32"),
     "cos": ("cos", "cos_f32"),
     # not a SymPy function: the printer writes 1 / (1 + exp(-u)) as sigmoid(u) before it
-    # splits common subexpressions (numba_codegen.vector_sigmoids)
+    # splits common subexpressions (numba_printers.vector_sigmoids)
     "sigmoid": ("sigmoid", "sigmoid_f32"),
 }
 
