@@ -131,6 +131,37 @@ def test_special_values(name, dtype):
         assert _same(g, w), f"{name}({xi!r}) = {g!r}, want {w!r}"
 
 
+@pytest.mark.parametrize("name", sorted(vmath.FUNCTIONS))
+def test_every_function_takes_ints_and_the_other_float_width(name):
+    # a kernel calls them on whatever its formula reads: an int64 label, a float32 scalar in
+    # a float64 formula (both failed to compile: found by the long hypothesis profile)
+    f64, f32 = vmath.scalar(name, "float64"), vmath.scalar(name, "float32")
+    for v in (2, -3, 0):
+        assert _same_typed(f64(np.int64(v)), f64(float(v))), (name, v)
+        assert _same_typed(f32(np.int64(v)), f32(np.float32(v))), (name, v)
+    for v in (0.25, -1.5):
+        assert _same_typed(f64(np.float32(v)), f64(float(np.float32(v)))), (name, v)
+        assert _same_typed(f32(np.float64(v)), f32(np.float32(v))), (name, v)
+
+
+def _same_typed(got, want) -> bool:
+    return type(got) is type(want) and _same(got, want)
+
+
+def test_kernels_call_vector_functions_on_ints_and_float32_scalars():
+    x, i = sg.tensor("x", (3,)), sg.tensor("i", (3,), dtype="int64")
+    s32, s64 = sg.tensor("s32", (), dtype="float32"), sg.tensor("s64", ())
+    values = {"x": np.array([0.1, -0.5, 2.0]), "i": np.array([1, -2, 3]),
+              "s32": np.float32(0.75), "s64": 1.25}
+    for f, given in [(sg.sum(sg.tanh(i) * x), "xi"), (sg.sum(sg.sin(s32) * s64), ("s32", "s64"))]:
+        wrt = [x] if given == "xi" else [s64]
+        inputs = {k: values[k] for k in values if k in given}
+        value, grads = sg.value_and_grad(f, wrt)(**inputs)
+        value_np, grads_np = sg.value_and_grad(f, wrt, backend="numpy")(**inputs)
+        np.testing.assert_allclose(value, value_np, rtol=1e-7)
+        np.testing.assert_allclose(grads[0], grads_np[0], rtol=1e-7)
+
+
 def test_functions_match_numpy_on_ordinary_arguments():
     """Off the special cases, agreement with NumPy to a couple of ulps (two independent
     implementations, each within 1 ulp or so)."""

@@ -25,6 +25,9 @@ manipulation is in LLVM IR intrinsics, since Numba widens int32 arithmetic to in
 ``sin_f32`` and ``cos_f32`` reduce in float64 (a float32 has 24 bits, so two parts of
 2/pi do) and evaluate FreeBSD's float32 kernels in float64, rounding once.
 
+Every function takes any real scalar: the float64 ones convert it to float64 first, the
+float32 ones to float32, as NumPy converts an int64 or float32 operand of a float64 formula.
+
 Conventions, as C99 Annex F and NumPy: NaN in gives NaN out, ``exp(-inf) = 0``,
 ``log(0) = -inf``, ``log(x < 0) = nan``, ``log1p(-1) = -inf``, signed zeros are kept by
 the odd functions (``expm1``, ``log1p``, ``tanh``, ``erf``, ``sin``).
@@ -269,6 +272,7 @@ def exp(x):
     c added to the small part, 1 + r + (...) summed with the rounding error of 1 + r kept
     (so the result is rounded about once), then 2**k applied in two factors, so results
     that overflow become inf and results in the subnormal range are rounded once."""
+    x = np.float64(x)  # an int64 or float32 operand of a float64 formula
     # beyond these e**x is inf / 0 anyway; NaN fails both tests and stays NaN
     xc = 710.0 if x > 710.0 else x
     xc = -746.0 if xc < -746.0 else xc
@@ -292,6 +296,7 @@ def expm1(x):
     or 2**k - 1 = 0), so the result is rounded about once.  For k = 0 this is
     x + x**2 P(x), exact to the last bit for tiny x; above 709.4 (k = 1024) the scale is
     applied as 2**1023 and a final factor 2."""
+    x = np.float64(x)  # an int64 or float32 operand of a float64 formula
     # expm1(-40) rounds to -1; e**710 overflows; NaN stays NaN
     xc = 710.0 if x > 710.0 else x
     xc = -40.0 if xc < -40.0 else xc
@@ -347,6 +352,7 @@ def log(x):
     """Natural logarithm for float64 (fdlibm ``e_log.c``, branch-free as in musl): the
     exponent k and a mantissa z in [sqrt(2)/2, sqrt(2)) from the bits (subnormals first
     scaled by 2**54), then :func:`_log_core` of f = z - 1."""
+    x = np.float64(x)  # an int64 or float32 operand of a float64 formula
     sub = x < 2.2250738585072014e-308
     xs = x * 18014398509481984.0 if sub else x
     k, z = _split(_bits(xs))
@@ -362,6 +368,7 @@ def log1p(x):
     """log(1 + x) for float64 (fdlibm ``s_log1p.c``): u = 1 + x rounded, k and z from u
     as in :func:`log`, and the rounding error of u added back as c = (x - (u - 1)) / u
     (or (1 - (u - x)) / u for u >= 2); where u's exponent is 0, f = x exactly."""
+    x = np.float64(x)  # an int64 or float32 operand of a float64 formula
     u = 1.0 + x
     k, z = _split(_bits(u))
     c = (1.0 - (u - x) if k >= 2 else x - (u - 1.0)) / u
@@ -392,6 +399,7 @@ def tanh(x):
     a + a q, q = z P(z)/Q(z) in z = a**2 (degrees 2 and 3), above it 1 - q,
     q = 2 / (exp(2a) + 1); the numerator and denominator of the right q are selected and
     divided once, and the sign of x is copied on."""
+    x = np.float64(x)  # an int64 or float32 operand of a float64 formula
     a = abs(x)
     z = a * a
     below = a < 0.625
@@ -414,6 +422,7 @@ def sigmoid(x):
     of up to an ulp of 2 and loses 2.3 ulp; here 1 + e is formed near 1.  Like the
     formula, the result is 0 where e**-x overflows (x < -709.782712893384), although
     the exact value is a subnormal number down to x = -745."""
+    x = np.float64(x)  # an int64 or float32 operand of a float64 formula
     e = exp(-abs(x))
     n = 1.0 if x >= 0.0 else e
     d = 1.0 + e
@@ -488,6 +497,7 @@ def erf(x):
     low 32 bits cleared, with one pair (R, S) below 1/0.35 and another above; 1 from 6 on.
     Every interval's numerator and denominator are computed, the right pair selected and
     divided once; the sign of x is copied onto the result."""
+    x = np.float64(x)  # an int64 or float32 operand of a float64 formula
     a = abs(x)
     z = a * a
     s = 1.0 / z
@@ -647,6 +657,7 @@ def sin(x):
     """Sine for float64, every argument: :func:`_reduce_pio2` of |x|, the sine or cosine
     kernel of the reduced argument chosen and signed by the quadrant, the sign of x put
     back.  Within 1 ulp (docs/accuracy.md)."""
+    x = np.float64(x)  # an int64 or float32 operand of a float64 formula
     n, y0, y1 = _reduce_pio2(abs(x))
     s, c = _sin_kernel(y0, y1), _cos_kernel(y0, y1)
     y = s if (n & 1) == 0 else c
@@ -658,6 +669,7 @@ def sin(x):
 @_jit
 def cos(x):
     """Cosine for float64, every argument: as :func:`sin`, one quadrant on (cos is even)."""
+    x = np.float64(x)  # an int64 or float32 operand of a float64 formula
     n, y0, y1 = _reduce_pio2(abs(x))
     s, c = _sin_kernel(y0, y1), _cos_kernel(y0, y1)
     y = c if (n & 1) == 0 else s
