@@ -11,6 +11,7 @@ import pytest
 
 import symgrad as sg
 from symgrad.backends import split as splitting
+from symgrad.backends.numba_codegen import Kernel
 
 
 def _mlp():
@@ -137,11 +138,10 @@ def shared_and_inline():
 def test_repeated_loops_are_shared_and_bit_identical(shared_and_inline, rng):
     shared, inline = shared_and_inline
     assert "_loop" not in inline.source
-    # the kernel runs in blocks of rows (rowblock.py), its loops inside the loop over blocks:
     # one function for the four layers' forward loops, one for their backward loops, one
     # for the bias each layer's product is added into
-    assert shared.source.count("def kernel_rows_loop") == 3
-    assert sum(shared.source.count(f"= kernel_rows_loop{k}(") for k in range(3)) >= 11
+    assert shared.source.count("def kernel_loop") == 3
+    assert sum(shared.source.count(f"= kernel_loop{k}(") for k in range(3)) >= 11
     for n in (1, 9, 300):
         x = _gelu_inputs(rng, 4, n)
         a, b = shared(**x), inline(**x)
@@ -161,7 +161,31 @@ def test_deeper_networks_call_the_same_three_functions():
     # layer to layer; the shared text does not
     for layers in (2, 9):
         loss, wrt = _gelu_mlp(layers)
-        assert sg.value_and_grad(loss, wrt).source.count("def kernel_rows_loop") == 3
+        assert sg.value_and_grad(loss, wrt).source.count("def kernel_loop") == 3
+
+
+def test_loops_repeated_inside_the_loop_over_blocks_are_shared_and_bit_identical(
+        rng, monkeypatch):
+    # two linear heads (no hidden layer: rowblock.py blocks it) add a bias to each product:
+    # that loop, inside the loop over blocks of rows, is one function (split.outline_rows)
+    X, y = sg.tensor("X", ("N", "D")), sg.tensor("y", ("N",), dtype="int64")
+    W, U = sg.tensor("W", ("D", "C")), sg.tensor("U", ("D", "C"))
+    b, c = sg.tensor("b", ("C",)), sg.tensor("c", ("C",))
+    loss = sg.losses.softmax_cross_entropy(X @ W + b, y) + sg.losses.multiclass_hinge(X @ U + c, y)
+    wrt = [W, b, U, c]
+    monkeypatch.setattr(Kernel, "ROW_BLOCK_BYTES", 64)  # blocks of 8 rows
+    shared = sg.value_and_grad(loss, wrt)
+    inline = _compile_with("MIN_REPEATS", 10**9, loss, wrt)
+    assert "for r0 in range(" in shared.source and "for r0 in range(" in inline.source
+    assert shared.source.count("def kernel_rows_loop") >= 1 and "_loop" not in inline.source
+    for n in (0, 5, 8, 29):
+        x = {"X": rng.normal(size=(n, 7)), "y": rng.integers(0, 4, n),
+             "W": rng.normal(size=(7, 4)), "U": rng.normal(size=(7, 4)),
+             "b": rng.normal(size=4), "c": rng.normal(size=4)}
+        a, b_ = shared(**x), inline(**x)
+        np.testing.assert_array_equal(a[0], b_[0])
+        for ga, gb in zip(a[1], b_[1]):
+            np.testing.assert_array_equal(ga, gb)
 
 
 OUTLINE_SOURCE = (

@@ -299,6 +299,7 @@ def record_key(outputs: list[Node], args: list[Node], options: dict) -> str:
         split_module.MAX_LINES,
         split_module.MIN_REPEATS,
         numba_codegen.PARALLEL_MIN_ELEMENTS,
+        Kernel.ROW_BLOCK_BYTES,
     )
     text = (
         f"{fingerprint(outputs, args)} {settings} {FORMAT} {numba.__version__} "

@@ -511,8 +511,8 @@ class Kernel:
     # Bytes of a block's rows of the arguments plus the totals (X_b and dW), so that a block
     # is still in cache (L2) when X_b.T @ G_b reads it again.  Measured on the linear
     # classifiers (rows of 24 KiB, dW 240 KiB): 1 MiB (32 rows) fastest on a 2 MiB L2,
-    # 1.4 MiB (48 rows) as slow as no blocks.  The MLP (dW1 1.6 MiB) runs as one block:
-    # smaller ones were slower, each reading and writing dW1 again.
+    # 1.4 MiB (48 rows) as slow as no blocks.  Totals of more than half of it (a wide dW)
+    # make the kernel one block: smaller ones were slower, each reading and writing dW again.
     ROW_BLOCK_BYTES = 1 << 20
     MIN_ROWS = 8  # fewer rows make BLAS calls of too little work each
 
