@@ -35,7 +35,7 @@ without hidden layers.  A linear model does a few operations per element of ``X`
 time is reading ``X``, and reading it once halves it (blocked / unblocked 0.54 on the
 linear classifiers of ``benchmarks/run.py``).  A hidden layer's product ``h_b @ W2`` is as
 much arithmetic per row again: the kernel is bound by its products, not by reading ``X``,
-and blocks gained nothing (0.97-1.01 on MLPs of 1 to 20 hidden layers, widths 64 to 784,
+and blocks gained little (0.95-1.01 on MLPs of 1 to 20 hidden layers, widths 64 to 784,
 batches of 16 to 4096 rows) while they cost compile time (0.25 s of ``mlp_act``'s 2.0 s,
 0.8 s of a 20-layer MLP's 4.4 s; all on one Xeon core, 2026-12-07).
 """
