@@ -43,7 +43,7 @@ import numpy as np
 
 from ..ir import Node
 from ..ir.fingerprint import fingerprint, ops_digest
-from . import numba_codegen
+from . import loopfuse, numba_codegen
 from . import split as split_module
 from .kernel_cache import (
     cache_dir,
@@ -84,7 +84,10 @@ def _arg_type(node: Node) -> str:
 
 def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
     """The full module source for ``kernel`` and its cache key."""
-    rows, entry = outline_rows(kernel.source())
+    source = kernel.source()
+    if loopfuse.ENABLED:
+        source = loopfuse.fuse_rows(source)
+    rows, entry = outline_rows(source)
     loops, entry = outline(entry)
     parts, entry = split(entry)
     parts = rows + loops + parts
@@ -300,6 +303,7 @@ def record_key(outputs: list[Node], args: list[Node], options: dict) -> str:
         split_module.MIN_REPEATS,
         numba_codegen.PARALLEL_MIN_ELEMENTS,
         Kernel.ROW_BLOCK_BYTES,
+        loopfuse.ENABLED,
     )
     text = (
         f"{fingerprint(outputs, args)} {settings} {FORMAT} {numba.__version__} "

@@ -16,6 +16,8 @@ its own, free of the reduction, for LLVM to vectorise.  A loss over a batch may 
 over blocks of rows (:meth:`Kernel.row_blocked`, planned by ``rowblock.py``).  With
 ``parallel=True`` a nest large enough runs under ``prange``, and sums add into a slot per
 iteration, summed in order after the nest (the same bits whatever the thread count).
+The backend then fuses consecutive nests over the same rows into one loop
+(``loopfuse.py``) and shares nests the kernel repeats (``split.py``).
 
 Kernels avoid what Numba compiles again in every process that compiles a kernel (NumPy's
 ``np.empty``, ``np.full``, ``reshape``, ``astype``, its ``**`` and ``min``): they allocate,

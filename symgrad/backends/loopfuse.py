@@ -1,0 +1,244 @@
+"""Consecutive loop nests over the same rows, fused into one loop over the rows.
+
+A loss over a batch computes, row by row, a chain of values of different shapes: the max of
+a row of scores (``(N, 1)``), the shifted exponentials (``(N, C)``), their sum, its log, the
+picked label's score (``(N,)``), ...  The code generator gives each shape its own loop nest
+(a loop group joins nodes of one shape), so ``log_softmax`` and its loss are seven nests
+over the same ``N`` rows, each a loop Numba and LLVM compile and each a pass over the rows.
+When every value a nest reads from the nests before it is in the same row (its first index
+is the row's), the nests can run one after the other *inside* one loop over the rows::
+
+    for i0 in range(n4):                      # row i0 of every nest, in the nests' order
+        for i1 in range(n3): v25[i0, 0] = ar.max_nan(v25[i0, 0], v23[i0, i1])
+        v26[i0, 0] = ...v25[i0, 0]...
+        for i1 in range(n3): ...
+
+:func:`fuse_rows` does that on a kernel's source, at the top level and inside the loop over
+blocks of rows of a row-blocked kernel.  Every statement runs on the same values and, within
+a row, in the same order; sums over the rows (a scalar loss, a bias gradient ``v56[i1] +=``)
+still add the rows in order: results are bit-identical to the unfused kernel's.  A nest
+joins the loop when: it loops over the same rows (``for i0 in range(<the same size>)``); it
+reads an array the loop writes only at its own row, and the loop writes that array only
+row by row (not a sum over the rows, which is complete only after the loop); it reads no
+scalar the loop writes; and it writes nothing the loop reads.  Statements between nests
+that read nothing the loop writes and only assign a name (allocations, views, constants)
+move before the loop; anything else (a BLAS call, a nest over other rows, a parallel nest)
+ends it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+# Off: kernels keep one nest per loop group (tests compare the two; the warm record's key
+# includes it).
+ENABLED = True
+
+_NEST = re.compile(r"^( *)for i0 in range\((.+)\):$")  # serial nests over rows (not prange)
+_BLOCKS = re.compile(r"^( *)for r0 in range\(")  # the loop over blocks of rows
+_ASSIGN = re.compile(r"^ *\w+ = ")
+
+
+def fuse_rows(source: str) -> str:
+    """The kernel ``source`` (``def name(args):`` and its body) with consecutive loop nests
+    over the same rows fused (module docstring)."""
+    header, *body = source.rstrip("\n").split("\n")
+    return "\n".join([header] + _fuse(body, 4)) + "\n"
+
+
+def _statements(lines: list[str], indent: int) -> list[list[str]]:
+    """The statements at ``indent`` (each with its nested lines)."""
+    out: list[list[str]] = []
+    for line in lines:
+        own = len(line) - len(line.lstrip(" ")) == indent
+        if own and not line.lstrip().startswith(("else:", "elif ")) or not out:
+            out.append([line])
+        else:
+            out[-1].append(line)
+    return out
+
+
+def _fuse(lines: list[str], indent: int) -> list[str]:
+    out: list[str] = []
+    loop: _Loop | None = None
+    held: list[list[str]] = []  # statements after the loop that may move before it
+    for stmt in _statements(lines, indent):
+        if _BLOCKS.match(stmt[0]) and len(_BLOCKS.match(stmt[0]).group(1)) == indent:
+            stmt = [stmt[0]] + _fuse(stmt[1:], indent + 4)
+        match = _NEST.match(stmt[0])
+        if match and len(match.group(1)) == indent:
+            nest = _Access(stmt[1:], indent + 4)
+            if loop is not None and loop.size == match.group(2) and loop.admits(nest, held):
+                loop.add(stmt, nest, held)
+                held = []
+                continue
+            out += _flush(loop, held)
+            loop, held = _Loop(match.group(2), stmt, nest, indent), []
+            continue
+        if loop is not None and _movable(stmt, loop):
+            held.append(stmt)
+            continue
+        out += _flush(loop, held) + stmt
+        loop, held = None, []
+    return out + _flush(loop, held)
+
+
+def _flush(loop: _Loop | None, held: list[list[str]]) -> list[str]:
+    out = loop.lines() if loop is not None else []
+    for stmt in held:
+        out += stmt
+    return out
+
+
+def _movable(stmt: list[str], loop: _Loop) -> bool:
+    """Whether a statement after the loop may run before it: one line assigning a name,
+    reading nothing the loop writes."""
+    if len(stmt) != 1 or not _ASSIGN.match(stmt[0]):
+        return False
+    access = _Access(stmt, len(stmt[0]) - len(stmt[0].lstrip(" ")))
+    mine = loop.access
+    return not (access.read & mine.written or access.written & (mine.read | mine.written))
+
+
+class _Loop:
+    """Nests fused so far into one loop over ``size`` rows, and the statements moved
+    before it."""
+
+    def __init__(self, size: str, stmt: list[str], nest: _Access, indent: int):
+        self.size, self.indent = size, indent
+        self.before: list[list[str]] = []
+        self.bodies: list[list[str]] = [stmt[1:]]
+        self.header = stmt[0]
+        self.access = nest
+        self.count = 1
+
+    def admits(self, nest: _Access, held: list[list[str]]) -> bool:
+        mine = self.access
+        # what the new nest reads before writing it (not its own temporaries) and the loop
+        # writes: only arrays the loop writes row by row, read in the nest's own row
+        for name in nest.exposed & mine.written:
+            if name not in mine.by_row or name not in nest.row_reads:
+                return False
+        # it overwrites nothing the loop reads (a temporary the loop writes first is fine),
+        # and no array the loop writes
+        if nest.written & (mine.exposed | mine.arrays_read | mine.arrays_written):
+            return False
+        # the statements moved before the loop must not read what the new nest writes
+        return not any(_Access(s, self.indent).read & nest.written for s in held)
+
+    def add(self, stmt: list[str], nest: _Access, held: list[list[str]]):
+        self.before += held
+        self.bodies.append(stmt[1:])
+        self.access = self.access.merged(nest)
+        self.count += 1
+
+    def lines(self) -> list[str]:
+        out = [line for stmt in self.before for line in stmt] + [self.header]
+        for body in self.bodies:
+            out += body
+        return out
+
+
+class _Access(ast.NodeVisitor):
+    """What a piece of code (a nest's body, or a statement) reads and writes.
+
+    ``read``: every name read; ``exposed``: names read before the code writes them;
+    ``written``: every name written (a subscript's array too); ``arrays_read`` and
+    ``arrays_written``: arrays read and written through a subscript; ``by_row``: arrays every write of which is at the row ``[i0, ...]``;
+    ``row_reads``: arrays every read of which is a subscript at the row ``[i0, ...]``.
+    """
+
+    def __init__(self, lines: list[str], indent: int):
+        self.read: set[str] = set()
+        self.exposed: set[str] = set()
+        self.written: set[str] = set()
+        self.arrays_read: set[str] = set()
+        self.arrays_written: set[str] = set()
+        self._row_writes: dict[str, bool] = {}
+        self._row_reads: dict[str, bool] = {}
+        if lines:
+            tree = ast.parse("\n".join(line[indent:] for line in lines))
+            for stmt in tree.body:
+                self.visit(stmt)
+
+    @property
+    def by_row(self) -> set[str]:
+        return {name for name, row in self._row_writes.items() if row}
+
+    @property
+    def row_reads(self) -> set[str]:
+        return {name for name, row in self._row_reads.items() if row}
+
+    def merged(self, other: _Access) -> _Access:
+        out = _Access([], 0)
+        out.read, out.written = self.read | other.read, self.written | other.written
+        out.exposed = self.exposed | (other.exposed - self.written)
+        out.arrays_read = self.arrays_read | other.arrays_read
+        out.arrays_written = self.arrays_written | other.arrays_written
+        for mine, theirs, into in ((self._row_writes, other._row_writes, out._row_writes),
+                                   (self._row_reads, other._row_reads, out._row_reads)):
+            for name in mine.keys() | theirs.keys():
+                into[name] = mine.get(name, True) and theirs.get(name, True)
+        return out
+
+    # --- the visitor ---------------------------------------------------------------------
+
+    def _load(self, name: str):
+        self.read.add(name)
+        if name not in self.written:
+            self.exposed.add(name)
+
+    def visit_Name(self, node: ast.Name):
+        if isinstance(node.ctx, ast.Load):
+            self._load(node.id)
+            self._row_reads[node.id] = False  # the whole array (or a scalar)
+        else:
+            self.written.add(node.id)
+
+    def visit_Subscript(self, node: ast.Subscript):
+        self.visit(node.slice)
+        if not isinstance(node.value, ast.Name):
+            self.visit(node.value)
+            return
+        name = node.value.id
+        row = _first_index(node.slice) == "i0"
+        if isinstance(node.ctx, ast.Load):
+            self._load(name)
+            self.arrays_read.add(name)
+            self._row_reads[name] = self._row_reads.get(name, True) and row
+        else:
+            self.written.add(name)
+            self.arrays_written.add(name)
+            self._row_writes[name] = self._row_writes.get(name, True) and row
+
+    def visit_Assign(self, node: ast.Assign):
+        self.visit(node.value)  # the value is computed before the targets are written
+        for target in node.targets:
+            self.visit(target)
+
+    def visit_AugAssign(self, node: ast.AugAssign):
+        self.visit(node.value)
+        if isinstance(node.target, ast.Subscript):
+            # reads and writes the same element
+            load = ast.Subscript(node.target.value, node.target.slice, ast.Load())
+            self.visit_Subscript(load)
+            self.visit_Subscript(node.target)
+        else:
+            self._load(node.target.id)
+            self._row_reads[node.target.id] = False
+            self.written.add(node.target.id)
+
+    def visit_For(self, node: ast.For):
+        self.visit(node.iter)
+        self.visit(node.target)
+        for stmt in node.body + node.orelse:
+            self.visit(stmt)
+
+    def visit_Attribute(self, node: ast.Attribute):
+        self.visit(node.value)
+
+
+def _first_index(index: ast.expr) -> str | None:
+    first = index.elts[0] if isinstance(index, ast.Tuple) else index
+    return first.id if isinstance(first, ast.Name) else None
