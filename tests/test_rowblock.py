@@ -184,8 +184,8 @@ def test_a_nan_in_a_block_stays_a_nan(rng, small_blocks):
 def test_matmul_add_reads_every_layout(rng, dtype, m, k, n):
     a0 = rng.standard_normal((m, k)).astype(dtype)
     b0 = rng.standard_normal((k, n)).astype(dtype)
-    layouts = [np.ascontiguousarray, np.asfortranarray, lambda x: x[:, ::-1][:, ::-1],
-               lambda x: np.repeat(np.repeat(x, 2, axis=0), 2, axis=1)[::2, ::2]]  # no unit stride
+    # a kernel's arrays: C-ordered, transposes of C-ordered ones (F-ordered), views of them
+    layouts = [np.ascontiguousarray, np.asfortranarray, lambda x: x[:, ::-1][:, ::-1]]
     tol = 1e-5 if dtype == np.float32 else 1e-13
     for fa in layouts:
         for fb in layouts:
@@ -193,6 +193,10 @@ def test_matmul_add_reads_every_layout(rng, dtype, m, k, n):
             expected = out + a0.astype(np.float64) @ b0.astype(np.float64)
             blas.matmul_add(fa(a0), fb(b0), out, True)
             np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
+    if m > 1 and k > 1:  # no unit stride along either axis: kernels pass none, so it raises
+        strided = np.repeat(np.repeat(a0, 2, axis=0), 2, axis=1)[::2, ::2]
+        with pytest.raises(ValueError, match="unit stride"):
+            blas.matmul_add(strided, b0, np.zeros((m, n), dtype), True)
     written = np.full((m, n), np.nan, dtype)  # not read without add
     blas.matmul_add(a0, b0, written, False)
     if m > 1 and n > 1:  # np.dot's own gemm: the same bits

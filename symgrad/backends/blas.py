@@ -10,11 +10,16 @@ machine and loaded from Numba's cache (milliseconds) by every later compile.  It
 kernel.
 
 :func:`matmul_add` writes a product into an array, or adds it there (``gemm`` with
-``beta = 0`` or ``1``): a row-blocked kernel (``rowblock.py``) sums ``X_b.T @ G_b`` over its
-blocks of rows in place, the first block writing.  It calls
-the ``gemm`` Numba's ``np.dot`` calls (Numba's ``numba_xxgemm``, SciPy's BLAS), with the
-transpose flags and leading dimensions read from the operands' strides, so a transposed
-operand (``X.T``, an F-ordered view) is read where it lies, never copied.
+``beta = 0`` or ``1``): a kernel's product of two matrices goes into a new array with it,
+a row-blocked kernel (``rowblock.py``) sums ``X_b.T @ G_b`` over its blocks of rows in
+place, the first block writing.  It calls the ``gemm`` Numba's ``np.dot`` calls (Numba's
+``numba_xxgemm``, SciPy's BLAS), with the transpose flags and leading dimensions read from
+the operands' strides, so a transposed operand (``X.T``, an F-ordered view) is read where it
+lies, never copied.  It is small on purpose: Numba links the code of a function into every
+kernel that calls it and LLVM optimises it again there (``benchmarks/helper_ir.py``), so
+it allocates nothing and copies nothing (NumPy's ``dot`` glue and ``ascontiguousarray``
+were 60 % of the code LLVM optimised for a ``softmax`` kernel).  :func:`matmul` (``np.dot``)
+serves products with a vector.
 """
 
 from __future__ import annotations
@@ -56,10 +61,20 @@ def _as_blas(x, rows, cols):
     return -1, 0
 
 
+# alpha and beta of gemm, read through pointers: (1, 0) writes the product, (1, 1) adds it.
+# Global arrays are constants of the compiled code, so no call allocates them.
+_SCALES_F64 = np.array([1.0, 0.0, 1.0, 1.0])
+_SCALES_F32 = np.array([1.0, 0.0, 1.0, 1.0], dtype=np.float32)
+
+
 @njit(cache=True, nogil=True)
 def matmul_add(a, b, out, add):
     """``out += a @ b`` if ``add`` (BLAS ``gemm`` with beta = 1), else ``out = a @ b`` (beta
-    = 0: ``out`` is not read), for 2-D float operands of one dtype, ``out`` C-contiguous."""
+    = 0: ``out`` is not read), for 2-D float operands of one dtype, ``out`` C-contiguous,
+    ``a`` and ``b`` with a unit stride along one axis (a kernel's arrays are C-ordered, or
+    transposes of C-ordered ones; anything else raises).  No copy and no allocation here:
+    Numba links this function's code into every kernel that calls it, and LLVM optimises it
+    again there (``benchmarks/helper_ir.py``)."""
     m, k = a.shape
     n = b.shape[1]
     if m == 0 or n == 0:
@@ -70,19 +85,18 @@ def matmul_add(a, b, out, add):
         return
     # column-major BLAS sees the C-ordered out as out.T and computes out.T = b.T @ a.T + ...
     ta, lda = _as_blas(a, m, k)
-    if ta < 0:
-        a = np.ascontiguousarray(a)
-        ta, lda = _as_blas(a, m, k)
     tb, ldb = _as_blas(b, k, n)
-    if tb < 0:
-        b = np.ascontiguousarray(b)
-        tb, ldb = _as_blas(b, k, n)
-    scale = np.ones(2, dtype=out.dtype)  # alpha = 1, beta = 1 or 0
-    if not add:
-        scale[1] = 0
-    kind = ord("d") if out.itemsize == 8 else ord("s")
-    status = _xxgemm(kind, tb, ta, n, m, k, scale[0:].ctypes, b.ctypes, ldb, a.ctypes, lda,
-                     scale[1:].ctypes, out.ctypes, n)
+    if ta < 0 or tb < 0:
+        raise ValueError("symgrad: matmul_add needs operands with a unit stride")
+    at = 2 if add else 0
+    if out.itemsize == 8:
+        scales = _SCALES_F64[at:]
+        status = _xxgemm(ord("d"), tb, ta, n, m, k, scales[0:].ctypes, b.ctypes, ldb,
+                         a.ctypes, lda, scales[1:].ctypes, out.ctypes, n)
+    else:
+        scales32 = _SCALES_F32[at:]
+        status = _xxgemm(ord("s"), tb, ta, n, m, k, scales32[0:].ctypes, b.ctypes, ldb,
+                         a.ctypes, lda, scales32[1:].ctypes, out.ctypes, n)
     if status != 0:
         raise RuntimeError("symgrad: no BLAS gemm found (Numba needs SciPy's BLAS)")
 

@@ -184,7 +184,13 @@ def _operands(k: Kernel, node: Node) -> tuple[str, str]:
 
 def _matmul(k: Kernel, node: Node):
     a, b = _operands(k, node)
-    k.emit(f"{k.var[node]} = bl.matmul({a}, {b})")
+    if all(x.ndim == 2 for x in node.inputs):
+        # gemm into a new array, as np.dot does for two matrices, without NumPy's dot glue
+        # (which Numba would link into the kernel and optimise again: helper_ir.py)
+        k.new_array(node, "empty")
+        k.emit(f"bl.matmul_add({a}, {b}, {k.var[node]}, False)")
+    else:
+        k.emit(f"{k.var[node]} = bl.matmul({a}, {b})")
 
 
 def _matmul_total(k: Kernel, node: Node):
