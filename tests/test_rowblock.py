@@ -200,6 +200,7 @@ def test_matmul_add_reads_every_layout(rng, dtype, m, k, n):
     written = np.full((m, n), np.nan, dtype)  # not read without add
     blas.matmul_add(a0, b0, written, False)
     if m > 1 and n > 1:  # np.dot's own gemm: the same bits
+        assert np.array_equal(written, blas.dot(a0, b0))
         assert np.array_equal(written, blas.matmul(a0, b0))
     else:
         np.testing.assert_allclose(written, a0 @ b0, rtol=tol, atol=tol)

@@ -10,16 +10,16 @@ machine and loaded from Numba's cache (milliseconds) by every later compile.  It
 kernel.
 
 :func:`matmul_add` writes a product into an array, or adds it there (``gemm`` with
-``beta = 0`` or ``1``): a kernel's product of two matrices goes into a new array with it,
-a row-blocked kernel (``rowblock.py``) sums ``X_b.T @ G_b`` over its blocks of rows in
+``beta = 0`` or ``1``): a row-blocked kernel (``rowblock.py``) sums ``X_b.T @ G_b`` over its blocks of rows in
 place, the first block writing.  It calls the ``gemm`` Numba's ``np.dot`` calls (Numba's
 ``numba_xxgemm``, SciPy's BLAS), with the transpose flags and leading dimensions read from
 the operands' strides, so a transposed operand (``X.T``, an F-ordered view) is read where it
 lies, never copied.  It is small on purpose: Numba links the code of a function into every
 kernel that calls it and LLVM optimises it again there (``benchmarks/helper_ir.py``), so
 it allocates nothing and copies nothing (NumPy's ``dot`` glue and ``ascontiguousarray``
-were 60 % of the code LLVM optimised for a ``softmax`` kernel).  :func:`matmul` (``np.dot``)
-serves products with a vector.
+were 60 % of the code LLVM optimised for a ``softmax`` kernel).  :func:`matmul` is a
+product of two matrices in a new array through it; :func:`dot` (``np.dot``) serves products
+with a vector.
 """
 
 from __future__ import annotations
@@ -43,9 +43,20 @@ _xxgemm = types.ExternalFunction(
 
 
 @njit(cache=True, nogil=True)
-def matmul(a, b):
-    """``np.dot(a, b)`` for 1-D and 2-D float operands of one dtype (BLAS ``gemm``/``gemv``)."""
+def dot(a, b):
+    """``np.dot(a, b)`` for float operands of one dtype, one or both of them a vector (BLAS
+    ``gemv`` or ``dot``)."""
     return np.dot(a, b)
+
+
+@njit(cache=True, nogil=True)
+def matmul(a, b):
+    """``a @ b`` for two float matrices of one dtype, in a new C-ordered array: the ``gemm``
+    ``np.dot`` calls (the same bits; :func:`matmul_add` with beta = 0), without NumPy's
+    ``dot`` glue (see the module docstring)."""
+    out = np.empty((a.shape[0], b.shape[1]), a.dtype)
+    matmul_add(a, b, out, False)
+    return out
 
 
 @njit(inline="always")

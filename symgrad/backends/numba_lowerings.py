@@ -1,6 +1,6 @@
 """One lowering per op for the Numba backend (:data:`LOWER`): how a node becomes source.
 
-An entry is a function emitting the node on its own (``_matmul`` calls ``blas.matmul``;
+An entry is a function emitting the node on its own (``_matmul`` calls ``blas.matmul``, or ``blas.dot`` for a vector;
 ``pick`` and ``one_hot`` loop over the labels), or, for the ops whose ``loop`` fact says
 they join loop groups, a :class:`Map` or :class:`Reduce` saying how they compute one element
 inside a group that :class:`~symgrad.backends.numba_codegen.Kernel` schedules; a
@@ -184,13 +184,13 @@ def _operands(k: Kernel, node: Node) -> tuple[str, str]:
 
 def _matmul(k: Kernel, node: Node):
     a, b = _operands(k, node)
-    if all(x.ndim == 2 for x in node.inputs):
-        # gemm into a new array, as np.dot does for two matrices, without NumPy's dot glue
-        # (which Numba would link into the kernel and optimise again: helper_ir.py)
-        k.new_array(node, "empty")
-        k.emit(f"bl.matmul_add({a}, {b}, {k.var[node]}, False)")
-    else:
-        k.emit(f"{k.var[node]} = bl.matmul({a}, {b})")
+    k.emit(f"{k.var[node]} = {_product_call(node)}({a}, {b})")
+
+
+def _product_call(node: Node) -> str:
+    # two matrices: gemm without NumPy's dot glue, which Numba would link into the kernel
+    # and optimise again (blas.py); a vector: np.dot's gemv
+    return "bl.matmul" if all(x.ndim == 2 for x in node.inputs) else "bl.dot"
 
 
 def _matmul_total(k: Kernel, node: Node):
@@ -206,7 +206,7 @@ def _matmul_add(k: Kernel, node: Node):
         add = "True" if node in k.filled else "r0 > 0"
         k.emit(f"bl.matmul_add({a}, {b}, {k.var[node]}, {add})")
     else:
-        k.emit(f"{k.var[node]} += bl.matmul({a}, {b})")
+        k.emit(f"{k.var[node]} += {_product_call(node)}({a}, {b})")
 
 
 def _transpose(k: Kernel, node: Node):
