@@ -111,7 +111,6 @@ class _Loop:
         self.bodies: list[list[str]] = [stmt[1:]]
         self.header = stmt[0]
         self.access = nest
-        self.count = 1
 
     def admits(self, nest: _Access, held: list[list[str]]) -> bool:
         mine = self.access
@@ -131,7 +130,6 @@ class _Loop:
         self.before += held
         self.bodies.append(stmt[1:])
         self.access = self.access.merged(nest)
-        self.count += 1
 
     def lines(self) -> list[str]:
         out = [line for stmt in self.before for line in stmt] + [self.header]
