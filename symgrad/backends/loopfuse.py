@@ -31,6 +31,8 @@ from __future__ import annotations
 import ast
 import re
 
+from .split import Names
+
 # Off: kernels keep one nest per loop group (tests compare the two; the warm record's key
 # includes it).
 ENABLED = True
@@ -138,19 +140,18 @@ class _Loop:
         return out
 
 
-class _Access(ast.NodeVisitor):
-    """What a piece of code (a nest's body, or a statement) reads and writes.
-
-    ``read``: every name read; ``exposed``: names read before the code writes them;
-    ``written``: every name written (a subscript's array too); ``arrays_read`` and
-    ``arrays_written``: arrays read and written through a subscript; ``by_row``: arrays every write of which is at the row ``[i0, ...]``;
-    ``row_reads``: arrays every read of which is a subscript at the row ``[i0, ...]``.
+class _Access(Names):
+    """What a piece of code (a nest's body, or a statement) reads and writes: ``split.Names``
+    (``exposed``: names read before the code writes them; ``written``: every name written, a
+    subscript's array too) and ``read``: every name read; ``arrays_read`` and
+    ``arrays_written``: arrays read and written through a subscript; ``by_row``: arrays every
+    write of which is at the row ``[i0, ...]``; ``row_reads``: arrays every read of which is
+    a subscript at the row ``[i0, ...]``.
     """
 
     def __init__(self, lines: list[str], indent: int):
+        super().__init__()
         self.read: set[str] = set()
-        self.exposed: set[str] = set()
-        self.written: set[str] = set()
         self.arrays_read: set[str] = set()
         self.arrays_written: set[str] = set()
         self._row_writes: dict[str, bool] = {}
@@ -180,19 +181,16 @@ class _Access(ast.NodeVisitor):
                 into[name] = mine.get(name, True) and theirs.get(name, True)
         return out
 
-    # --- the visitor ---------------------------------------------------------------------
+    # --- the visitor: Names's, with subscripts told apart ---------------------------------
 
-    def _load(self, name: str):
+    def load(self, name: str):
         self.read.add(name)
-        if name not in self.written:
-            self.exposed.add(name)
+        super().load(name)
 
     def visit_Name(self, node: ast.Name):
         if isinstance(node.ctx, ast.Load):
-            self._load(node.id)
             self._row_reads[node.id] = False  # the whole array (or a scalar)
-        else:
-            self.written.add(node.id)
+        super().visit_Name(node)
 
     def visit_Subscript(self, node: ast.Subscript):
         self.visit(node.slice)
@@ -202,39 +200,23 @@ class _Access(ast.NodeVisitor):
         name = node.value.id
         row = _first_index(node.slice) == "i0"
         if isinstance(node.ctx, ast.Load):
-            self._load(name)
+            self.load(name)
             self.arrays_read.add(name)
             self._row_reads[name] = self._row_reads.get(name, True) and row
         else:
-            self.written.add(name)
+            self.store(name)
             self.arrays_written.add(name)
             self._row_writes[name] = self._row_writes.get(name, True) and row
 
-    def visit_Assign(self, node: ast.Assign):
-        self.visit(node.value)  # the value is computed before the targets are written
-        for target in node.targets:
-            self.visit(target)
-
     def visit_AugAssign(self, node: ast.AugAssign):
-        self.visit(node.value)
-        if isinstance(node.target, ast.Subscript):
-            # reads and writes the same element
-            load = ast.Subscript(node.target.value, node.target.slice, ast.Load())
-            self.visit_Subscript(load)
-            self.visit_Subscript(node.target)
-        else:
-            self._load(node.target.id)
+        if not isinstance(node.target, ast.Subscript):
             self._row_reads[node.target.id] = False
-            self.written.add(node.target.id)
-
-    def visit_For(self, node: ast.For):
-        self.visit(node.iter)
-        self.visit(node.target)
-        for stmt in node.body + node.orelse:
-            self.visit(stmt)
-
-    def visit_Attribute(self, node: ast.Attribute):
+            super().visit_AugAssign(node)
+            return
         self.visit(node.value)
+        # reads and writes the same element
+        self.visit_Subscript(ast.Subscript(node.target.value, node.target.slice, ast.Load()))
+        self.visit_Subscript(node.target)
 
 
 def _first_index(index: ast.expr) -> str | None:

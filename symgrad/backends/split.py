@@ -64,7 +64,7 @@ def _statements(body: list[str]) -> list[list[str]]:
     return out
 
 
-class _Names(ast.NodeVisitor):
+class Names(ast.NodeVisitor):
     """The names a piece of code reads before writing them (``exposed``), and every name it
     writes (``written``; ``top`` those written outside any loop or branch)."""
 
@@ -121,9 +121,9 @@ class _Names(ast.NodeVisitor):
         self.visit(node.value)  # np.float64: reads np, not a local
 
 
-def _names(lines: list[str]) -> _Names:
+def _names(lines: list[str]) -> Names:
     tree = ast.parse("\n".join(line[4:] for line in lines))
-    names = _Names()
+    names = Names()
     for stmt in tree.body:
         names.visit(stmt)
     return names
