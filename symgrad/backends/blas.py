@@ -3,11 +3,11 @@
 A kernel's ``np.dot`` makes Numba compile its BLAS glue again for every new combination
 of argument types (dtype, layout, read-only or not), about 0.5 s each, in every process
 that compiles a new kernel: four of the five seconds of an MLP's cold compile.  Kernels
-call :func:`matmul` instead, a function of its own cached on disk by Numba
-(``cache=True``): each combination of types is compiled the first time it is met on the
-machine and loaded from Numba's cache (milliseconds) by every later compile.  It is
-``np.dot`` itself (the same BLAS call, so the same results), called natively from the
-kernel.
+call :func:`matmul` (two matrices) and :func:`dot` (a vector) instead, functions of their
+own cached on disk by Numba (``cache=True``): each combination of types is compiled the
+first time it is met on the machine and loaded from Numba's cache (milliseconds) by every
+later compile.  They make the BLAS calls ``np.dot`` makes (so the same results), called
+natively from the kernel.
 
 :func:`matmul_add` writes a product into an array, or adds it there (``gemm`` with
 ``beta = 0`` or ``1``): a row-blocked kernel (``rowblock.py``) sums ``X_b.T @ G_b`` over its blocks of rows in
