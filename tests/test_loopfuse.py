@@ -84,6 +84,52 @@ def test_other_statements_end_the_loop(between):
     assert fuse_rows(source).count("for i0 in range(n0):") == 2
 
 
+VIEW = """def kernel(in0, in1):
+    v1 = ar.empty((n0, 1), np.float64)
+    for i0 in range(n0):
+        v1[i0, 0] = in0[i0, 0] * 2
+    v2 = ar.reshape(v1, {shape})
+    v3 = np.float64(0)
+    for i0 in range(n0):
+        {read}
+        v3 += ld_v2
+    return (v3,)
+"""
+
+
+def test_a_view_with_the_rows_of_an_array_the_loop_writes_moves_before_it():
+    # logsumexp(s, axis=1) - pick(s, y): the (N, 1) log-sum-exp read as (N,)
+    fused = fuse_rows(VIEW.format(shape="(n0,)", read="ld_v2 = v2[i0]"))
+    assert fused.count("for i0 in range(n0):") == 1
+    assert fused.index("v2 = ar.reshape(v1, (n0,))") < fused.index("for i0")
+    assert fuse_rows(VIEW.format(shape="(n0, 1)", read="ld_v2 = v2[i0, 0]")).count("for i0") == 1
+
+
+@pytest.mark.parametrize("shape, read, why", [
+    ("(n0,)", "ld_v2 = v2[0]", "reads another row of the view"),
+    ("(n0,)", "ld_v2 = ar.max_nan(v2, 0)", "reads the whole view"),
+    ("(n1,)", "ld_v2 = v2[i0]", "a view over other rows"),
+    ("(n0, n1)", "ld_v2 = v2[i0, 0]", "more than one element per row"),
+])
+def test_views_that_are_not_a_row_of_the_loop_keep_the_nests_apart(shape, read, why):
+    source = VIEW.format(shape=shape, read=read)
+    assert fuse_rows(source) == source, why
+
+
+def test_a_view_of_an_array_the_loop_allocates_stays_after_it():
+    source = """def kernel(in0, in1):
+    for i0 in range(n0):
+        v1 = ar.empty((n0,), np.float64)
+        v1[i0] = in0[i0, 0]
+    v2 = ar.reshape(v1, (n0,))
+    v3 = np.float64(0)
+    for i0 in range(n0):
+        v3 += v2[i0]
+    return (v3,)
+"""
+    assert fuse_rows(source) == source
+
+
 def test_inside_the_loop_over_blocks_of_rows():
     body = "\n".join("    " + line if line.startswith("    ") else line
                      for line in ROWS.split("\n")[2:-2])
@@ -102,6 +148,8 @@ CASES = {
     "hinge": (sg.losses.multiclass_hinge(X @ W, y), [W]),
     "mlp": (sg.losses.softmax_cross_entropy(sg.gelu(X @ W + b) @ V, y), [W, b, V]),
     "log_softmax_values": (sg.sum(sg.log_softmax(X @ W, axis=1) * sg.softmax(X @ W)), [W, X]),
+    # the course's form of the loss: the (N, 1) log-sum-exp read through an (N,) view
+    "logsumexp_minus_pick": (sg.mean(sg.logsumexp(X @ W, axis=1) - sg.pick(X @ W, y)), [W]),
 }
 
 

@@ -22,8 +22,10 @@ reads an array the loop writes only at its own row, and the loop writes that arr
 row by row (not a sum over the rows, which is complete only after the loop); it reads no
 scalar the loop writes; and it writes nothing the loop reads.  Statements between nests
 that read nothing the loop writes and only assign a name (allocations, views, constants)
-move before the loop; anything else (a BLAS call, a nest over other rows, a parallel nest)
-ends it.
+move before the loop, and so does a view with one element per row of an array the loop
+writes (``ar.reshape(v9, (n0,))`` of an ``(N, 1)`` log-sum-exp): a nest may read it in its
+own row as it may the array.  Anything else (a BLAS call, a nest over other rows, a
+parallel nest) ends the loop.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ ENABLED = True
 _NEST = re.compile(r"^( *)for i0 in range\((.+)\):$")  # serial nests over rows (not prange)
 _BLOCKS = re.compile(r"^( *)for r0 in range\(")  # the loop over blocks of rows
 _ASSIGN = re.compile(r"^ *\w+ = ")
+# ``v = ar.reshape(a, (rows,))`` or ``(rows, 1, ...)``: over as many rows as ``a``, with the
+# same element count, so one element per row, the element of that row of ``a``
+_ROW_VIEW = re.compile(r"^ *(\w+) = ar\.reshape\((\w+), \((\w+)(?:,|(?:, 1)+)\)\)$")
 
 
 def fuse_rows(source: str) -> str:
@@ -78,7 +83,7 @@ def _fuse(lines: list[str], indent: int) -> list[str]:
             out += _flush(loop, held)
             loop, held = _Loop(match.group(2), stmt, nest, indent), []
             continue
-        if loop is not None and _movable(stmt, loop):
+        if loop is not None and loop.may_precede(stmt):
             held.append(stmt)
             continue
         out += _flush(loop, held) + stmt
@@ -93,16 +98,6 @@ def _flush(loop: _Loop | None, held: list[list[str]]) -> list[str]:
     return out
 
 
-def _movable(stmt: list[str], loop: _Loop) -> bool:
-    """Whether a statement after the loop may run before it: one line assigning a name,
-    reading nothing the loop writes."""
-    if len(stmt) != 1 or not _ASSIGN.match(stmt[0]):
-        return False
-    access = _Access(stmt, len(stmt[0]) - len(stmt[0].lstrip(" ")))
-    mine = loop.access
-    return not (access.read & mine.written or access.written & (mine.read | mine.written))
-
-
 class _Loop:
     """Nests fused so far into one loop over ``size`` rows, and the statements moved
     before it."""
@@ -113,6 +108,30 @@ class _Loop:
         self.bodies: list[list[str]] = [stmt[1:]]
         self.header = stmt[0]
         self.access = nest
+
+    def may_precede(self, stmt: list[str]) -> bool:
+        """Whether a statement after the loop may run before it: one line assigning a name,
+        reading nothing the loop writes, or a view with one element per row of an array
+        the loop writes (the loop then counts the view as written as the array is: a nest
+        may read it only in its own row, and only if the loop writes the array by row)."""
+        if len(stmt) != 1 or not _ASSIGN.match(stmt[0]):
+            return False
+        access = _Access(stmt, len(stmt[0]) - len(stmt[0].lstrip(" ")))
+        mine = self.access
+        if access.written & (mine.read | mine.written):
+            return False
+        if not access.read & mine.written:
+            return True
+        view = _ROW_VIEW.match(stmt[0])
+        if view is None or view.group(3) != self.size:
+            return False
+        array = view.group(2)
+        if access.read & mine.written != {array} or array not in mine.arrays_written:
+            return False  # it reads a scalar the loop writes
+        if array in mine.bound:
+            return False  # an array the loop allocates: the view must follow it
+        mine.alias(view.group(1), array)
+        return True
 
     def admits(self, nest: _Access, held: list[list[str]]) -> bool:
         mine = self.access
@@ -154,12 +173,19 @@ class _Access(Names):
         self.read: set[str] = set()
         self.arrays_read: set[str] = set()
         self.arrays_written: set[str] = set()
+        self.bound: set[str] = set()
         self._row_writes: dict[str, bool] = {}
         self._row_reads: dict[str, bool] = {}
         if lines:
             tree = ast.parse("\n".join(line[indent:] for line in lines))
             for stmt in tree.body:
                 self.visit(stmt)
+
+    def alias(self, view: str, array: str) -> None:
+        """Count ``view``, one element per row of ``array``, as written as ``array`` is."""
+        self.written.add(view)
+        self.arrays_written.add(view)
+        self._row_writes[view] = self._row_writes[array]
 
     @property
     def by_row(self) -> set[str]:
@@ -172,6 +198,7 @@ class _Access(Names):
     def merged(self, other: _Access) -> _Access:
         out = _Access([], 0)
         out.read, out.written = self.read | other.read, self.written | other.written
+        out.bound = self.bound | other.bound
         out.exposed = self.exposed | (other.exposed - self.written)
         out.arrays_read = self.arrays_read | other.arrays_read
         out.arrays_written = self.arrays_written | other.arrays_written
@@ -190,6 +217,8 @@ class _Access(Names):
     def visit_Name(self, node: ast.Name):
         if isinstance(node.ctx, ast.Load):
             self._row_reads[node.id] = False  # the whole array (or a scalar)
+        else:
+            self.bound.add(node.id)
         super().visit_Name(node)
 
     def visit_Subscript(self, node: ast.Subscript):
