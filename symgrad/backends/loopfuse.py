@@ -44,14 +44,15 @@ _BLOCKS = re.compile(r"^( *)for r0 in range\(")  # the loop over blocks of rows
 _ASSIGN = re.compile(r"^ *\w+ = ")
 # ``v = ar.reshape(a, (rows,))`` or ``(rows, 1, ...)``: over as many rows as ``a``, with the
 # same element count, so one element per row, the element of that row of ``a``
-_ROW_VIEW = re.compile(r"^ *(\w+) = ar\.reshape\((\w+), \((\w+)(?:,|(?:, 1)+)\)\)$")
+_ROW_VIEW = re.compile(r"^ *(\w+) = ar\.reshape\((\w+), \((\w+)(,|(?:, 1)+)\)\)$")
 
 
 def fuse_rows(source: str) -> str:
     """The kernel ``source`` (``def name(args):`` and its body) with consecutive loop nests
-    over the same rows fused (module docstring)."""
+    over the same rows fused, and the arrays of one value per row that only their row's
+    iteration reads made locals (module docstring)."""
     header, *body = source.rstrip("\n").split("\n")
-    return "\n".join([header] + _fuse(body, 4)) + "\n"
+    return "\n".join([header] + _row_locals(_fuse(body, 4))) + "\n"
 
 
 def _statements(lines: list[str], indent: int) -> list[list[str]]:
@@ -251,3 +252,91 @@ class _Access(Names):
 def _first_index(index: ast.expr) -> str | None:
     first = index.elts[0] if isinstance(index, ast.Tuple) else index
     return first.id if isinstance(first, ast.Name) else None
+
+
+# --- arrays of one value per row that live in one iteration -------------------------------
+
+# ``v = ar.full((rows, 1), fill, dtype)`` (or ``empty`` / ``zeros``; ``(rows,)`` too)
+_ROW_ARRAY = re.compile(
+    r"^ *(\w+) = ar\.(empty|zeros|full)\(\((\w+)((?:, 1)*),?\), (?:(.+), )?(np\.\w+)\)$"
+)
+_LOOP = re.compile(r"^( *)for i0 in range\((.+)\):$")
+
+
+def _row_locals(lines: list[str]) -> list[str]:
+    """``lines`` with each array of one value per row that is read and written only at
+    ``[i0, 0, ...]`` (itself or through row views) inside one loop over its rows made a
+    local of the loop's body: set to the array's fill at the start of each row (``full``,
+    ``zeros``), or written first in the row (``empty``).  The same values in the same
+    order, without a store and a load per value or an allocation Numba and LLVM compile
+    (the row max, shift and log-sum-exp of a softmax)."""
+    for at in reversed(range(len(lines))):  # from the end: changes leave the lines before
+        match = _ROW_ARRAY.match(lines[at])
+        if match is None:
+            continue
+        name, fill, rows, units, value, dtype = match.groups()
+        if dtype not in ("np.float64", "np.float32"):
+            continue  # (a store into an int or bool array converts as no local would)
+        elements = {name: _element(name, units)}  # the array's and its row views' own
+        views = []
+        for i, line in enumerate(lines):
+            view = _ROW_VIEW.match(line)
+            if view and view.group(2) == name and view.group(3) == rows:
+                elements[view.group(1)] = _element(view.group(1), view.group(4))
+                views.append(i)
+        words = {n: re.compile(rf"\b{n}\b") for n in elements}
+        uses = [i for i, line in enumerate(lines) if i != at and i not in views
+                and any(w.search(line) for w in words.values())]
+        loop_of = _enclosing_loops(lines)
+        loops = {loop_of[i] for i in uses}
+        if not uses or len(loops) != 1 or None in loops:
+            continue
+        (head,) = loops
+        if _LOOP.match(lines[head]).group(2) != rows:
+            continue
+        if any(len(elements[n].findall(lines[i])) != len(w.findall(lines[i]))
+               for i in uses for n, w in words.items()):
+            continue  # read whole, or at another element
+        body = _LOOP.match(lines[head]).group(1) + "    "
+        first = lines[uses[0]]
+        if fill == "empty" and not any(re.match(rf"^{body}{e.pattern} = ", first)
+                                       for e in elements.values()):
+            continue  # not written first at the row's own level: keep the array
+        for i in uses:
+            for element in elements.values():
+                lines[i] = _as_local(lines[i], element, name, dtype)
+        if fill != "empty":
+            lines.insert(head + 1, f"{body}{name} = {dtype}({value or 0})")
+        for i in sorted(views + [at], reverse=True):
+            del lines[i]
+    return lines
+
+
+def _element(name: str, units: str) -> re.Pattern:
+    """``name[i0, 0, ...]``: a row's element of an array of shape ``(rows<units>)``."""
+    return re.compile(rf"\b{name}\[i0{', 0' * units.count('1')}\]")
+
+
+def _as_local(line: str, element: re.Pattern, name: str, dtype: str) -> str:
+    """``line`` reading and writing the local ``name`` instead of ``element``; a store
+    converts to the array's dtype as the store into the array did."""
+    store = re.match(rf"^( *){element.pattern} (\S?)= (.+)$", line)
+    if store is None:
+        return element.sub(name, line)
+    indent, op, value = store.group(1), store.group(2), element.sub(name, store.group(3))
+    value = f"{name} {op} ({value})" if op else value
+    return f"{indent}{name} = {dtype}({value})"
+
+
+def _enclosing_loops(lines: list[str]) -> list[int | None]:
+    """For each line, the index of the innermost ``for i0 in range(...)`` around it."""
+    out: list[int | None] = []
+    stack: list[tuple[int, int]] = []  # (indent of a loop's header, its index)
+    for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip(" "))
+        while stack and indent <= stack[-1][0]:
+            stack.pop()
+        out.append(stack[-1][1] if stack else None)
+        if _LOOP.match(line):
+            stack.append((indent, i))
+    return out
