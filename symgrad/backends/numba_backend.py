@@ -43,6 +43,9 @@ import numpy as np
 
 from ..ir import Node
 from ..ir.fingerprint import fingerprint, ops_digest
+from ..ir.op import rebuild
+from ..ops.labels import pick_of_elementwise
+from ..passes.rewrite import rewrite
 from . import loopfuse, numba_codegen
 from . import split as split_module
 from .kernel_cache import (
@@ -328,6 +331,23 @@ def _from_record(key: str):
     return kernel_key, name, text, list(consts)
 
 
+def _picked_formulas(outputs: list[Node], args: list[Node]) -> list[Node]:
+    """``outputs`` with each pick of an elementwise node computed at the picked entries only
+    (``ops.labels.pick_of_elementwise``: the same bits).  Here, not in the optimiser: the
+    formulas printed from optimised graphs keep ``pick(log_softmax(s), y)`` as written.  A
+    node the kernel takes as an argument stays one."""
+    given = set(args)
+
+    def rule(node: Node, inputs: list[Node]) -> Node:
+        if node in given:
+            return node
+        new = node if all(a is b for a, b in zip(node.inputs, inputs)) else rebuild(node, inputs)
+        picked = pick_of_elementwise(new)
+        return new if picked is None else picked
+
+    return rewrite(outputs, rule)
+
+
 def build(outputs: list[Node], signature, options: dict, given=()) -> NumbaProgram:
     """A kernel for ``outputs`` taking the signature's inputs and the nodes ``given``."""
     args = signature.inputs + list(given)
@@ -338,7 +358,7 @@ def build(outputs: list[Node], signature, options: dict, given=()) -> NumbaProgr
         program.cache_keys = (key, program.key)
         return program
     kernel = Kernel(
-        outputs,
+        _picked_formulas(outputs, args),
         args,
         options.get("name", "kernel"),
         parallel=bool(options.get("parallel", False)),
