@@ -41,11 +41,10 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from ..ir import Node
+from ..ir import Node, toposort
 from ..ir.fingerprint import fingerprint, ops_digest
 from ..ir.op import rebuild
 from ..ops.labels import pick_of_elementwise
-from ..passes.rewrite import rewrite
 from . import loopfuse, numba_codegen
 from . import split as split_module
 from .kernel_cache import (
@@ -336,16 +335,17 @@ def _picked_formulas(outputs: list[Node], args: list[Node]) -> list[Node]:
     (``ops.labels.pick_of_elementwise``: the same bits).  Here, not in the optimiser: the
     formulas printed from optimised graphs keep ``pick(log_softmax(s), y)`` as written.  A
     node the kernel takes as an argument stays one."""
+    new: dict[Node, Node] = {}
     given = set(args)
-
-    def rule(node: Node, inputs: list[Node]) -> Node:
-        if node in given:
-            return node
-        new = node if all(a is b for a, b in zip(node.inputs, inputs)) else rebuild(node, inputs)
-        picked = pick_of_elementwise(new)
-        return new if picked is None else picked
-
-    return rewrite(outputs, rule)
+    for old in toposort(outputs):
+        if old in given:
+            new[old] = old
+            continue
+        inputs = [new[i] for i in old.inputs]
+        node = old if all(a is b for a, b in zip(old.inputs, inputs)) else rebuild(old, inputs)
+        picked = pick_of_elementwise(node)
+        new[old] = node if picked is None else picked
+    return [new[o] for o in outputs]
 
 
 def build(outputs: list[Node], signature, options: dict, given=()) -> NumbaProgram:
