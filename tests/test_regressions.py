@@ -96,3 +96,17 @@ def test_argmax_takes_one_int_axis(axis):
     # found by the fuzzer: a tuple of axes unpacked into a raw ValueError
     with pytest.raises(sg.ArgumentError, match="argmax takes one axis"):
         sg.argmax(sg.tensor("am", (2, 3)), axis=axis)
+
+
+def test_a_float32_value_cast_to_float64_stays_float64_in_the_loop(backend):
+    # d/dt sum(a * t * c) = sum over rows of float64(c) * a: the cast of c is a node of its
+    # own in the optimised graph; a Numba kernel read it as float32 and multiplied in float32
+    # (-2.5 * 3.4e38 overflowed to -inf), where the graph says float64 (long fuzz run)
+    a = sg.tensor("a", (3, 2), "float32")
+    c = sg.tensor("c", (3, 2), "float32")
+    t = sg.tensor("t", ("K",), "float64")
+    vg = sg.value_and_grad(sg.sum(a * t * c), [a, t], backend=backend)
+    big = np.float32(3.4028234663852886e38)
+    _, (_, grad_t) = vg(a=np.array([[0, 0], [0, -2.5], [0, 0]], "float32"), t=np.zeros(2),
+                        c=np.array([[0, 0], [0, big], [0, 0]], "float32"))
+    np.testing.assert_array_equal(grad_t, [0.0, -2.5 * np.float64(big)])

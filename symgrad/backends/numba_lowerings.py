@@ -139,6 +139,17 @@ def reduced_axes(node: Node) -> set[int]:
     return set(range(node.inputs[0].ndim)) if node.shape == () else set(node.attr("axes"))
 
 
+def _ew_element(k: Kernel, node: Node, read, depth: int) -> str:
+    """One element of an ew node, of the node's dtype: a formula over inputs of another
+    dtype (a cast, or float32 values in a float64 node) is converted as the NumPy backend
+    converts its result, so the group's other members read the node's value, not a wider
+    or narrower one (a float32 product of float32 values read as float64 overflows)."""
+    expr = k.formula(node, read, depth)
+    if node.dtype in ("float64", "float32") and any(x.dtype != node.dtype for x in node.inputs):
+        return f"{NP_DTYPES[node.dtype]}({expr})"
+    return expr
+
+
 def _scalar_ew(k: Kernel, node: Node):
     expr = k.formula(node, lambda x: k.var[x], 1)
     k.emit(f"{k.var[node]} = {NP_DTYPES[node.dtype]}({expr})")
@@ -329,7 +340,7 @@ LOWER = {
     "const": _argument,
     "dim": _dim,
     "ew": Map(
-        element=lambda k, n, read, depth: k.formula(n, read, depth),
+        element=_ew_element,
         scalar=_scalar_ew,
         calls=_calls_functions,
     ),
