@@ -191,28 +191,3 @@ def test_small_powers_are_the_products_numba_computes_for_them(dtype):
             got = fn(powx=values)
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
-
-
-def test_a_pick_of_a_formula_is_computed_at_the_picked_entries(rng, monkeypatch):
-    # the loss's pick(log_softmax(s), y) needs s - lse at the label only: no (N, C) array of
-    # log-probabilities in the kernel, and the same bits as computing them all
-    s = sg.tensor("s", ("N", 4), dtype="float32")
-    y = sg.tensor("y", ("N",), dtype="int64")
-    loss = sg.losses.softmax_cross_entropy(2 * s, y) + sg.sum(sg.pick(sg.tanh(s) * s, y))
-    picked = sg.value_and_grad(loss, [s])
-    monkeypatch.setattr(numba_backend, "_picked_formulas", lambda outputs, args: outputs)
-    monkeypatch.setattr(numba_backend, "_from_record", lambda key: None)  # generate it again
-    whole = sg.value_and_grad(loss, [s])
-    assert whole.source != picked.source
-    assert "ar.empty((n0, 4), np.float32)" in whole.source
-    assert picked.source.count("ar.empty((n0, 4)") < whole.source.count("ar.empty((n0, 4)")
-    for n in (0, 1, 9):
-        x = rng.standard_normal((n, 4)).astype(np.float32)
-        if n > 2:
-            x[1, 2], x[2, :] = np.nan, -np.inf  # a NaN row, and a fully masked one
-        labels = rng.integers(0, 4, n)
-        (v1, g1), (v2, g2) = picked(s=x, y=labels), whole(s=x, y=labels)
-        np.testing.assert_array_equal(v1, v2)
-        np.testing.assert_array_equal(g1, g2)
-    # the graph as written and printed keeps the op the user called
-    assert "pick(log_softmax(" in sg.pretty(loss)

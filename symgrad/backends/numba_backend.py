@@ -41,10 +41,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from ..ir import Node, toposort
+from ..ir import Node
 from ..ir.fingerprint import fingerprint, ops_digest
-from ..ir.op import rebuild
-from ..ops.labels import pick_of_elementwise
 from . import loopfuse, numba_codegen
 from . import split as split_module
 from .kernel_cache import (
@@ -330,24 +328,6 @@ def _from_record(key: str):
     return kernel_key, name, text, list(consts)
 
 
-def _picked_formulas(outputs: list[Node], args: list[Node]) -> list[Node]:
-    """``outputs`` with each pick of an elementwise node computed at the picked entries only
-    (``ops.labels.pick_of_elementwise``: the same bits).  Here, not in the optimiser: the
-    formulas printed from optimised graphs keep ``pick(log_softmax(s), y)`` as written.  A
-    node the kernel takes as an argument stays one."""
-    new: dict[Node, Node] = {}
-    given = set(args)
-    for old in toposort(outputs):
-        if old in given:
-            new[old] = old
-            continue
-        inputs = [new[i] for i in old.inputs]
-        node = old if all(a is b for a, b in zip(old.inputs, inputs)) else rebuild(old, inputs)
-        picked = pick_of_elementwise(node)
-        new[old] = node if picked is None else picked
-    return [new[o] for o in outputs]
-
-
 def build(outputs: list[Node], signature, options: dict, given=()) -> NumbaProgram:
     """A kernel for ``outputs`` taking the signature's inputs and the nodes ``given``."""
     args = signature.inputs + list(given)
@@ -358,7 +338,7 @@ def build(outputs: list[Node], signature, options: dict, given=()) -> NumbaProgr
         program.cache_keys = (key, program.key)
         return program
     kernel = Kernel(
-        _picked_formulas(outputs, args),
+        outputs,
         args,
         options.get("name", "kernel"),
         parallel=bool(options.get("parallel", False)),

@@ -12,7 +12,7 @@ from ..ir import Node, intern
 from ..ir import dtypes as dt
 from ..ir.op import Op
 from ..ir.shapes import fmt, normalize
-from .core import EW, ew, reshape
+from .core import ew, reshape
 from .elementwise import sym
 
 
@@ -30,34 +30,6 @@ def pick(scores: Node, labels: Node) -> Node:
             f"and labels {fmt(labels.shape)}"
         )
     return intern(PICK, (scores, labels), {}, labels.shape, scores.dtype)
-
-
-def pick_of_elementwise(node: Node) -> Node | None:
-    """``pick(ew(f, xs), labels)`` is ``ew(f, [pick(x, labels) ...])`` (or None): the formula
-    computed at the one picked entry of each row rather than at all of them, from the same
-    values, so the same bits (the loss of ``pick(log_softmax(s), y)`` needs ``s - lse`` at
-    the label only).  An input with one value per row (``(N, 1)``) is reshaped to ``(N,)``;
-    an input broadcast along the rows (a bias) keeps the pick where it is.
-
-    A rewrite of the Numba backend's, not of the constructor or the optimiser: the graph
-    as written and as printed (``sg.pretty``, the explanations) keeps the op the user called.
-    """
-    if node.op is not PICK:
-        return None
-    scores, labels = node.inputs
-    if scores.op is not EW or not scores.inputs:
-        return None
-    inputs = []
-    for x in scores.inputs:
-        if x.shape == scores.shape:
-            inputs.append(pick(x, labels))
-        elif not x.shape:
-            inputs.append(x)
-        elif x.shape[-1] == 1:
-            inputs.append(reshape(x, x.shape[:-1]))
-        else:
-            return None
-    return ew(scores.attr("expr"), inputs, scores.dtype)
 
 
 def _vjp_pick(node, g):
