@@ -168,6 +168,27 @@ def test_a_2d_sum_before_a_sum_of_terms_is_a_loop_of_its_own(rng):
     np.testing.assert_allclose(da, da_np, rtol=1e-13)
 
 
+def test_a_shared_loop_inside_the_blocks_hands_on_its_total(rng, small_blocks, monkeypatch):
+    # Unfused, the two sums over the rows (of the row max, of the picked log-probability)
+    # are the same loop nest inside the loop over blocks, shared as one function; that
+    # function added into the total it was passed and returned nothing: the loss was 0.0
+    # (found in review, with the fused loops off)
+    from symgrad.backends import loopfuse
+
+    monkeypatch.setattr(loopfuse, "ENABLED", False)
+    X, W = sg.tensor("X", ("N", 4)), sg.tensor("W", (4, 5))
+    S = X @ W
+    f = sg.sum(sg.max(S, axis=1)) + sg.sum(
+        sg.pick(sg.log_softmax(S), sg.argmax(sg.stop_gradient(S), axis=1)))
+    vg = sg.value_and_grad(f, [W])
+    for n in (1, 5, 20):
+        inputs = {"X": rng.standard_normal((n, 4)), "W": rng.standard_normal((4, 5))}
+        value, (dW,) = vg(**inputs)
+        value_np, (dW_np,) = sg.value_and_grad(f, [W], backend="numpy")(**inputs)
+        np.testing.assert_allclose(value, value_np, rtol=1e-13)
+        np.testing.assert_allclose(dW, dW_np, rtol=1e-12, atol=1e-14)
+
+
 def test_a_nan_in_a_block_stays_a_nan(rng, small_blocks):
     vg = sg.value_and_grad(SOFTMAX, [W])
     inputs = _taken(vg, _inputs(rng, 30))

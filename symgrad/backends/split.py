@@ -236,9 +236,11 @@ def _target(line: str) -> str:
     return line.split("=")[0].strip()
 
 
-def outline(source: str, min_repeats: int | None = None) -> tuple[list[tuple[str, str]], str]:
+def outline(source: str, min_repeats: int | None = None,
+            live: frozenset = frozenset()) -> tuple[list[tuple[str, str]], str]:
     """Loop nests that occur ``min_repeats`` times or more (default :data:`MIN_REPEATS`)
-    in the kernel ``source``, up to the kernel's names, as one function each.
+    in the kernel ``source``, up to the kernel's names, as one function each.  ``live``:
+    names read after ``source`` (by the code around it, when it is the body of a loop).
 
     Returns ``(parts, kernel)`` as :func:`split` does.  A loop nest (with the allocations
     just before it of the arrays and accumulators it fills) becomes a call
@@ -269,7 +271,7 @@ def outline(source: str, min_repeats: int | None = None) -> tuple[list[tuple[str
             first -= 1
         groups.append((first, i))
 
-    later_reads = [set() for _ in statements] + [set()]
+    later_reads = [set() for _ in statements] + [set(live)]
     for i in range(len(statements) - 1, -1, -1):
         later_reads[i] = later_reads[i + 1] | names[i].exposed
     shapes = []  # per group: (canonical text, inputs, outputs)
@@ -339,7 +341,12 @@ def outline_rows(source: str, min_repeats: int | None = None) -> tuple[list[tupl
     known += sorted(_names(before).written - set(known))
     name = header[len("def ") : header.index("(")]
     inner = [line[4:] for line in body[start + 1 : end]]
-    parts, text = outline(f"def {name}_rows({', '.join(known + ['r0'])}):\n" + "\n".join(inner))
+    # what the loop's body must hand on: what the kernel reads after the loop, and what the
+    # next block reads before writing it (a total over the rows)
+    live = frozenset(_names(body[end:]).exposed | _names(inner).exposed)
+    parts, text = outline(
+        f"def {name}_rows({', '.join(known + ['r0'])}):\n" + "\n".join(inner), live=live
+    )
     if not parts:
         return [], source
     loop = ["    " + line for line in text.rstrip("\n").split("\n")[1:]]
