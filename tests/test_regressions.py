@@ -110,3 +110,11 @@ def test_a_float32_value_cast_to_float64_stays_float64_in_the_loop(backend):
     _, (_, grad_t) = vg(a=np.array([[0, 0], [0, -2.5], [0, 0]], "float32"), t=np.zeros(2),
                         c=np.array([[0, 0], [0, big], [0, 0]], "float32"))
     np.testing.assert_array_equal(grad_t, [0.0, -2.5 * np.float64(big)])
+
+
+def test_a_sum_of_a_cast_to_float32_adds_float32_values(backend):
+    # the sum read the cast's element unrounded (a float64 local): 3.0000002 for three
+    # values that are 1.0 in float32 (found in review)
+    x = sg.tensor("sx", ("N",), "float64")
+    got = sg.compile(sg.sum(sg.cast(x, "float32")), backend=backend)(sx=np.full(3, 1 + 0.49 * 2.0**-23))
+    assert got == np.float32(3.0)
