@@ -1,10 +1,10 @@
 """benchmarks/peers.py: the comparison with JAX, PyTorch, PyTensor and autograd.
 
-The peers are not in the ``test`` extra (they live in a venv of their own, see the README),
-so the check that every installed peer computes symgrad's loss and gradients is skipped
-where none is installed.  What runs everywhere: the peer losses are the reference workloads'
-maths (evaluated with NumPy itself), and ``--loss MODULE:FUNCTION`` times a user's own loss
-with symgrad alone.
+PyTorch and autograd are in the ``test`` extra, so the check that every installed peer
+computes symgrad's loss and gradients always runs with them (JAX and PyTensor join where
+they are installed: a venv of their own, see the README).  Also: the peer losses are the
+reference workloads' maths (evaluated with NumPy itself), and ``--loss MODULE:FUNCTION``
+times a user's own loss with symgrad alone.
 
 The peer check leaves torch.compile out (it compiles for about 20 s per workload); set
 ``SYMGRAD_TEST_TORCH_COMPILE=1`` to include it.
@@ -49,10 +49,9 @@ def test_peer_losses_are_the_reference_workloads(name):
 
 def test_installed_peers_agree_with_symgrad(tmp_path):
     """The harness's own check (loss and gradients to 1e-9) on small shapes, every workload."""
+    missing = [m for m in ("torch", "autograd") if not _installed(m)]
+    assert not missing, f"{missing} missing: the test extra installs them (pip install -e '.[test]')"
     installed = [m for m in PEER_MODULES if _installed(m)]
-    if not installed:
-        pytest.skip("none of the peers (jax, torch, pytensor, autograd) is installed; they go "
-                    "in a venv of their own: pip install torch==2.13.0 && pip install -e '.[peers]'")
     impls = ["sg_numba"] + [k for m in installed for k in PEER_MODULES[m]]
     if "torch" in installed and os.environ.get("SYMGRAD_TEST_TORCH_COMPILE") == "1":
         impls.append("torch_compile")
