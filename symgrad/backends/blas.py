@@ -10,16 +10,16 @@ later compile.  They make the BLAS calls ``np.dot`` makes (so the same results),
 natively from the kernel.
 
 :func:`matmul_add` writes a product into an array, or adds it there (``gemm`` with
-``beta = 0`` or ``1``): a row-blocked kernel (``rowblock.py``) sums ``X_b.T @ G_b`` over its blocks of rows in
-place, the first block writing.  It calls the ``gemm`` Numba's ``np.dot`` calls (Numba's
-``numba_xxgemm``, SciPy's BLAS), with the transpose flags and leading dimensions read from
-the operands' strides, so a transposed operand (``X.T``, an F-ordered view) is read where it
-lies, never copied.  It is small on purpose: Numba links the code of a function into every
-kernel that calls it and LLVM optimises it again there (``benchmarks/helper_ir.py``), so
-it allocates nothing and copies nothing (NumPy's ``dot`` glue and ``ascontiguousarray``
-were 60 % of the code LLVM optimised for a ``softmax`` kernel).  :func:`matmul` is a
-product of two matrices in a new array through it; :func:`dot` (``np.dot``) serves products
-with a vector.
+``beta = 0`` or ``1``): a row-blocked kernel (``rowblock.py``) sums ``X_b.T @ G_b`` over its
+blocks of rows in place, the first block writing.  It calls the ``gemm`` Numba's ``np.dot``
+calls (Numba's ``numba_xxgemm``, SciPy's BLAS), with the transpose flags and leading
+dimensions read from the operands' strides, so a transposed operand (``X.T``, an F-ordered
+view) is read where it lies, never copied.  It is small on purpose: Numba links the code of
+a function into every kernel that calls it and LLVM optimises it again there
+(``benchmarks/helper_ir.py``), so it allocates nothing and copies nothing (NumPy's ``dot``
+glue and ``ascontiguousarray`` were 60 % of the code LLVM optimised for a ``softmax``
+kernel).  :func:`matmul` is a product of two matrices in a new array through it; :func:`dot`
+(``np.dot``) serves products with a vector.
 """
 
 from __future__ import annotations

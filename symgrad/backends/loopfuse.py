@@ -33,7 +33,7 @@ from __future__ import annotations
 import ast
 import re
 
-from .split import Names
+from .split import Names, block_statements
 
 # Off: kernels keep one nest per loop group (tests compare the two; the warm record's key
 # includes it).
@@ -55,23 +55,11 @@ def fuse_rows(source: str) -> str:
     return "\n".join([header] + _row_locals(_fuse(body, 4))) + "\n"
 
 
-def _statements(lines: list[str], indent: int) -> list[list[str]]:
-    """The statements at ``indent`` (each with its nested lines)."""
-    out: list[list[str]] = []
-    for line in lines:
-        own = len(line) - len(line.lstrip(" ")) == indent
-        if own and not line.lstrip().startswith(("else:", "elif ")) or not out:
-            out.append([line])
-        else:
-            out[-1].append(line)
-    return out
-
-
 def _fuse(lines: list[str], indent: int) -> list[str]:
     out: list[str] = []
     loop: _Loop | None = None
     held: list[list[str]] = []  # statements after the loop that may move before it
-    for stmt in _statements(lines, indent):
+    for stmt in block_statements(lines, indent):
         if _BLOCKS.match(stmt[0]) and len(_BLOCKS.match(stmt[0]).group(1)) == indent:
             stmt = [stmt[0]] + _fuse(stmt[1:], indent + 4)
         match = _NEST.match(stmt[0])
@@ -260,7 +248,6 @@ def _first_index(index: ast.expr) -> str | None:
 _ROW_ARRAY = re.compile(
     r"^ *(\w+) = ar\.(empty|zeros|full)\(\((\w+)((?:, 1)*),?\), (?:(.+), )?(np\.\w+)\)$"
 )
-_LOOP = re.compile(r"^( *)for i0 in range\((.+)\):$")
 
 
 def _row_locals(lines: list[str]) -> list[str]:
@@ -292,12 +279,12 @@ def _row_locals(lines: list[str]) -> list[str]:
         if not uses or len(loops) != 1 or None in loops:
             continue
         (head,) = loops
-        if _LOOP.match(lines[head]).group(2) != rows:
+        if _NEST.match(lines[head]).group(2) != rows:
             continue
         if any(len(elements[n].findall(lines[i])) != len(w.findall(lines[i]))
                for i in uses for n, w in words.items()):
             continue  # read whole, or at another element
-        body = _LOOP.match(lines[head]).group(1) + "    "
+        body = _NEST.match(lines[head]).group(1) + "    "
         first = lines[uses[0]]
         if fill == "empty" and not any(re.match(rf"^{body}{e.pattern} = ", first)
                                        for e in elements.values()):
@@ -337,6 +324,6 @@ def _enclosing_loops(lines: list[str]) -> list[int | None]:
         while stack and indent <= stack[-1][0]:
             stack.pop()
         out.append(stack[-1][1] if stack else None)
-        if _LOOP.match(line):
+        if _NEST.match(line):
             stack.append((indent, i))
     return out

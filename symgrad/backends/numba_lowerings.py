@@ -1,9 +1,9 @@
 """One lowering per op for the Numba backend (:data:`LOWER`): how a node becomes source.
 
-An entry is a function emitting the node on its own (``_matmul`` calls ``blas.matmul``, or ``blas.dot`` for a vector;
-``pick`` and ``one_hot`` loop over the labels), or, for the ops whose ``loop`` fact says
-they join loop groups, a :class:`Map` or :class:`Reduce` saying how they compute one element
-inside a group that :class:`~symgrad.backends.numba_codegen.Kernel` schedules; a
+An entry is a function emitting the node on its own (``_matmul`` calls ``blas.matmul``,
+or ``blas.dot`` for a vector; ``pick`` and ``one_hot`` loop over the labels), or, for the
+ops whose ``loop`` fact says they join loop groups, a :class:`Map` or :class:`Reduce` saying
+how they compute one element inside a group that :class:`~symgrad.backends.numba_codegen.Kernel` schedules; a
 :class:`Product` (matmul) can also add a block's share into a total, for row-blocked kernels.
 Each lowering writes through the kernel it is given (``k.emit``, ``k.var``, ``k.loops``).
 Labels and windows were checked before the call (``inputs.py``), so kernels index without

@@ -51,13 +51,13 @@ import re
 MAX_LINES = 100_000
 
 
-def _statements(body: list[str]) -> list[list[str]]:
-    """The top-level statements of a function body (lines indented by four spaces), each
-    with its nested lines; an ``else:`` belongs to the ``if`` before it."""
+def block_statements(body: list[str], indent: int = 4) -> list[list[str]]:
+    """The statements of a block whose lines are indented by ``indent`` spaces (a function
+    body: four), each with its nested lines; an ``else:`` belongs to the ``if`` before it."""
     out: list[list[str]] = []
     for line in body:
-        top = line.startswith("    ") and not line.startswith("     ")
-        if top and not line.startswith(("    else:", "    elif ")) or not out:
+        own = len(line) - len(line.lstrip(" ")) == indent
+        if own and not line.lstrip().startswith(("else:", "elif ")) or not out:
             out.append([line])
         else:
             out[-1].append(line)
@@ -143,7 +143,7 @@ def split(source: str, max_lines: int | None = None) -> tuple[list[tuple[str, st
     args = [a.strip() for a in header[header.index("(") + 1 : header.rindex(")")].split(",")]
     comments = [line for line in body if line.startswith("    #")]
     code = [line for line in body if not line.startswith("    #")]
-    *statements, final = _statements(code)  # the last one is the kernel's `return`
+    *statements, final = block_statements(code)  # the last one is the kernel's `return`
     if sum(len(s) for s in statements) <= max_lines:
         return [], source
     chunks: list[list[str]] = [[]]
@@ -253,7 +253,7 @@ def outline(source: str, min_repeats: int | None = None,
     args = [a.strip() for a in header[header.index("(") + 1 : header.rindex(")")].split(",")]
     comments = [line for line in body if line.startswith("    #")]
     code = [line for line in body if not line.startswith("    #")]
-    statements = _statements(code)
+    statements = block_statements(code)
     names = [_names(s) for s in statements]
     local = set(args).union(*(n.written for n in names))
 
