@@ -191,3 +191,91 @@ def test_small_powers_are_the_products_numba_computes_for_them(dtype):
             got = fn(powx=values)
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{want.itemsize}"))
+
+
+# --- values written once, or only where they are read --------------------------------------
+
+
+def test_a_bias_added_to_a_product_starts_as_its_rows(rng):
+    """X @ W + b starts from the rows of b, copied by ``ar.rows`` (compiled once per
+    machine, not a loop nest of the kernel's own), and the product is added into them."""
+    f = sg.sum(sg.gelu(X @ W + b) ** 2)
+    vg = sg.value_and_grad(f, [W, b])
+    assert "ar.rows(" in vg.source
+    b32 = sg.tensor("b32", ("C",), dtype="float32")
+    g = sg.sum(sg.gelu(X @ W + b32) ** 2)
+    converted = sg.value_and_grad(g, [W])
+    assert "ar.rows(" not in converted.source  # float32 rows into float64: converted in a loop
+    for n in (0, 1, 37):
+        x = inputs(rng, n=n)
+        x32 = {"X": x["X"], "W": x["W"], "b32": x["b"].astype(np.float32)}
+        for fn, args, ref in ((vg, x, sg.value_and_grad(f, [W, b], backend="numpy")),
+                              (converted, x32, sg.value_and_grad(g, [W], backend="numpy"))):
+            taken = {k: v for k, v in args.items() if k in fn.input_names}
+            (value, grads), (value_np, grads_np) = fn(**taken), ref(**taken)
+            assert value == pytest.approx(value_np, rel=1e-13)
+            for a, c in zip(grads, grads_np):
+                np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-14)
+
+
+S = sg.tensor("S", ("N", "C"))
+S2 = sg.tensor("S2", ("N", "C"))
+T3 = sg.tensor("T3", ("B", "L", "C"))
+labels3 = sg.tensor("y3", ("B", "L"), dtype="int64")
+# a pick of a formula read by nothing else: the formula is computed at the picked elements
+GATHERED = {
+    "log_softmax": (sg.log_softmax(S, axis=1), labels, S),
+    "inf - inf is nan": (S * S - S2, labels, S),
+    "three axes, a row vector": (sg.exp(T3) * b - 1, labels3, T3),
+    "a float32 cast": (sg.cast(S * 3, "float32"), labels, S),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GATHERED))
+def test_a_pick_of_a_formula_computes_it_at_the_labels_only(name, rng):
+    scores, y, wrt = GATHERED[name]
+    picked = sg.pick(scores, y)
+    gathered = sg.compile(picked)
+    stored = sg.compile([picked, scores])  # the formula an output too: an array of its own
+    at_label = re.compile(r"ld_\w+ = \w+\[[^\]]*\bin\d+\[")  # an input read at the label
+    assert at_label.search(gathered.source) and not at_label.search(stored.source)
+    interpreted = sg.compile(picked, backend="numpy")
+    vg = sg.value_and_grad(sg.sum(picked), [wrt])
+    vg_np = sg.value_and_grad(sg.sum(picked), [wrt], backend="numpy")
+    for n in (0, 1, 9):
+        x = {"S": rng.normal(size=(n, 4)), "S2": rng.normal(size=(n, 4)),
+             "T3": rng.normal(size=(n, 3, 4)), "b": rng.normal(size=4),
+             "y": rng.integers(0, 4, n), "y3": rng.integers(0, 4, (n, 3))}
+        if n > 1:
+            x["S"][:, :] = np.inf  # inf * inf - inf, and log_softmax's nan rows
+            x["T3"][0] = 1e300  # exp overflows
+        taken = {k: v for k, v in x.items() if k in gathered.input_names}
+        value = gathered(**taken)
+        np.testing.assert_array_equal(value, stored(**taken)[0])  # the same bits
+        np.testing.assert_allclose(value, interpreted(**taken), rtol=1e-13)  # nan where nan
+        (total, (grad,)), (total_np, (grad_np,)) = vg(**taken), vg_np(**taken)
+        np.testing.assert_allclose(total, total_np, rtol=1e-13)
+        np.testing.assert_allclose(grad, grad_np, rtol=1e-13)
+
+
+def test_a_pick_of_a_product_plus_a_bias_reads_the_array_gemm_wrote(rng):
+    # X @ W + b is an array the product is added into (gemm): its formula is not computed
+    # again at the labels (that added b twice)
+    picked = sg.pick(X @ W + b, labels)
+    x = inputs(rng, n=9)
+    got = sg.compile(picked)(**x)
+    np.testing.assert_allclose(got, (x["X"] @ x["W"] + x["b"])[np.arange(9), x["y"]],
+                               rtol=1e-13)
+
+
+def test_a_picked_formula_and_the_formula_of_the_pick_are_two_outputs(rng):
+    # pick(exp(S), y) and exp(pick(S, y)) compute the same numbers: still two arrays
+    both = sg.compile([sg.pick(sg.exp(S), labels), sg.exp(sg.pick(S, labels))])
+    x = {"S": rng.normal(size=(6, 4)), "y": rng.integers(0, 4, 6)}
+    first, second = both(**x)
+    assert first is not second
+    want = np.exp(x["S"][np.arange(6), x["y"]])
+    np.testing.assert_allclose(first, want, rtol=1e-15)
+    np.testing.assert_allclose(second, want, rtol=1e-15)
+    first[0] = -1.0
+    assert second[0] == want[0]

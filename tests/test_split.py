@@ -171,12 +171,14 @@ def test_deeper_networks_call_the_same_two_functions():
 
 def test_loops_repeated_inside_the_loop_over_blocks_are_shared_and_bit_identical(
         rng, monkeypatch):
-    # two linear heads (no hidden layer: rowblock.py blocks it) add a bias to each product:
-    # that loop, inside the loop over blocks of rows, is one function (split.outline_rows)
+    # two linear heads (no hidden layer: rowblock.py blocks it) add a scaled bias to each
+    # product: that loop, inside the loop over blocks of rows, is one function
+    # (split.outline_rows; a bias as it is is copied by ar.rows, no loop)
     X, y = sg.tensor("X", ("N", "D")), sg.tensor("y", ("N",), dtype="int64")
     W, U = sg.tensor("W", ("D", "C")), sg.tensor("U", ("D", "C"))
     b, c = sg.tensor("b", ("C",)), sg.tensor("c", ("C",))
-    loss = sg.losses.softmax_cross_entropy(X @ W + b, y) + sg.losses.multiclass_hinge(X @ U + c, y)
+    loss = (sg.losses.softmax_cross_entropy(X @ W + 0.5 * b, y)
+            + sg.losses.multiclass_hinge(X @ U + 0.5 * c, y))
     wrt = [W, b, U, c]
     monkeypatch.setattr(Kernel, "ROW_BLOCK_BYTES", 64)  # blocks of 8 rows
     monkeypatch.setattr(loopfuse, "ENABLED", False)  # (it would fuse the two heads' loops)

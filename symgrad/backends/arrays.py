@@ -9,6 +9,9 @@ functions instead, the same NumPy calls in functions of their own that Numba cac
 first time it is met on a machine and then loads in milliseconds.  The arrays are the ones
 NumPy's functions make (C order, the same values), so the kernels compute what they did.
 
+:func:`rows` is the array ``X @ W + b`` starts from before gemm adds the product into it:
+the rows of ``b``, a loop compiled here once instead of a loop nest in every kernel.
+
 :func:`max_nan` is the running maximum of ``np.max``, inlined by LLVM into the loops that
 reduce (``forceinline``, as the ``vmath`` functions are), so those loops still vectorise.
 """
@@ -58,6 +61,15 @@ def astype(a, dtype):
 def transpose(a, axes):
     """``np.transpose(a, axes)``: a view."""
     return np.transpose(a, axes)
+
+
+@_cached
+def rows(v, n):
+    """A new ``(n, len(v))`` array whose every row is the vector ``v``."""
+    out = np.empty((n, v.shape[0]), dtype=v.dtype)
+    for i in range(n):
+        out[i] = v
+    return out
 
 
 @njit(cache=True, nogil=True, forceinline=True, error_model="numpy")

@@ -37,10 +37,12 @@ from ..ops.elementwise import sym
 from . import arrays, blas, rowblock, vmath
 from .numba_lowerings import (
     LOWER,
+    Map,
     acc_dtype,
     accumulates,
     accumulator,
     allocate,
+    gathers,
     reduced_axes,
     reduction_slot,
     round_wide,
@@ -84,6 +86,20 @@ class Kernel:
         self.totals: set[Node] = set()  # sums over blocks of rows, allocated before the loop
         self.pending: set[Node] = set()  # totals whose accumulation is not emitted yet
         self.filled: set[Node] = set()  # products added into other terms (fill_terms)
+        # Elementwise values read by nothing but a gather (``pick(log_softmax(S), y)``):
+        # computed at the elements it reads, no array of them (see :meth:`element`); not a
+        # sum a product is added into (``pick(X @ W + b, y)``: that array is gemm's output).
+        self.gathered = {
+            x
+            for n in self.order
+            if gathers(n)
+            for x in n.inputs[:1]
+            if isinstance(LOWER[x.op], Map)
+            and self.users[x] == [n]
+            and x not in outputs
+            and x not in given
+            and not any(self.sum_of(i) is x for i in x.inputs)
+        }
 
     # --- small helpers -------------------------------------------------------------------
 
@@ -124,6 +140,18 @@ class Kernel:
         sizes = [d for d in shape if d != 1]
         if parallel and not all(isinstance(d, int) for d in sizes):
             self.branches[len(self.lines)] = " * ".join(self.size(d) for d in sizes)
+
+    def element(self, node: Node, idx: list[str], depth: int) -> str:
+        """Source of ``node``'s element at ``idx`` for a lowering that reads single elements:
+        from its array, or for a ``gathered`` node, its formula over its inputs' elements
+        there (the same operations on the same values as the element of the array)."""
+        if node not in self.gathered:
+            return self.index(node, node.shape, idx)
+        return LOWER[node.op].element(self, node, self.reader(node.shape, idx, depth), depth)
+
+    def reads(self, node: Node) -> list[Node]:
+        """The values ``node``'s lowering reads: its inputs, a gathered input's instead."""
+        return [r for x in node.inputs for r in (x.inputs if x in self.gathered else (x,))]
 
     def new_array(self, node: Node, fill: str = "empty") -> None:
         """Emit the array that holds ``node``: ``ar.empty`` or ``ar.zeros`` of its shape and
@@ -449,8 +477,8 @@ class Kernel:
                 LOWER[node.op].accumulate(self, node)
                 self.pending.discard(node)
                 continue
-            if self.emitted(node):  # given, or pulled into a loop group early
-                continue
+            if self.emitted(node) or node in self.gathered:  # given, pulled into a loop
+                continue  # group early, or computed where it is read
             into = self.sum_of(node)
             if into is not None and into in self.phase:
                 if any(x in self.group for x in node.inputs + into.inputs):
@@ -461,7 +489,8 @@ class Kernel:
                     continue
             if not self.joins_group(node):
                 # a node reading the open group, or a new loop, comes after the group
-                if self.loop_shape(node) is not None or any(i in self.group for i in node.inputs):
+                reads = self.reads(node)
+                if self.loop_shape(node) is not None or any(i in self.group for i in reads):
                     self.flush()
             self.var[node] = f"v{self.rank[node]}"
             self.pending.discard(node)
@@ -504,9 +533,16 @@ class Kernel:
         :meth:`sum_of`); ``product`` is then added into that array."""
         self.var[into] = self.var[product] = f"v{self.rank[into]}"
         self.filled.add(product)
+        rest = into.attr("expr").xreplace({sym(into.inputs.index(product)): 0})
+        bias = next((x for i, x in enumerate(into.inputs) if rest == sym(i)), None)
+        if bias is not None and bias.ndim == 1 and bias.shape == into.shape[1:] \
+                and bias.dtype == into.dtype:
+            # X @ W + b: the rows of b by a helper compiled once, not a nest of the kernel's
+            # own (LLVM's passes over each nest are most of a cold compile)
+            self.emit(f"{self.var[into]} = ar.rows({self.var[bias]}, {self.size(into.shape[0])})")
+            return
         self.new_array(into, "empty")
         idx, depth = self.loops(into.shape, 1, parallel_ok=True)
-        rest = into.attr("expr").xreplace({sym(into.inputs.index(product)): 0})
         value = self.formula(into, self.reader(into.shape, idx, depth), depth, rest)
         self.emit(f"{self.var[into]}[{', '.join(idx)}] = {value}", depth)
 

@@ -31,7 +31,10 @@ def accumulates(node: Node) -> bool:
     return isinstance(LOWER[node.op], Product)
 
 
-
+def gathers(node: Node) -> bool:
+    """Whether ``node``'s lowering reads single elements of its first input, through
+    ``Kernel.element`` (a :class:`Gather`)."""
+    return isinstance(LOWER[node.op], Gather)
 
 
 class Map(NamedTuple):
@@ -239,16 +242,28 @@ def _reshape(k: Kernel, node: Node):
         k.emit(f"{v} = ar.reshape({src}, {k.shape(node.shape)})")
 
 
+class Gather(NamedTuple):
+    """How an op that reads single elements of its first input lowers (pick): through
+    ``Kernel.element``, so that an elementwise input read by nothing else is computed at
+    those elements only (the picked log-probabilities, not all of them)."""
+
+    whole: Callable  # (kernel, node) -> emits the node's value
+
+    def __call__(self, k: Kernel, node: Node):
+        self.whole(k, node)
+
+
 def _pick(k: Kernel, node: Node):
     scores, labels = node.inputs
     v = k.var[node]
     if node.shape == ():
-        k.emit(f"{v} = {k.var[scores]}[{k.var[labels]}]")
+        k.emit(f"{v} = {k.element(scores, [k.var[labels]], 1)}")
         return
     k.new_array(node, "empty")
     idx, depth = k.loops(node.shape, 1, parallel_ok=True)
     at = ", ".join(idx)
-    k.emit(f"{v}[{at}] = {k.var[scores]}[{at}, {k.var[labels]}[{at}]]", depth)
+    value = k.element(scores, idx + [f"{k.var[labels]}[{at}]"], depth)
+    k.emit(f"{v}[{at}] = {value}", depth)
 
 
 def _one_hot(k: Kernel, node: Node):
@@ -363,7 +378,7 @@ LOWER = {
     "slice": _slice,
     "slice_scatter": _slice_scatter,
     "concatenate": _concatenate,
-    "pick": _pick,
+    "pick": Gather(whole=_pick),
     "one_hot": _one_hot,
     "stop_gradient": _identity,
 }
