@@ -280,3 +280,25 @@ def test_outline_rows_shares_loops_inside_the_loop_over_blocks():
     assert got == want
     # a kernel without blocks of rows is left to outline()
     assert splitting.outline_rows(OUTLINE_SOURCE) == ([], OUTLINE_SOURCE)
+
+
+def test_outlined_names_without_a_number_stay_names():
+    # a loop over blocks outlined as a whole (a kernel cut into parts): its ``rows`` was
+    # renumbered ``0rows``, which is not a Python name (found in review)
+    source = (
+        "def kernel(in0, in1):\n"
+        "    n0 = in0.shape[0]  # N\n"
+        "    v9 = ar.empty((n0,), np.float64)\n"
+        "    rows = 2\n"
+        "    for r0 in range(0, n0 if n0 > 0 else 1, rows):\n"
+        "        r1 = r0 + rows if r0 + rows < n0 else n0\n"
+        "        for i0 in range(r0, r1):\n"
+        "            v9[i0] = 2.0 * in0[i0] + in1[i0]\n"
+        "    return (v9,)\n"
+    )
+    parts, kernel = splitting.outline(source, min_repeats=1)
+    assert [name for name, _ in parts] == ["kernel_loop0"]
+    ast.parse(parts[0][1])
+    x, y = np.arange(5.0), np.linspace(-1, 1, 5)
+    got, want = _outlined_and_whole(source, parts, kernel, x, y)
+    np.testing.assert_array_equal(got[0], want[0])

@@ -86,9 +86,10 @@ class Kernel:
         self.totals: set[Node] = set()  # sums over blocks of rows, allocated before the loop
         self.pending: set[Node] = set()  # totals whose accumulation is not emitted yet
         self.filled: set[Node] = set()  # products added into other terms (fill_terms)
-        # Elementwise values read by nothing but a gather (``pick(log_softmax(S), y)``):
-        # computed at the elements it reads, no array of them (see :meth:`element`); not a
-        # sum a product is added into (``pick(X @ W + b, y)``: that array is gemm's output).
+        # Elementwise values read by nothing but a gather (``pick(log_softmax(S), y)``),
+        # computed at the elements it reads with no array of their own (:meth:`element`):
+        # not an output or an argument (those are arrays anyway), nor a sum a product is
+        # added into (``pick(X @ W + b, y)``: that array is gemm's output).
         self.gathered = {
             x
             for n in self.order
@@ -149,7 +150,7 @@ class Kernel:
             return self.index(node, node.shape, idx)
         return LOWER[node.op].element(self, node, self.reader(node.shape, idx, depth), depth)
 
-    def reads(self, node: Node) -> list[Node]:
+    def values_read(self, node: Node) -> list[Node]:
         """The values ``node``'s lowering reads: its inputs, a gathered input's instead."""
         return [r for x in node.inputs for r in (x.inputs if x in self.gathered else (x,))]
 
@@ -489,7 +490,7 @@ class Kernel:
                     continue
             if not self.joins_group(node):
                 # a node reading the open group, or a new loop, comes after the group
-                reads = self.reads(node)
+                reads = self.values_read(node)
                 if self.loop_shape(node) is not None or any(i in self.group for i in reads):
                     self.flush()
             self.var[node] = f"v{self.rank[node]}"
@@ -535,8 +536,12 @@ class Kernel:
         self.filled.add(product)
         rest = into.attr("expr").xreplace({sym(into.inputs.index(product)): 0})
         bias = next((x for i, x in enumerate(into.inputs) if rest == sym(i)), None)
-        if bias is not None and bias.ndim == 1 and bias.shape == into.shape[1:] \
-                and bias.dtype == into.dtype:
+        if (
+            bias is not None
+            and bias.ndim == 1
+            and bias.shape == into.shape[1:]
+            and bias.dtype == into.dtype
+        ):
             # X @ W + b: the rows of b by a helper compiled once, not a nest of the kernel's
             # own (LLVM's passes over each nest are most of a cold compile)
             self.emit(f"{self.var[into]} = ar.rows({self.var[bias]}, {self.size(into.shape[0])})")

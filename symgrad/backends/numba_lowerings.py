@@ -176,6 +176,11 @@ def _argmax_mask(k: Kernel, node: Node):
     k.emit(f"{v}_found[{s}] = True", depth + 1)
 
 
+def _emit_whole(lowering, k: Kernel, node: Node):
+    """A lowering called as a function emits the node on its own (its ``whole``)."""
+    lowering.whole(k, node)
+
+
 class Product(NamedTuple):
     """How an op that sums products over an axis lowers (matmul): on its own, or, when that
     axis is the batch dim of a row-blocked kernel, as a total (``rowblock.py``) allocated
@@ -185,8 +190,7 @@ class Product(NamedTuple):
     total: Callable  # (kernel, node) -> emits the total's zeros
     accumulate: Callable  # (kernel, node) -> emits: total += the block's share
 
-    def __call__(self, k: Kernel, node: Node):
-        self.whole(k, node)
+    __call__ = _emit_whole
 
 
 def _operands(k: Kernel, node: Node) -> tuple[str, str]:
@@ -249,15 +253,14 @@ class Gather(NamedTuple):
 
     whole: Callable  # (kernel, node) -> emits the node's value
 
-    def __call__(self, k: Kernel, node: Node):
-        self.whole(k, node)
+    __call__ = _emit_whole
 
 
 def _pick(k: Kernel, node: Node):
     scores, labels = node.inputs
     v = k.var[node]
-    if node.shape == ():
-        k.emit(f"{v} = {k.element(scores, [k.var[labels]], 1)}")
+    if node.shape == ():  # (of the node's dtype, as an ew scalar is)
+        k.emit(f"{v} = {NP_DTYPES[node.dtype]}({k.element(scores, [k.var[labels]], 1)})")
         return
     k.new_array(node, "empty")
     idx, depth = k.loops(node.shape, 1, parallel_ok=True)

@@ -208,7 +208,9 @@ def _rename(lines: list[str], local: set[str]) -> tuple[list[str], dict[str, str
 
     def number(name: str) -> str:
         if name in local and name not in mapping:
-            head, _, tail = _NUMBERED.match(name).groups()  # ld_v 17 "", v 5 _acc
+            head, digits, tail = _NUMBERED.match(name).groups()  # ld_v 17 "", v 5 _acc
+            if not digits:  # a name of its own (rows, totals): rows0, not 0rows
+                head, tail = name, ""
             kind = (head, tail)
             mapping[name] = f"{head}{counts.get(kind, 0)}{tail}"
             counts[kind] = counts.get(kind, 0) + 1
