@@ -198,24 +198,26 @@ def test_small_powers_are_the_products_numba_computes_for_them(dtype):
 
 def test_a_bias_added_to_a_product_starts_as_its_rows(rng):
     """X @ W + b starts from the rows of b, copied by ``ar.rows`` (compiled once per
-    machine, not a loop nest of the kernel's own), and the product is added into them."""
+    machine, not a loop nest of the kernel's own), and the product is added into them;
+    after the loop computing a hidden layer, the copy is an inner loop of that loop."""
     f = sg.sum(sg.gelu(X @ W + b) ** 2)
-    vg = sg.value_and_grad(f, [W, b])
-    assert "ar.rows(" in vg.source
+    V, c = sg.tensor("V", ("C", 3)), sg.tensor("c", (3,))
+    two = sg.sum(sg.gelu(sg.gelu(X @ W + b) @ V + c) ** 2)
     b32 = sg.tensor("b32", ("C",), dtype="float32")
     g = sg.sum(sg.gelu(X @ W + b32) ** 2)
-    converted = sg.value_and_grad(g, [W])
-    assert "ar.rows(" not in converted.source  # float32 rows into float64: converted in a loop
+    cases = [(f, [W, b], 1), (two, [W, b, V, c], 1), (g, [W], 0)]  # float32 rows: converted
     for n in (0, 1, 37):
-        x = inputs(rng, n=n)
-        x32 = {"X": x["X"], "W": x["W"], "b32": x["b"].astype(np.float32)}
-        for fn, args, ref in ((vg, x, sg.value_and_grad(f, [W, b], backend="numpy")),
-                              (converted, x32, sg.value_and_grad(g, [W], backend="numpy"))):
-            taken = {k: v for k, v in args.items() if k in fn.input_names}
-            (value, grads), (value_np, grads_np) = fn(**taken), ref(**taken)
+        x = dict(inputs(rng, n=n), V=rng.normal(size=(4, 3)), c=rng.normal(size=3))
+        x["b32"] = x["b"].astype(np.float32)
+        for loss, wrt, copies in cases:
+            vg = sg.value_and_grad(loss, wrt)
+            assert vg.source.count("ar.rows(") == copies
+            taken = {k: v for k, v in x.items() if k in vg.input_names}
+            value, grads = vg(**taken)
+            value_np, grads_np = sg.value_and_grad(loss, wrt, backend="numpy")(**taken)
             assert value == pytest.approx(value_np, rel=1e-13)
-            for a, c in zip(grads, grads_np):
-                np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-14)
+            for a, b_ in zip(grads, grads_np):
+                np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-14)
 
 
 S = sg.tensor("S", ("N", "C"))

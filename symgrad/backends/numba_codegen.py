@@ -482,10 +482,11 @@ class Kernel:
                 continue  # group early, or computed where it is read
             into = self.sum_of(node)
             if into is not None and into in self.phase:
-                if any(x in self.group for x in node.inputs + into.inputs):
+                after_loop = any(x in self.group for x in node.inputs + into.inputs)
+                if after_loop:
                     self.flush()  # (the operands and the other terms are read from arrays)
                 if all(x is node or self.emitted(x) for x in into.inputs):
-                    self.fill_terms(into, node)
+                    self.fill_terms(into, node, after_loop)
                     LOWER[node.op].accumulate(self, node)
                     continue
             if not self.joins_group(node):
@@ -529,21 +530,25 @@ class Kernel:
         others = [a for a in expr.args if a != term]
         return None if any(term in a.free_symbols for a in others) else into
 
-    def fill_terms(self, into: Node, product: Node):
+    def fill_terms(self, into: Node, product: Node, after_loop: bool = False):
         """Emit ``into``'s array holding its formula without ``product``'s term (see
-        :meth:`sum_of`); ``product`` is then added into that array."""
+        :meth:`sum_of`); ``product`` is then added into that array.  ``after_loop``: the
+        code just before is the loop nest that computed the product's operands."""
         self.var[into] = self.var[product] = f"v{self.rank[into]}"
         self.filled.add(product)
         rest = into.attr("expr").xreplace({sym(into.inputs.index(product)): 0})
         bias = next((x for i, x in enumerate(into.inputs) if rest == sym(i)), None)
         if (
-            bias is not None
+            not after_loop
+            and bias is not None
             and bias.ndim == 1
             and bias.shape == into.shape[1:]
             and bias.dtype == into.dtype
         ):
             # X @ W + b: the rows of b by a helper compiled once, not a nest of the kernel's
-            # own (LLVM's passes over each nest are most of a cold compile)
+            # own (LLVM's passes over each nest are most of a cold compile).  After the loop
+            # over the operand's rows the nest joins that loop instead (loopfuse.py), in a
+            # deep MLP inside the layers' shared function: cheaper than a call per layer.
             self.emit(f"{self.var[into]} = ar.rows({self.var[bias]}, {self.size(into.shape[0])})")
             return
         self.new_array(into, "empty")
