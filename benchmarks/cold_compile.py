@@ -13,7 +13,8 @@ medians reported), after ``import numba`` and ``import symgrad``:
 
 The first result is checked against the NumPy backend (1e-8 normwise).  ``--base PATH``
 times another checkout too (its ``symgrad`` on the children's ``PYTHONPATH``), in the same
-run, workload by workload: the "before" columns.  ``--split N`` sets the lines per kernel
+run, workload by workload, its processes alternating with this checkout's: the "before"
+columns.  ``--split N`` sets the lines per kernel
 part (``symgrad.backends.split.MAX_LINES``; default and 100000: no split),
 ``--min-repeats N`` how often a loop nest must occur to become a shared function
 (``split.MIN_REPEATS``; a large number: none), ``--no-vector-math`` compiles with
@@ -154,12 +155,14 @@ def main() -> None:
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.only or WORKLOADS:
         for split in splits:
-            rows = {}
-            for label, checkout in checkouts:
-                run = lambda: run_child(name, split, vm, args.min_repeats, checkout)  # noqa: E731
-                if not args.no_warm_up:
-                    run()  # fills Numba's cache of the library helpers this workload uses
-                rows[label] = [run() for _ in range(args.repeats)]
+            rows = {label: [] for label, _ in checkouts}
+            if not args.no_warm_up:  # fills Numba's cache of the helpers this workload uses
+                for _, checkout in checkouts:
+                    run_child(name, split, vm, args.min_repeats, checkout)
+            # before and now alternate, so that a drift of the machine's speed hits both
+            for _ in range(args.repeats):
+                for label, checkout in checkouts:
+                    rows[label].append(run_child(name, split, vm, args.min_repeats, checkout))
 
             def cell(label, column):
                 return med(r[column] for r in rows[label])
