@@ -260,6 +260,23 @@ def test_a_pick_of_a_formula_computes_it_at_the_labels_only(name, rng):
         np.testing.assert_allclose(grad, grad_np, rtol=1e-13)
 
 
+def test_a_picked_formula_in_parallel_loops(rng, monkeypatch):
+    # three axes, every nest a prange: the formula at the labels, the same bits as its array
+    from symgrad.backends import numba_codegen
+
+    monkeypatch.setattr(numba_codegen, "PARALLEL_MIN_ELEMENTS", 1)
+    scores = sg.exp(T3) * b - 1
+    picked = sg.sum(sg.pick(scores, labels3), axis=1)
+    gathered = sg.compile(picked, parallel=True)
+    stored = sg.compile([picked, scores], parallel=True)
+    assert "prange(" in gathered.source
+    x = {"T3": rng.normal(size=(9, 3, 4)), "b": rng.normal(size=4),
+         "y3": rng.integers(0, 4, (9, 3))}
+    np.testing.assert_array_equal(gathered(**x), stored(**x)[0])
+    want = (np.exp(x["T3"]) * x["b"] - 1)[np.arange(9)[:, None], np.arange(3), x["y3"]]
+    np.testing.assert_allclose(gathered(**x), want.sum(axis=1), rtol=1e-13)
+
+
 def test_a_pick_of_a_product_plus_a_bias_reads_the_array_gemm_wrote(rng):
     # X @ W + b is an array the product is added into (gemm): its formula is not computed
     # again at the labels (that added b twice)
