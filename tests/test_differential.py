@@ -42,8 +42,8 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given, note, settings
-from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from test_properties import PROFILE, SHAPES, STEPS, Builder, resolve
 
 import symgrad as sg
