@@ -14,11 +14,10 @@ medians reported), after ``import numba`` and ``import symgrad``:
 The first result is checked against the NumPy backend (1e-8 normwise).  ``--base PATH``
 times another checkout too (its ``symgrad`` on the children's ``PYTHONPATH``), in the same
 run, workload by workload, its processes alternating with this checkout's: the "before"
-columns.  ``--split N`` sets the lines per kernel
-part (``symgrad.backends.split.MAX_LINES``; default and 100000: no split),
-``--min-repeats N`` how often a loop nest must occur to become a shared function
-(``split.MIN_REPEATS``; a large number: none), ``--no-vector-math`` compiles with
-``vector_math=False``.  Numba's own cache of the library's helpers (``blas.matmul``,
+columns.  ``--split N`` sets the lines per kernel part (``symgrad.backends.split.MAX_LINES``;
+default and 100000: no split), ``--min-repeats N`` how often a loop nest must occur to
+become a shared function (``split.MIN_REPEATS``; a large number: none),
+``--no-vector-math`` compiles with ``vector_math=False``.  Numba's own cache of the library's helpers (``blas.matmul``,
 ``arrays``, ``vmath``) is what a user's machine has after the first use, so each workload
 is run once untimed first (``--no-warm-up`` skips that).
 
