@@ -80,7 +80,7 @@ def test_switches_tiers_mid_loop_with_no_call_lost(gate, reference):
         assert isinstance(value, float) and isinstance(grads[1], float)
     assert tiers == ["numpy"] * 3 + ["numba"] * 5
     assert (vg.stats.numpy_calls, vg.stats.numba_calls) == (3, 5)
-    assert vg.ready() and "@njit" in vg.source
+    assert vg.ready() and "@kernel_jit" in vg.source
 
 
 def test_free_running_loop_switches_without_gate(reference):

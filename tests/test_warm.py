@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 import sympy
@@ -262,6 +263,31 @@ def test_a_new_process_starts_warm(tmp_path):
     first, second = run(), run()
     assert first["calls"] > 0 and not first["warm"]
     assert second == dict(first, calls=0, warm=True, skipped=True, hit=True)
+
+
+def test_a_kernel_loaded_from_the_cache_is_its_machine_code_only(empty_cache, monkeypatch):
+    # kernel_jit.py: the entry keeps the object code and the names of the functions, not the
+    # LLVM module; the loaded kernel gives the same bits and refuses to be linked into other
+    # jitted code (whose stubs it would otherwise call)
+    cold = sg.value_and_grad(LOSS, W)
+    v0, g0 = cold(**inputs())
+    forget_loaded(monkeypatch)
+    warm = sg.value_and_grad(LOSS, W)
+    v1, g1 = warm(**inputs())
+    assert warm.stats.cache_hit and v1 == v0
+    np.testing.assert_array_equal(g1, g0)
+    kernel = warm.program.function
+    (overload,) = kernel.overloads.values()
+    assert overload.library._shared_module is None
+
+    @numba.njit
+    def caller(args):
+        return kernel(*args)
+
+    given = inputs()
+    args = tuple(given[node.name] for node in warm.signature.inputs) + tuple(warm.program.consts)
+    with pytest.raises(Exception, match="unfit for linking"):
+        caller(args)
 
 
 def test_a_record_is_plain_data_behind_a_checksum(empty_cache):

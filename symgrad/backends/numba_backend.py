@@ -1,10 +1,11 @@
 """The ``numba`` backend: generated kernels, compiled by Numba and cached on disk.
 
 The kernel source (``numba_codegen.py``) is written to ``<cache>/<key>.py`` and imported;
-its ``@njit(cache=True)`` decorator carries the argument types, so Numba compiles when the
-module is imported, or loads the machine code it cached next to the file in an earlier
-process.  The key is a hash of the source, the options and the Numba/NumPy versions: the
-same optimised graph with the same dtypes and options finds the same file.
+its decorator (``kernel_jit``: ``@njit(cache=True)`` with a leaner cache entry) carries the
+argument types, so Numba compiles when the module is imported, or loads the machine code it
+cached next to the file in an earlier process.  The key is a hash of the source, the options
+and the Numba/NumPy versions: the same optimised graph with the same dtypes and options
+finds the same file.
 
 ``vector_math`` (default True) makes kernels call the branch-free functions of ``vmath.py``
 that LLVM vectorises; ``vector_math=False`` calls libm.
@@ -114,13 +115,14 @@ def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
         f"@njit(\n    no_cpython_wrapper=True, {flags(code)}\n)\n{code}\n\n"
         for _, code in parts
     )
-    decorated += f"@njit(\n    (\n{arg_types}    ),\n    cache=True, {flags(entry)}\n)\n{entry}"
+    # kernel_jit: njit with the signature and cache=True, its cache entry the machine code
+    decorated += f"@kernel_jit(\n    (\n{arg_types}    ),\n    {flags(entry)}\n)\n{entry}"
     body = "".join(code for _, code in parts) + entry
     versions = f"{FORMAT} {numba.__version__} {np.__version__} {sys.version_info[:2]}"
     for name in helpers_used(body):  # Numba's cache would not notice a change of theirs
         versions += f" {name} {HELPERS[name].DIGEST}"
     key = "k_" + hashlib.sha256((decorated + versions).encode()).hexdigest()[:24]
-    return prelude(key, body) + decorated, key
+    return prelude(key, decorated) + decorated, key
 
 
 def _write_atomic(path: Path, text: str) -> None:
