@@ -36,9 +36,11 @@ def _names_only(library) -> bytes:
 class _MachineCode(CompileResultCacheImpl):
     def reduce(self, cres):
         libdata, *rest = super().reduce(cres)
-        name, kind, data = libdata
-        if kind == "object":  # (object code, module bitcode): keep the object code
-            libdata = (name, kind, (data[0], _names_only(cres.library)))
+        # (name, "object", (object code, module bitcode)): keep the object code; any other
+        # form (another Numba's) is stored as Numba made it
+        if isinstance(libdata, tuple) and len(libdata) == 3 and libdata[1] == "object":
+            name, kind, (object_code, _module) = libdata
+            libdata = (name, kind, (object_code, _names_only(cres.library)))
         return (libdata, *rest)
 
     def rebuild(self, target_context, payload):
