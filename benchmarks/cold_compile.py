@@ -163,7 +163,7 @@ def main() -> None:
                 for label, checkout in checkouts:
                     rows[label].append(run_child(name, split, vm, args.min_repeats, checkout))
 
-            def cell(label, column):
+            def cell(label, column, rows=rows):  # (rows: this workload's, bound now)
                 return med(r[column] for r in rows[label])
 
             if args.base:
