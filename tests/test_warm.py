@@ -290,6 +290,47 @@ def test_a_kernel_loaded_from_the_cache_is_its_machine_code_only(empty_cache, mo
         caller(args)
 
 
+STUB_CHILD = """
+import sys, warnings
+import numpy as np
+import symgrad as sg
+from symgrad.backends import kernel_jit
+if sys.argv[1] == "damaged":  # an entry whose module names nothing: no entry point
+    import llvmlite.binding as ll
+    from llvmlite import ir
+    kernel_jit._names_only = lambda library: ll.parse_assembly(str(ir.Module())).as_bitcode()
+y = sg.tensor("y", (4,))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    vg = sg.value_and_grad(sg.sum(sg.exp(y) * y), y)
+    value, grad = vg(y=np.arange(4.0))
+print(value, vg.stats.cache_hit, "unusable" in " ".join(str(w.message) for w in caught))
+"""
+
+
+def test_a_cached_kernel_without_its_entry_point_is_compiled_again(tmp_path):
+    # without the check in kernel_jit's rebuild, the second process would call a null
+    # pointer (a segfault); with it, it warns and compiles the kernel again
+    script = tmp_path / "child.py"
+    script.write_text(STUB_CHILD)
+    env = dict(os.environ, SYMGRAD_CACHE_DIR=str(tmp_path / "cache"))
+    root = str(Path(sg.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
+
+    def run(mode):
+        out = subprocess.run(
+            [sys.executable, str(script), mode], env=env, capture_output=True, text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out.stdout.split()
+
+    expected = str(float(np.sum(np.exp(np.arange(4.0)) * np.arange(4.0))))
+    assert run("damaged") == [expected, "False", "False"]
+    assert run("intact") == [expected, "False", "True"]  # refused, compiled again
+    assert run("intact") == [expected, "True", "False"]
+
+
 def test_a_record_is_plain_data_behind_a_checksum(empty_cache):
     kernel_cache.write_record("g_test", {"a": 1})
     assert kernel_cache.read_record("g_test") == {"a": 1}

@@ -8,29 +8,43 @@ holds every split part and helper it calls, linked in (138 KB of bitcode for the
 ``mlp_act``), and those two steps were 8 of the 13 ms Numba took to load that kernel in a
 process where it was already running.  Nothing links against a kernel: it is called from
 Python only.  So its entry holds, in place of the module, a module that only *names* the
-functions the kernel defines (Numba finds the kernel's entry point among them; their bodies
-are ``unreachable``), and the loaded library then cannot be linked: Numba raises "library
-unfit for linking" instead of linking those stubs.  A kernel compiled in this process (not
-loaded) is Numba's own, unchanged.
+functions the kernel defines (their bodies are ``unreachable``), and the loaded library then
+cannot be linked: Numba raises "library unfit for linking" instead of linking those stubs.
+A kernel compiled in this process (not loaded) is Numba's own, unchanged.
 
-This uses the cache classes of ``numba.core.caching`` and the library's ``_shared_module``,
-which have kept their form since Numba 0.4x; ``tests/test_numba_backend.py`` checks a
-kernel loaded this way.
+What this relies on: Numba finds a loaded function's entry point (its CPython wrapper) by
+looking its name up among the names the stored module defines, and links a library only
+through its ``_shared_module``.  It uses the cache classes of ``numba.core.caching``, the
+library's ``_final_module`` / ``_shared_module`` and the ``(name, "object", (object code,
+bitcode))`` form of a serialized library (Numba 0.59 to 0.68 at least).
+``tests/test_warm.py::test_a_kernel_loaded_from_the_cache_is_its_machine_code_only`` loads a
+kernel this way; a loaded kernel whose entry point is missing is refused here (an error, so
+``numba_backend`` compiles it again) rather than called.  This module's digest is part of
+every kernel's key, so a change to the entry's form never reads an old entry.
 """
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import llvmlite.binding as ll
+from llvmlite import ir
 from numba import njit
 from numba.core import typeinfer
 from numba.core.caching import CompileResultCacheImpl, FunctionCache
 
+DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
 
 def _names_only(library) -> bytes:
     """Bitcode of a module defining the functions ``library`` defines, by name only."""
-    names = [f.name for f in library._final_module.functions if not f.is_declaration]
-    text = "".join(f'define void @"{name}"() {{\n  unreachable\n}}\n' for name in names)
-    return ll.parse_assembly(text).as_bitcode()
+    module = ir.Module()
+    for f in library._final_module.functions:
+        if not f.is_declaration:
+            stub = ir.Function(module, ir.FunctionType(ir.VoidType(), []), name=f.name)
+            ir.IRBuilder(stub.append_basic_block()).unreachable()
+    return ll.parse_assembly(str(module)).as_bitcode()
 
 
 class _MachineCode(CompileResultCacheImpl):
@@ -45,7 +59,9 @@ class _MachineCode(CompileResultCacheImpl):
 
     def rebuild(self, target_context, payload):
         cres = super().rebuild(target_context, payload)
-        cres.library._shared_module = None  # names, not code: never link them
+        if not cres.library.get_pointer_to_function(cres.fndesc.llvm_cpython_wrapper_name):
+            raise RuntimeError("the cached kernel's entry point is missing")
+        cres.library._shared_module = None  # a kernel is never linked (its module: names)
         return cres
 
 

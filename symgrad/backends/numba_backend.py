@@ -44,7 +44,7 @@ import numpy as np
 
 from ..ir import Node
 from ..ir.fingerprint import fingerprint, ops_digest
-from . import loopfuse, numba_codegen
+from . import kernel_jit, loopfuse, numba_codegen
 from . import split as split_module
 from .kernel_cache import (
     cache_dir,
@@ -119,6 +119,7 @@ def kernel_module(kernel: Kernel, options: dict) -> tuple[str, str]:
     decorated += f"@kernel_jit(\n    (\n{arg_types}    ),\n    {flags(entry)}\n)\n{entry}"
     body = "".join(code for _, code in parts) + entry
     versions = f"{FORMAT} {numba.__version__} {np.__version__} {sys.version_info[:2]}"
+    versions += f" kernel_jit {kernel_jit.DIGEST}"  # the form of the kernel's cache entry
     for name in helpers_used(body):  # Numba's cache would not notice a change of theirs
         versions += f" {name} {HELPERS[name].DIGEST}"
     key = "k_" + hashlib.sha256((decorated + versions).encode()).hexdigest()[:24]
