@@ -298,3 +298,53 @@ def test_a_picked_formula_and_the_formula_of_the_pick_are_two_outputs(rng):
     np.testing.assert_allclose(second, want, rtol=1e-15)
     first[0] = -1.0
     assert second[0] == want[0]
+
+
+FAULTS_CHILD = """
+import resource
+import numpy as np
+import symgrad as sg
+
+# the README's mlp_act: 4.7 MB of arrays of at most 0.5 MB (256 rows)
+X, y = sg.tensor("X", ("N", "D")), sg.tensor("y", ("N",), dtype="int64")
+W1, b1 = sg.tensor("W1", ("D", "H1")), sg.tensor("b1", ("H1",))
+W2, b2 = sg.tensor("W2", ("H1", "H2")), sg.tensor("b2", ("H2",))
+W3, b3 = sg.tensor("W3", ("H2", "C")), sg.tensor("b3", ("C",))
+scores = sg.silu(sg.gelu(X @ W1 + b1) @ W2 + b2) @ W3 + b3
+loss = sg.losses.softmax_cross_entropy(scores, y) + 1e-4 * sg.losses.l2(W1, W2, W3)
+vg = sg.value_and_grad(loss, [W1, b1, W2, b2, W3, b3])
+rng = np.random.default_rng(0)
+sizes = {"X": (256, 784), "W1": (784, 256), "b1": (256,), "W2": (256, 128), "b2": (128,),
+         "W3": (128, 10), "b3": (10,)}
+inputs = {k: rng.standard_normal(s) for k, s in sizes.items()}
+inputs["y"] = rng.integers(0, 10, 256)
+for _ in range(3):
+    vg(**inputs)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    vg(**inputs)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
+"""
+
+
+@pytest.mark.skipif(
+    __import__("platform").libc_ver()[0] != "glibc", reason="glibc's malloc thresholds"
+)
+def test_a_kernels_arrays_are_not_faulted_in_again_at_every_call(tmp_path):
+    # arrays.reserve: without it glibc gave this kernel's arrays back to the system at the end
+    # of every call, and the next call faulted them in again (about 1,000 pages a call)
+    import subprocess
+    import sys
+
+    script = tmp_path / "child.py"
+    script.write_text(FAULTS_CHILD)
+    root = str(Path(sg.__file__).resolve().parents[1])
+    # glibc's defaults: Dask's nanny (tests/test_dask.py) leaves MALLOC_TRIM_THRESHOLD_ in
+    # this process's environment, and a threshold set so is not adapted (see arrays.reserve)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env["PYTHONPATH"] = os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert float(out.stdout.split()[-1]) < 50

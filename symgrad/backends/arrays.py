@@ -72,6 +72,37 @@ def rows(v, n):
     return out
 
 
+# glibc's mmap threshold: its default (below it, a kernel's arrays come from the heap and
+# the trim threshold is above them anyway) and its largest on 64-bit (a larger block cannot
+# raise it further)
+RESERVE_MIN = 128 * 1024
+RESERVE_MAX = 32 * 1024 * 1024
+
+
+@_cached
+def reserve(nbytes):
+    """Allocate ``nbytes`` (at most :data:`RESERVE_MAX`; nothing below :data:`RESERVE_MIN`)
+    and free them at once, untouched.
+
+    A kernel calls this first, with the bytes of the arrays it allocates, because of how
+    glibc's ``malloc`` adapts: a block above its mmap threshold (128 KB at first) is mapped
+    on its own, and freeing one raises the threshold to its size and the heap's trim
+    threshold to twice that.  A kernel whose arrays are many and mid-sized (the README's
+    ``mlp_act``: 4.7 MB in arrays of at most 0.5 MB) frees more at the end of a call than
+    the trim threshold its largest array set, so glibc gives that memory back to the system
+    and the next call faults it in again, page by page: 1,000 faults, 15-20 % of the
+    call, in a process where nothing else allocated large blocks (hand-written Numba pays
+    them too).  This block, freed the first time, raises both thresholds above the kernel's
+    arrays; later calls take it from the heap and give it back, touching no page.  Where
+    the thresholds are set (``mallopt``, or ``MALLOC_TRIM_THRESHOLD_``, which Dask's nanny
+    sets for its workers) glibc does not adapt them, and this changes nothing; other
+    allocators just allocate and free it.  Returns its size (so that nothing elides it).
+    """
+    if nbytes < RESERVE_MIN:
+        return 0
+    return np.empty(min(nbytes, RESERVE_MAX), np.uint8).size
+
+
 @njit(cache=True, nogil=True, forceinline=True, error_model="numpy")
 def max_nan(acc, val):
     """The running max of ``np.max``: NaN wins and then stays."""

@@ -28,7 +28,9 @@ write small integer powers as products (``numba_printers.ScalarPrinter._product`
 from __future__ import annotations
 
 import re
+from collections import Counter
 
+import numpy as np
 import sympy as sp
 
 from ..ir import Node, toposort
@@ -452,6 +454,7 @@ class Kernel:
         for k, n in enumerate(self.consts):
             self.var[n] = f"c{k}"
         args = [self.var[n] for n in self.args + self.consts]
+        self.reserve()
         blocks = rowblock.plan(self.order, self.args, self.outputs, accumulates)
         if blocks is None:
             self.emit_nodes(self.order)
@@ -468,6 +471,20 @@ class Kernel:
         body = _serial_when_small(self.lines, self.branches)
         self._text = "\n".join([header] + named + body) + "\n"
         return self._text
+
+    def reserve(self):
+        """``ar.reserve`` of the bytes of the arrays the kernel computes (see its docstring):
+        every node with a shape, counted by dtype and shape (an upper bound: a node in a
+        loop group, a view or a gathered formula has no array of its own)."""
+        counts: Counter = Counter()
+        for n in self.order:
+            if n.shape and n not in self.var:
+                known = [d for d in n.shape if isinstance(d, int)]
+                sizes = tuple(self.size(d) for d in n.shape if not isinstance(d, int))
+                counts[sizes] += np.dtype(n.dtype).itemsize * int(np.prod(known))
+        terms = [" * ".join([str(nbytes), *sizes]) for sizes, nbytes in counts.items()]
+        if terms:
+            self.emit(f"ar.reserve({' + '.join(terms)})")
 
     def emit_nodes(self, nodes: list[Node]):
         """Emit ``nodes`` (in topological order), each on its own or in a loop group."""
