@@ -279,6 +279,7 @@ def test_a_kernel_loaded_from_the_cache_is_its_machine_code_only(empty_cache, mo
     kernel = warm.program.function
     (overload,) = kernel.overloads.values()
     assert overload.library._shared_module is None
+    assert overload.type_annotation == ""  # the annotated source is not stored either
 
     @numba.njit
     def caller(args):

@@ -10,13 +10,17 @@ process where it was already running.  Nothing links against a kernel: it is cal
 Python only.  So its entry holds, in place of the module, a module that only *names* the
 functions the kernel defines (their bodies are ``unreachable``), and the loaded library then
 cannot be linked: Numba raises "library unfit for linking" instead of linking those stubs.
-A kernel compiled in this process (not loaded) is Numba's own, unchanged.
+The entry leaves out the kernel's annotated source too (what ``inspect_types()`` prints),
+half of what was left.  A kernel compiled in this process (not loaded) is Numba's own,
+unchanged.
 
 What this relies on: Numba finds a loaded function's entry point (its CPython wrapper) by
 looking its name up among the names the stored module defines, and links a library only
-through its ``_shared_module``.  It uses the cache classes of ``numba.core.caching``, the
-library's ``_final_module`` / ``_shared_module`` and the ``(name, "object", (object code,
-bitcode))`` form of a serialized library (Numba 0.59 to 0.68 at least).
+through its ``_shared_module``.  It uses the cache classes of ``numba.core.caching``,
+``CompileResult._reduce`` (which reads the library's ``serialize_using_object_code()`` and
+``_final_module``), the library's ``_get_compiled_object`` / ``_shared_module``, and the
+``(name, "object", (object code, bitcode))`` form of a serialized library (Numba 0.59 to
+0.68 at least); where the reduction fails, the entry is Numba's own.
 ``tests/test_warm.py::test_a_kernel_loaded_from_the_cache_is_its_machine_code_only`` loads a
 kernel this way; a loaded kernel whose entry point is missing is refused here (an error, so
 ``numba_backend`` compiles it again) rather than called.  This module's digest is part of
@@ -47,15 +51,30 @@ def _names_only(library) -> bytes:
     return ll.parse_assembly(str(module)).as_bitcode()
 
 
+class _Entry:
+    """What ``CompileResult._reduce`` reads of a library, serialized as object code and
+    names (Numba's ``serialize_using_object_code`` less the module, which it would clone
+    and write as bitcode to be thrown away)."""
+
+    def __init__(self, library):
+        self.library = library
+        self._final_module = library._final_module  # (its environments are looked up)
+
+    def serialize_using_object_code(self):
+        library = self.library
+        code = library._get_compiled_object()
+        return (library.name, "object", (code, _names_only(library)))
+
+
 class _MachineCode(CompileResultCacheImpl):
     def reduce(self, cres):
-        libdata, *rest = super().reduce(cres)
-        # (name, "object", (object code, module bitcode)): keep the object code; any other
-        # form (another Numba's) is stored as Numba made it
-        if isinstance(libdata, tuple) and len(libdata) == 3 and libdata[1] == "object":
-            name, kind, (object_code, _module) = libdata
-            libdata = (name, kind, (object_code, _names_only(cres.library)))
-        return (libdata, *rest)
+        # Numba's reduction of the compile result, with the library as machine code and
+        # names, and without the annotated source (only inspect_types() shows it: 108 KB
+        # for mlp_act, half its entry, and most of the 22 ms the reduction took)
+        try:
+            return cres._replace(library=_Entry(cres.library), type_annotation="")._reduce()
+        except Exception:  # noqa: BLE001 - another Numba's form: stored as Numba makes it
+            return super().reduce(cres)
 
     def rebuild(self, target_context, payload):
         cres = super().rebuild(target_context, payload)
