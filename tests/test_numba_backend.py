@@ -327,24 +327,59 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5)
 """
 
 
-@pytest.mark.skipif(
+RESERVE_CHILD = """
+import resource, sys
+import numpy as np
+from symgrad.backends import arrays
+
+arrays.reserve(int(sys.argv[1]))
+
+def touch():  # a 16 MB array, written and freed
+    a = np.empty(2 * 1024 * 1024)
+    a[:] = 1.0
+
+touch()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+touch()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+glibc_only = pytest.mark.skipif(
     __import__("platform").libc_ver()[0] != "glibc", reason="glibc's malloc thresholds"
 )
-def test_a_kernels_arrays_are_not_faulted_in_again_at_every_call(tmp_path):
-    # arrays.reserve: without it glibc gave this kernel's arrays back to the system at the end
-    # of every call, and the next call faulted them in again (about 1,000 pages a call)
+
+
+def run_fresh(tmp_path, source: str, *args) -> str:
+    """The output of ``source`` run in a new Python process with glibc's default malloc
+    settings (Dask's nanny, tests/test_dask.py, leaves MALLOC_TRIM_THRESHOLD_ in this
+    process's environment, and a threshold set so is not adapted: see arrays.reserve)."""
     import subprocess
     import sys
 
     script = tmp_path / "child.py"
-    script.write_text(FAULTS_CHILD)
+    script.write_text(source)
     root = str(Path(sg.__file__).resolve().parents[1])
-    # glibc's defaults: Dask's nanny (tests/test_dask.py) leaves MALLOC_TRIM_THRESHOLD_ in
-    # this process's environment, and a threshold set so is not adapted (see arrays.reserve)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["PYTHONPATH"] = os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
     out = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, str(script), *args], env=env, capture_output=True, text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert float(out.stdout.split()[-1]) < 50
+    return out.stdout
+
+
+@glibc_only
+def test_a_kernels_arrays_are_not_faulted_in_again_at_every_call(tmp_path):
+    # arrays.reserve: without it glibc gave this kernel's arrays back to the system at the end
+    # of every call, and the next call faulted them in again (about 1,000 pages a call)
+    assert float(run_fresh(tmp_path, FAULTS_CHILD).split()[-1]) < 50
+
+
+@glibc_only
+@pytest.mark.parametrize("nbytes", [20 * 2**20, 10**9])
+def test_a_reserve_of_any_size_keeps_a_freed_array_in_the_heap(tmp_path, nbytes):
+    # a 16 MB array freed and allocated again is not faulted in again: the reserve raised
+    # glibc's thresholds above it, also when asked for more than glibc's largest threshold
+    # (a block of exactly 32 MiB raised nothing: its header made it larger than the limit)
+    assert int(run_fresh(tmp_path, RESERVE_CHILD, str(nbytes)).split()[-1]) < 100

@@ -73,10 +73,11 @@ def rows(v, n):
 
 
 # glibc's mmap threshold: its default (below it, a kernel's arrays come from the heap and
-# the trim threshold is above them anyway) and its largest on 64-bit (a larger block cannot
-# raise it further)
+# the trim threshold is above them anyway), and just under its largest on 64-bit, 32 MiB:
+# freeing a block raises the threshold only if the block, with the array's header and
+# rounded up to whole pages, is at most that (a 32 MiB array's block is not)
 RESERVE_MIN = 128 * 1024
-RESERVE_MAX = 32 * 1024 * 1024
+RESERVE_MAX = 32 * 1024 * 1024 - 64 * 1024
 
 
 @_cached

@@ -11,8 +11,8 @@ Python only.  So its entry holds, in place of the module, a module that only *na
 functions the kernel defines (their bodies are ``unreachable``), and the loaded library then
 cannot be linked: Numba raises "library unfit for linking" instead of linking those stubs.
 The entry leaves out the kernel's annotated source too (what ``inspect_types()`` prints),
-half of what was left.  A kernel compiled in this process (not loaded) is Numba's own,
-unchanged.
+half of what was left.  A kernel compiled in this process (not loaded) links as Numba's
+own.
 
 What this relies on: Numba finds a loaded function's entry point (its CPython wrapper) by
 looking its name up among the names the stored module defines, and links a library only
@@ -20,7 +20,7 @@ through its ``_shared_module``.  It uses the cache classes of ``numba.core.cachi
 ``CompileResult._reduce`` (which reads the library's ``serialize_using_object_code()`` and
 ``_final_module``), the library's ``_get_compiled_object`` / ``_shared_module``, and the
 ``(name, "object", (object code, bitcode))`` form of a serialized library (Numba 0.59 to
-0.68 at least); where the reduction fails, the entry is Numba's own.
+0.68 at least); where the reduction fails, the entry is Numba's own and a warning says so.
 ``tests/test_warm.py::test_a_kernel_loaded_from_the_cache_is_its_machine_code_only`` loads a
 kernel this way; a loaded kernel whose entry point is missing is refused here (an error, so
 ``numba_backend`` compiles it again) rather than called.  This module's digest is part of
@@ -30,9 +30,11 @@ every kernel's key, so a change to the entry's form never reads an old entry.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import llvmlite.binding as ll
+import numba
 from llvmlite import ir
 from numba import njit
 from numba.core import typeinfer
@@ -73,7 +75,12 @@ class _MachineCode(CompileResultCacheImpl):
         # for mlp_act, half its entry, and most of the 22 ms the reduction took)
         try:
             return cres._replace(library=_Entry(cres.library), type_annotation="")._reduce()
-        except Exception:  # noqa: BLE001 - another Numba's form: stored as Numba makes it
+        except Exception as exc:  # noqa: BLE001 - another Numba: its own entry, said once
+            warnings.warn(
+                f"symgrad: Numba {numba.__version__} reduced a kernel in a form symgrad does "
+                f"not know ({exc!r}); its cache entry is Numba's own (slower to load)",
+                stacklevel=2,
+            )
             return super().reduce(cres)
 
     def rebuild(self, target_context, payload):

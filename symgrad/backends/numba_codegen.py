@@ -474,13 +474,14 @@ class Kernel:
 
     def reserve(self):
         """``ar.reserve`` of the bytes of the arrays the kernel computes (see its docstring):
-        every node with a shape, counted by dtype and shape (an upper bound: a node in a
-        loop group, a view or a gathered formula has no array of its own)."""
+        every node with a shape, its bytes summed over the nodes with the same run-time
+        sizes.  An upper bound: a node in a loop group, a view or a gathered formula has no
+        array of its own, and a row-blocked kernel's arrays hold a block of rows, not all."""
         counts: Counter = Counter()
         for n in self.order:
             if n.shape and n not in self.var:
                 known = [d for d in n.shape if isinstance(d, int)]
-                sizes = tuple(self.size(d) for d in n.shape if not isinstance(d, int))
+                sizes = tuple(sorted(self.size(d) for d in n.shape if not isinstance(d, int)))
                 counts[sizes] += np.dtype(n.dtype).itemsize * int(np.prod(known))
         terms = [" * ".join([str(nbytes), *sizes]) for sizes, nbytes in counts.items()]
         if terms:
