@@ -118,3 +118,29 @@ def test_a_sum_of_a_cast_to_float32_adds_float32_values(backend):
     x = sg.tensor("sx", ("N",), "float64")
     got = sg.compile(sg.sum(sg.cast(x, "float32")), backend=backend)(sx=np.full(3, 1 + 0.49 * 2.0**-23))
     assert got == np.float32(3.0)
+
+
+def test_a_variance_of_one_value_folds_to_zero(backend):
+    # found by the long fuzz run (test_optimisation_preserves_values): the variance of a
+    # (2, 1) array along its axis of one value folded its constants to (1 - Div(2, 2))**2,
+    # which SymPy cannot turn into a float: a TypeError while simplifying
+    a = sg.tensor("va", (2, 1))
+    loss = sg.mean(sg.var(sg.exp(sg.var(sg.exp(sg.exp(sg.exp(a))), axis=1))))
+    value, grad = sg.value_and_grad(loss, a, backend=backend)(va=np.array([[0.06], [-0.07]]))
+    assert value == 0.0
+    np.testing.assert_array_equal(grad, np.zeros((2, 1)))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_constant_power_over_our_functions_prints_in_any_dtype(backend, dtype):
+    # the same constant inside a formula that reads an input: the float32 Numba printer
+    # turned every constant power into a float and failed on it
+    import sympy
+
+    from symgrad.ops import core
+    from symgrad.ops.elementwise import Div, Paren, sym
+
+    x = sg.tensor("px", (3,), dtype)
+    expr = sym(0) * Paren(1 - Div(sympy.Integer(2), sympy.Integer(2))) ** 2 + sym(0)
+    got = sg.compile(sg.sum(core.ew(expr, [x])), backend=backend)(px=np.ones(3, dtype))
+    assert got == 3.0

@@ -188,7 +188,10 @@ class Float32Printer(ScalarPrinter):
 
     def _print_Pow(self, expr, rational=False):
         if not expr.free_symbols:  # a constant of a formula (sqrt(2)): rounded once
-            return self._number(repr(float(expr)))
+            try:
+                return self._number(repr(float(expr)))
+            except TypeError:  # over our functions ((1 - Div(2, 2))**2): computed below
+                pass
         if _small_power(expr):  # products of float32 values stay float32
             return self._product(expr)
         base, exp = self.parenthesize(expr.base, 100), expr.exp

@@ -88,7 +88,10 @@ class NumpyPrinter(NumPyPrinter):
 
     def _print_Pow(self, expr, rational=False):
         if not expr.free_symbols:  # a constant of a formula (sqrt(2)): a Python float
-            return self._literal(repr(float(expr)))
+            try:
+                return self._literal(repr(float(expr)))
+            except TypeError:  # over our functions, which SymPy does not evaluate
+                pass  # ((1 - Div(2, 2))**2, folded from a variance): NumPy computes it
         # formulas hold only positive integer powers (others are Power): NumPy's power
         return f"numpy.power({self._print(expr.base)}, {self._print(expr.exp)})"
 
