@@ -349,37 +349,17 @@ glibc_only = pytest.mark.skipif(
 )
 
 
-def run_fresh(tmp_path, source: str, *args) -> str:
-    """The output of ``source`` run in a new Python process with glibc's default malloc
-    settings (Dask's nanny, tests/test_dask.py, leaves MALLOC_TRIM_THRESHOLD_ in this
-    process's environment, and a threshold set so is not adapted: see arrays.reserve)."""
-    import subprocess
-    import sys
-
-    script = tmp_path / "child.py"
-    script.write_text(source)
-    root = str(Path(sg.__file__).resolve().parents[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    env["PYTHONPATH"] = os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
-    out = subprocess.run(
-        [sys.executable, str(script), *args], env=env, capture_output=True, text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout
-
-
 @glibc_only
-def test_a_kernels_arrays_are_not_faulted_in_again_at_every_call(tmp_path):
+def test_a_kernels_arrays_are_not_faulted_in_again_at_every_call(run_python):
     # arrays.reserve: without it glibc gave this kernel's arrays back to the system at the end
     # of every call, and the next call faulted them in again (about 1,000 pages a call)
-    assert float(run_fresh(tmp_path, FAULTS_CHILD).split()[-1]) < 50
+    assert float(run_python(FAULTS_CHILD).split()[-1]) < 50
 
 
 @glibc_only
 @pytest.mark.parametrize("nbytes", [20 * 2**20, 10**9])
-def test_a_reserve_of_any_size_keeps_a_freed_array_in_the_heap(tmp_path, nbytes):
+def test_a_reserve_of_any_size_keeps_a_freed_array_in_the_heap(run_python, nbytes):
     # a 16 MB array freed and allocated again is not faulted in again: the reserve raised
     # glibc's thresholds above it, also when asked for more than glibc's largest threshold
     # (a block of exactly 32 MiB raised nothing: its header made it larger than the limit)
-    assert int(run_fresh(tmp_path, RESERVE_CHILD, str(nbytes)).split()[-1]) < 100
+    assert int(run_python(RESERVE_CHILD, str(nbytes)).split()[-1]) < 100

@@ -7,11 +7,7 @@ process loaded, as a new process would.
 
 import importlib
 import json
-import os
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 import numba
 import numpy as np
@@ -246,19 +242,9 @@ print(json.dumps({"value": value, "grad": grad.tolist(), "calls": len(calls),
 """
 
 
-def test_a_new_process_starts_warm(tmp_path):
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    env = dict(os.environ, SYMGRAD_CACHE_DIR=str(tmp_path / "cache"))
-    root = str(Path(sg.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
-
+def test_a_new_process_starts_warm(run_python):
     def run():
-        out = subprocess.run(
-            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300
-        )
-        assert out.returncode == 0, out.stderr[-3000:]
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        return json.loads(run_python(CHILD).strip().splitlines()[-1])
 
     first, second = run(), run()
     assert first["calls"] > 0 and not first["warm"]
@@ -309,22 +295,11 @@ print(value, vg.stats.cache_hit, "unusable" in " ".join(str(w.message) for w in 
 """
 
 
-def test_a_cached_kernel_without_its_entry_point_is_compiled_again(tmp_path):
+def test_a_cached_kernel_without_its_entry_point_is_compiled_again(run_python):
     # without the check in kernel_jit's rebuild, the second process would call a null
     # pointer (a segfault); with it, it warns and compiles the kernel again
-    script = tmp_path / "child.py"
-    script.write_text(STUB_CHILD)
-    env = dict(os.environ, SYMGRAD_CACHE_DIR=str(tmp_path / "cache"))
-    root = str(Path(sg.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
-
     def run(mode):
-        out = subprocess.run(
-            [sys.executable, str(script), mode], env=env, capture_output=True, text=True,
-            timeout=300,
-        )
-        assert out.returncode == 0, out.stderr[-3000:]
-        return out.stdout.split()
+        return run_python(STUB_CHILD, mode).split()
 
     expected = str(float(np.sum(np.exp(np.arange(4.0)) * np.arange(4.0))))
     assert run("damaged") == [expected, "False", "False"]
