@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from run import child_env, marked_json
+
 HERE = Path(__file__).resolve().parent
 MARK = "@@ALONE@@ "
 WORKLOADS = ["slide_mlp", "svm", "softmax", "mlp_act", "elementwise_chain"]
@@ -71,19 +73,9 @@ def child(name: str, variant: str, calls: int) -> None:
 
 
 def run_child(name, variant, checkout, cache, calls) -> dict:
-    # glibc's defaults (a MALLOC_ variable fixes the thresholds that arrays.reserve adapts)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    env["SYMGRAD_CACHE_DIR"] = cache
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = "1"
-    if checkout is not None:  # symgrad from that checkout, before any installed one
-        env["PYTHONPATH"] = os.pathsep.join([str(checkout), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, __file__, "--child", name, variant, str(calls)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith(MARK):
-            return json.loads(line[len(MARK):])
-    raise SystemExit(f"{name} {variant} failed:\n{proc.stdout}\n{proc.stderr}")
+    proc = subprocess.run(cmd, env=child_env(cache, checkout), capture_output=True, text=True)
+    return marked_json(proc, MARK, f"{name} {variant}")
 
 
 def main() -> None:

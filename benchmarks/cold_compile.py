@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from run import child_env, marked_json
 
 HERE = Path(__file__).resolve().parent
 MARK = "@@COLD@@ "
@@ -108,17 +109,11 @@ def child(name: str, split: int, vector_math: bool, min_repeats: int) -> None:
 def run_child(name: str, split: int, vector_math: bool, min_repeats: int, checkout=None):
     with tempfile.TemporaryDirectory(prefix="symgrad-cold-") as cache:
         # the children import this checkout's symgrad (or --base's), installed or not
-        path = [str(checkout or HERE.parent), os.environ.get("PYTHONPATH", "")]
-        env = dict(os.environ, SYMGRAD_CACHE_DIR=cache, PYTHONPATH=os.pathsep.join(path))
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[var] = "1"
+        env = child_env(cache, checkout or HERE.parent)
         cmd = [sys.executable, __file__, "--child", name, str(split), str(int(vector_math)),
                str(min_repeats)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith(MARK):
-            return json.loads(line[len(MARK):])
-    raise SystemExit(f"{name} failed:\n{proc.stdout}\n{proc.stderr}")
+    return marked_json(proc, MARK, name)
 
 
 def main() -> None:

@@ -57,6 +57,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from run import marked_json
+
 HERE = Path(__file__).resolve().parent
 MARK = "@@LATENCY@@ "
 
@@ -186,18 +188,11 @@ def _child_env(cache: str) -> dict:
     return env
 
 
-def _result(proc, what) -> dict:
-    for line in proc.stdout.splitlines():
-        if line.startswith(MARK):
-            return json.loads(line[len(MARK):])
-    raise SystemExit(f"{what} failed:\n{proc.stdout}\n{proc.stderr}")
-
-
 def run_child(name, backend, inputs_path) -> dict:
     with tempfile.TemporaryDirectory(prefix="symgrad-latency-") as cache:
         cmd = [sys.executable, __file__, "--child", name, backend, inputs_path]
         proc = subprocess.run(cmd, env=_child_env(cache), capture_output=True, text=True)
-    return _result(proc, f"{name} {backend}")
+    return marked_json(proc, MARK, f"{name} {backend}")
 
 
 def saved_inputs(name: str, folder: str) -> tuple[str, float]:
@@ -218,7 +213,7 @@ def saved_inputs(name: str, folder: str) -> tuple[str, float]:
 def run_warm_child(mode, name, inputs_path, cache) -> dict:
     cmd = [sys.executable, __file__, "--warm-child", mode, name, inputs_path]
     proc = subprocess.run(cmd, env=_child_env(cache), capture_output=True, text=True)
-    return _result(proc, f"{name} {mode}")
+    return marked_json(proc, MARK, f"{name} {mode}")
 
 
 BARE = """from numba import njit

@@ -309,6 +309,28 @@ def child_main(mode: str, name: str, inputs_path: str) -> None:
     print(CHILD_MARK + json.dumps(out), flush=True)
 
 
+def child_env(cache: str, checkout: Path | None = None) -> dict:
+    """The environment of a timed child process of the benchmarks: the kernel cache folder
+    ``cache``, BLAS on one thread, symgrad imported from ``checkout`` (before any installed
+    copy) if given, and glibc's default malloc settings (a ``MALLOC_`` variable fixes the
+    thresholds that ``arrays.reserve`` adapts)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env["SYMGRAD_CACHE_DIR"] = str(cache)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = "1"
+    if checkout is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(checkout), env.get("PYTHONPATH", "")])
+    return env
+
+
+def marked_json(proc, mark: str, what: str) -> dict:
+    """The JSON a child process printed after ``mark``; exits with its output if none."""
+    for line in proc.stdout.splitlines():
+        if line.startswith(mark):
+            return json.loads(line[len(mark):])
+    raise SystemExit(f"{what} failed:\n{proc.stdout}\n{proc.stderr}")
+
+
 def run_child(mode: str, name: str, cache_dir: Path, inputs_path: Path) -> dict:
     env = dict(os.environ, SYMGRAD_CACHE_DIR=str(cache_dir))
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", mode, "--only", name,
