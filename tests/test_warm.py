@@ -279,20 +279,35 @@ def test_a_kernel_loaded_from_the_cache_is_its_machine_code_only(empty_cache, mo
 
 STUB_CHILD = """
 import sys, warnings
+import llvmlite.binding as ll
 import numpy as np
 import symgrad as sg
 from symgrad.backends import kernel_jit
-if sys.argv[1] == "damaged":  # an entry whose module names nothing: no entry point
-    import llvmlite.binding as ll
+mode = sys.argv[1]
+if mode == "damaged":  # an entry whose module names nothing: no entry point
     from llvmlite import ir
     kernel_jit._names_only = lambda library: ll.parse_assembly(str(ir.Module())).as_bitcode()
+elif mode.startswith("declares:"):  # an entry naming one more symbol its code uses
+    names_only, symbol = kernel_jit._names_only, mode.split(":")[1]
+    kernel_jit._names_only = lambda library: ll.parse_assembly(
+        str(ll.parse_bitcode(names_only(library))) + f'declare void @"{symbol}"()'
+    ).as_bitcode()
+elif mode.startswith("started-up-defines:"):  # a symbol only Numba's full start-up defines
+    from numba.core import base
+    refresh, symbol = base.BaseContext.refresh, mode.split(":")[1]
+    def refresh_and_define(self):
+        refresh(self)
+        ll.add_symbol(symbol, ll.address_of_symbol("PyErr_Occurred"))
+    base.BaseContext.refresh = refresh_and_define
 y = sg.tensor("y", (4,))
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    vg = sg.value_and_grad(sg.sum(sg.exp(y) * y), y)
+    vg = sg.value_and_grad(sg.sum(sg.exp(y) * y), y, parallel=mode == "parallel")
     value, grad = vg(y=np.arange(4.0))
-print(value, vg.stats.cache_hit, "unusable" in " ".join(str(w.message) for w in caught))
+print(value, vg.stats.cache_hit, "unusable" in " ".join(str(w.message) for w in caught),
+      "numba.np.arraymath" in sys.modules)  # imported by Numba's full start-up only
 """
+EXPECTED = str(float(np.sum(np.exp(np.arange(4.0)) * np.arange(4.0))))
 
 
 def test_a_cached_kernel_without_its_entry_point_is_compiled_again(run_python):
@@ -301,10 +316,32 @@ def test_a_cached_kernel_without_its_entry_point_is_compiled_again(run_python):
     def run(mode):
         return run_python(STUB_CHILD, mode).split()
 
-    expected = str(float(np.sum(np.exp(np.arange(4.0)) * np.arange(4.0))))
-    assert run("damaged") == [expected, "False", "False"]
-    assert run("intact") == [expected, "False", "True"]  # refused, compiled again
-    assert run("intact") == [expected, "True", "False"]
+    assert run("damaged") == [EXPECTED, "False", "False", "True"]
+    assert run("intact") == [EXPECTED, "False", "True", "True"]  # refused, compiled again
+    assert run("intact") == [EXPECTED, "True", "False", "False"]
+
+
+@pytest.mark.parametrize("mode", ["intact", "parallel"])
+def test_a_cached_kernel_loads_without_numbas_full_start_up(run_python, mode):
+    # kernel_jit's load_overload: Numba's runtime and the symbols the code uses, not every
+    # implementation Numba can compile (190 ms in a new process)
+    assert run_python(STUB_CHILD, mode).split() == [EXPECTED, "False", "False", "True"]
+    assert run_python(STUB_CHILD, mode).split() == [EXPECTED, "True", "False", "False"]
+
+
+@pytest.mark.parametrize(
+    ("loading", "second"),
+    [
+        # defined as Numba starts up in full: started up, then loaded
+        ("started-up-defines:symgrad_test_symbol", ["True", "False", "True"]),
+        # defined nowhere: refused (a call would jump to address 0), compiled again
+        ("intact", ["False", "True", "True"]),
+    ],
+)
+def test_a_cached_kernel_using_a_symbol_numba_has_not_defined(run_python, loading, second):
+    first = run_python(STUB_CHILD, "declares:symgrad_test_symbol").split()
+    assert first == [EXPECTED, "False", "False", "True"]
+    assert run_python(STUB_CHILD, loading).split() == [EXPECTED, *second]
 
 
 def test_a_record_is_plain_data_behind_a_checksum(empty_cache):

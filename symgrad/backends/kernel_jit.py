@@ -14,16 +14,26 @@ The entry leaves out the kernel's annotated source too (what ``inspect_types()``
 half of what was left.  A kernel compiled in this process (not loaded) links as Numba's
 own.
 
+Loading skips Numba's start-up of its compiler: Numba's own ``load_overload`` first
+refreshes the target context, which imports and registers the implementation of everything
+Numba can compile (about 200 ms, once a process: most of Numba's first cached load).
+Machine code needs none of it, only Numba's runtime (started here) and the symbols its code
+uses, which the module of names declares: where one is not defined, the context is refreshed
+as Numba would, and a symbol still missing refuses the entry.  Compiling refreshes it as
+before.
+
 What this relies on: Numba finds a loaded function's entry point (its CPython wrapper) by
 looking its name up among the names the stored module defines, and links a library only
 through its ``_shared_module``.  It uses the cache classes of ``numba.core.caching``,
 ``CompileResult._reduce`` (which reads the library's ``serialize_using_object_code()`` and
 ``_final_module``), the library's ``_get_compiled_object`` / ``_shared_module``, and the
-``(name, "object", (object code, bitcode))`` form of a serialized library (Numba 0.59 to
-0.68 at least); where the reduction fails, the entry is Numba's own and a warning says so.
-``tests/test_warm.py::test_a_kernel_loaded_from_the_cache_is_its_machine_code_only`` loads a
-kernel this way; a loaded kernel whose entry point is missing is refused here (an error, so
-``numba_backend`` compiles it again) rather than called.  This module's digest is part of
+``(name, "object", (object code, bitcode))`` form of a serialized library, and
+``FunctionCache.load_overload`` being ``target_context.refresh()`` then ``_load_overload``
+(Numba 0.59 to 0.68 at least); where the reduction fails, the entry is Numba's own and a
+warning says so.  ``tests/test_warm.py`` loads kernels this way (``..._machine_code_only``,
+``..._without_numbas_full_start_up``); a loaded kernel whose entry point or a symbol is
+missing is refused here (an error, so ``numba_backend`` compiles it again) rather than
+called.  This module's digest is part of
 every kernel's key, so a change to the entry's form never reads an old entry.
 """
 
@@ -39,18 +49,37 @@ from llvmlite import ir
 from numba import njit
 from numba.core import typeinfer
 from numba.core.caching import CompileResultCacheImpl, FunctionCache
+from numba.core.runtime import rtsys
 
 DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 def _names_only(library) -> bytes:
-    """Bitcode of a module defining the functions ``library`` defines, by name only."""
-    module = ir.Module()
-    for f in library._final_module.functions:
+    """Bitcode of a module defining the functions ``library`` defines, by name only, and
+    declaring, by name, the functions and globals its code uses from outside."""
+    module, final = ir.Module(), library._final_module
+    for f in final.functions:
+        if f.is_declaration and f.name.startswith("llvm."):
+            continue  # an LLVM intrinsic: compiled inline, not a symbol
+        stub = ir.Function(module, ir.FunctionType(ir.VoidType(), []), name=f.name)
         if not f.is_declaration:
-            stub = ir.Function(module, ir.FunctionType(ir.VoidType(), []), name=f.name)
             ir.IRBuilder(stub.append_basic_block()).unreachable()
+    for g in final.global_variables:
+        if g.is_declaration:
+            ir.GlobalVariable(module, ir.IntType(8), name=g.name)
     return ll.parse_assembly(str(module)).as_bitcode()
+
+
+def _unresolved(payload) -> list:
+    """The names a kernel's cached code uses that this process's symbol table lacks (from
+    the module of names in its entry)."""
+    _name, _kind, (_code, names) = payload[0]  # CompileResult._reduce: the library first
+    module = ll.parse_bitcode(names)
+    return [
+        v.name
+        for v in (*module.functions, *module.global_variables)
+        if v.is_declaration and not ll.address_of_symbol(v.name)
+    ]
 
 
 class _Entry:
@@ -84,6 +113,10 @@ class _MachineCode(CompileResultCacheImpl):
             return super().reduce(cres)
 
     def rebuild(self, target_context, payload):
+        if _unresolved(payload):  # perhaps one Numba's full start-up defines
+            target_context.refresh()
+            if missing := _unresolved(payload):
+                raise RuntimeError(f"the cached kernel uses undefined symbols {missing}")
         cres = super().rebuild(target_context, payload)
         if not cres.library.get_pointer_to_function(cres.fndesc.llvm_cpython_wrapper_name):
             raise RuntimeError("the cached kernel's entry point is missing")
@@ -93,6 +126,13 @@ class _MachineCode(CompileResultCacheImpl):
 
 class _KernelCache(FunctionCache):
     _impl_class = _MachineCode
+
+    def load_overload(self, sig, target_context):
+        # Numba's own, less target_context.refresh() (see the module docstring); its C
+        # helpers and math functions are set up with the context, its runtime here
+        rtsys.initialize(target_context)
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
 
 
 def kernel_jit(signature, **options):
