@@ -9,6 +9,7 @@ import importlib
 import json
 import pickle
 
+import llvmlite.binding as ll
 import numba
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import sympy
 from sympy.printing.pycode import PythonCodePrinter
 
 import symgrad as sg
-from symgrad.backends import kernel_cache, numba_backend, numba_codegen
+from symgrad.backends import kernel_cache, kernel_jit, numba_backend, numba_codegen
 
 compile_module = importlib.import_module("symgrad.compile")  # sg.compile is the function
 
@@ -299,11 +300,15 @@ elif mode.startswith("started-up-defines:"):  # a symbol only Numba's full start
         refresh(self)
         ll.add_symbol(symbol, ll.address_of_symbol("PyErr_Occurred"))
     base.BaseContext.refresh = refresh_and_define
+elif mode == "parallel":  # a prange loop even at 4 elements: a threading layer to start
+    from symgrad.backends import numba_codegen
+    numba_codegen.PARALLEL_MIN_ELEMENTS = 1
 y = sg.tensor("y", (4,))
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     vg = sg.value_and_grad(sg.sum(sg.exp(y) * y), y, parallel=mode == "parallel")
     value, grad = vg(y=np.arange(4.0))
+assert ("prange(" in vg.source) == (mode == "parallel")
 print(value, vg.stats.cache_hit, "unusable" in " ".join(str(w.message) for w in caught),
       "numba.np.arraymath" in sys.modules)  # imported by Numba's full start-up only
 """
@@ -323,10 +328,27 @@ def test_a_cached_kernel_without_its_entry_point_is_compiled_again(run_python):
 
 @pytest.mark.parametrize("mode", ["intact", "parallel"])
 def test_a_cached_kernel_loads_without_numbas_full_start_up(run_python, mode):
-    # kernel_jit's load_overload: Numba's runtime and the symbols the code uses, not every
-    # implementation Numba can compile (190 ms in a new process)
+    # kernel_jit's load_overload: Numba's runtime, the kernel's reload_init (a parallel
+    # kernel's starts the threading layer, which defines the symbols its prange calls) and
+    # the symbols the code uses; not every implementation Numba can compile (200 ms)
     assert run_python(STUB_CHILD, mode).split() == [EXPECTED, "False", "False", "True"]
     assert run_python(STUB_CHILD, mode).split() == [EXPECTED, "True", "False", "False"]
+
+
+def test_a_kernels_entry_declares_the_symbols_its_code_uses(empty_cache):
+    # what kernel_jit's rebuild checks before it loads machine code
+    vg = sg.value_and_grad(LOSS, W)
+    assert not vg.stats.cache_hit  # compiled here: the library has its whole module
+    (overload,) = vg.program.function.overloads.values()
+    names = ll.parse_bitcode(kernel_jit._names_only(overload.library))
+    declared = {v.name for v in (*names.functions, *names.global_variables) if v.is_declaration}
+    # BLAS through Numba's helper, Numba's runtime, the boxing of the result
+    uses = {"numba_xxgemm", "NRT_MemInfo_alloc_aligned", "NRT_adapt_ndarray_to_python_acqref"}
+    assert uses <= declared
+    assert not any(name.startswith("llvm.") for name in declared)  # intrinsics: not symbols
+    assert overload.fndesc.llvm_cpython_wrapper_name in {
+        f.name for f in names.functions if not f.is_declaration
+    }
 
 
 @pytest.mark.parametrize(

@@ -17,24 +17,28 @@ own.
 Loading skips Numba's start-up of its compiler: Numba's own ``load_overload`` first
 refreshes the target context, which imports and registers the implementation of everything
 Numba can compile (about 200 ms, once a process: most of Numba's first cached load).
-Machine code needs none of it, only Numba's runtime (started here) and the symbols its code
-uses, which the module of names declares: where one is not defined, the context is refreshed
-as Numba would, and a symbol still missing refuses the entry.  Compiling refreshes it as
-before.
+Machine code needs none of it, only Numba's runtime (started here), its ``reload_init``
+(a parallel kernel's starts the threading layer) and the symbols its code calls and reads,
+which the module of names declares (all but the libc functions LLVM itself calls, such as
+``memset``, which the process has): where one is not defined, the context is refreshed as
+Numba would, and a symbol still missing refuses the entry (code calling it would jump to
+address 0).  Compiling refreshes it as before.  Numba extensions registered as entry points
+are initialised by that refresh too, so a warm load leaves them to the first compile.
 
 What this relies on: Numba finds a loaded function's entry point (its CPython wrapper) by
 looking its name up among the names the stored module defines, and links a library only
 through its ``_shared_module``.  It uses the cache classes of ``numba.core.caching``,
 ``CompileResult._reduce`` (which reads the library's ``serialize_using_object_code()`` and
 ``_final_module``), the library's ``_get_compiled_object`` / ``_shared_module``, and the
-``(name, "object", (object code, bitcode))`` form of a serialized library, and
+``(name, "object", (object code, bitcode))`` form of a serialized library, the
+``(library, ..., reload_init, environments)`` tuple of ``_reduce``, and
 ``FunctionCache.load_overload`` being ``target_context.refresh()`` then ``_load_overload``
 (Numba 0.59 to 0.68 at least); where the reduction fails, the entry is Numba's own and a
 warning says so.  ``tests/test_warm.py`` loads kernels this way (``..._machine_code_only``,
 ``..._without_numbas_full_start_up``); a loaded kernel whose entry point or a symbol is
 missing is refused here (an error, so ``numba_backend`` compiles it again) rather than
-called.  This module's digest is part of
-every kernel's key, so a change to the entry's form never reads an old entry.
+called.  This module's digest is part of every kernel's key, so a change to the entry's
+form never reads an old entry.
 """
 
 from __future__ import annotations
@@ -70,10 +74,10 @@ def _names_only(library) -> bytes:
     return ll.parse_assembly(str(module)).as_bitcode()
 
 
-def _unresolved(payload) -> list:
+def _unresolved(libdata) -> list:
     """The names a kernel's cached code uses that this process's symbol table lacks (from
-    the module of names in its entry)."""
-    _name, _kind, (_code, names) = payload[0]  # CompileResult._reduce: the library first
+    the module of names in its serialized library)."""
+    _name, _kind, (_code, names) = libdata
     module = ll.parse_bitcode(names)
     return [
         v.name
@@ -113,9 +117,12 @@ class _MachineCode(CompileResultCacheImpl):
             return super().reduce(cres)
 
     def rebuild(self, target_context, payload):
-        if _unresolved(payload):  # perhaps one Numba's full start-up defines
+        libdata, *_, reload_init, _envs = payload  # CompileResult._reduce's tuple
+        for init in reload_init or ():  # (Numba runs them again in _rebuild: they run once)
+            init()  # a parallel kernel's starts the threading layer, which defines symbols
+        if _unresolved(libdata):  # perhaps one Numba's full start-up defines
             target_context.refresh()
-            if missing := _unresolved(payload):
+            if missing := _unresolved(libdata):
                 raise RuntimeError(f"the cached kernel uses undefined symbols {missing}")
         cres = super().rebuild(target_context, payload)
         if not cres.library.get_pointer_to_function(cres.fndesc.llvm_cpython_wrapper_name):
