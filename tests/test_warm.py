@@ -5,15 +5,19 @@ Each test points ``$SYMGRAD_CACHE_DIR`` at its own folder and forgets the kernel
 process loaded, as a new process would.
 """
 
+import ast
 import importlib
+import inspect
 import json
 import pickle
+import textwrap
 
 import llvmlite.binding as ll
 import numba
 import numpy as np
 import pytest
 import sympy
+from numba.core.caching import Cache
 from sympy.printing.pycode import PythonCodePrinter
 
 import symgrad as sg
@@ -333,6 +337,17 @@ def test_a_cached_kernel_loads_without_numbas_full_start_up(run_python, mode):
     # the symbols the code uses; not every implementation Numba can compile (200 ms)
     assert run_python(STUB_CHILD, mode).split() == [EXPECTED, "False", "False", "True"]
     assert run_python(STUB_CHILD, mode).split() == [EXPECTED, "True", "False", "False"]
+
+
+def test_numbas_load_is_still_a_refresh_then_the_load_kernel_jit_calls():
+    # kernel_jit's load_overload is Numba's less the refresh: a Numba whose load does more
+    # must be read again before kernel_jit can skip it
+    (function,) = ast.parse(textwrap.dedent(inspect.getsource(Cache.load_overload))).body
+    assert [ast.unparse(statement) for statement in function.body[1:]] == [  # [0]: docstring
+        "target_context.refresh()",
+        "with self._guard_against_spurious_io_errors():\n"
+        "    return self._load_overload(sig, target_context)",
+    ]
 
 
 def test_a_kernels_entry_declares_the_symbols_its_code_uses(empty_cache):
