@@ -144,3 +144,16 @@ def test_a_constant_power_over_our_functions_prints_in_any_dtype(backend, dtype)
     expr = sym(0) * Paren(1 - Div(sympy.Integer(2), sympy.Integer(2))) ** 2 + sym(0)
     got = sg.compile(sg.sum(core.ew(expr, [x])), backend=backend)(px=np.ones(3, dtype))
     assert got == 3.0
+
+
+def test_the_chain_rule_multiplies_the_derivative_by_the_cotangent_last(backend):
+    # d/da sum(var(a, axis=0, ddof=1) * c) is c * (2*(a - mean)) / (n - 1): the chain rule
+    # wrote g * 2*x as one flat product, whose factors SymPy orders by the inputs' numbers,
+    # which optimisation changes; NumPy computed (2*c)*0 = inf*0 = nan for c at float32's
+    # largest value, where the graph as written gives 0 (long fuzz run)
+    a = sg.tensor("ra", (2, 3), "float32")
+    c = sg.tensor("rc", (3,), "float32")
+    vg = sg.value_and_grad(sg.sum(sg.var(a, axis=0, ddof=1) * c), a, backend=backend)
+    big = np.finfo("float32").max
+    _, grad = vg(ra=np.zeros((2, 3), "float32"), rc=np.array([0, 0, big], "float32"))
+    np.testing.assert_array_equal(grad, np.zeros((2, 3), "float32"))

@@ -34,6 +34,7 @@ from ..ir.shapes import axes as norm_axes
 from ..ir.shapes import reshape as check_reshape
 from .elementwise import (
     Const,
+    Paren,
     boolean_as_number,
     constant_expr,
     is_number,
@@ -291,7 +292,11 @@ def as_number(node: Node) -> sp.Expr:
 
 
 def _vjp_ew(node, g):
-    """Chain rule for any formula: adjoint_i = g * d expr/d x_i, summed down to x_i's shape."""
+    """Chain rule for any formula: adjoint_i = g * d expr/d x_i, summed down to x_i's shape.
+
+    The derivative is computed first, then multiplied by ``g`` (``Paren``): in one flat
+    product SymPy's order of the factors follows the inputs' numbering, which optimisation
+    changes, and ``(2*g)*x`` overflows where ``g*(2*x)`` does not."""
     expr, inputs, k = node.attr("expr"), node.inputs, len(node.inputs)
     out = []
     for i, x in enumerate(inputs):
@@ -303,9 +308,9 @@ def _vjp_ew(node, g):
             out.append(None)
             continue
         if uses_output:  # d/dx written over the saved output (sigmoid' = y*(1 - y))
-            contribution = ew(sym(1) * deriv, [node, g])
+            contribution = ew(sym(1) * Paren(deriv), [node, g])
         else:
-            contribution = ew(sym(k) * deriv, [*inputs, g])
+            contribution = ew(sym(k) * Paren(deriv), [*inputs, g])
         out.append(unbroadcast(contribution, x.shape))
     return tuple(out)
 
