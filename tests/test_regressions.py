@@ -157,3 +157,18 @@ def test_the_chain_rule_multiplies_the_derivative_by_the_cotangent_last(backend)
     big = np.finfo("float32").max
     _, grad = vg(ra=np.zeros((2, 3), "float32"), rc=np.array([0, 0, big], "float32"))
     np.testing.assert_array_equal(grad, np.zeros((2, 3), "float32"))
+
+
+def test_the_reference_runs_a_product_with_a_nan_constant(backend):
+    # d/da (-1)**a = log(-1) * (-1)**a: the reference folded log(-1) to a NaN literal of the
+    # product, which SymPy cannot print (it compares the coefficient with 0: "Invalid NaN
+    # comparison"); the backends print log(-1) and compute NaN (long fuzz run)
+    from symgrad.backends.reference import run
+
+    a, c = sg.tensor("na", ()), sg.tensor("nc", ())
+    loss = sg.sum(sg.power(-1, a) * c)
+    (grad,) = sg.grad(loss, [a])
+    inputs = {"na": np.array(0.0), "nc": np.array(0.0)}
+    reference = run([loss, grad], ["na", "nc"], tuple(inputs.values()), {})
+    _, (got,) = sg.value_and_grad(loss, [a], backend=backend)(**inputs)
+    assert np.isnan(reference.values[1]) and np.isnan(got) and not reference.finite

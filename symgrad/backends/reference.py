@@ -131,9 +131,18 @@ def _walk(expr, symbols, scale, known):
             # a number stays in the text; a constant expression (sqrt(2)) becomes its value
             # as a Python float, weak as a literal: sqrt(2) * x32 is float32
             atom = arg.is_Number or arg.is_Symbol or _boolean(arg)  # (a Const is a Symbol)
-            parts.append(arg if atom else sp.Float(_walk(arg, symbols, scale, known)[0], 53))
-            continue
-        value, arg_bad = _walk(arg, symbols, scale, known)
+            if atom:
+                parts.append(arg)
+                continue
+            value = _walk(arg, symbols, scale, known)[0]
+            if np.isfinite(value):
+                parts.append(sp.Float(value, 53))
+                continue
+            # NaN (log(-1)) cannot be a SymPy literal (printing a product compares its
+            # coefficient with 0): an argument of its own, a Python float, weak all the same
+            value, arg_bad = float(value), np.zeros((), bool)
+        else:
+            value, arg_bad = _walk(arg, symbols, scale, known)
         bad = bad | arg_bad
         name = sp.Symbol(f"x{len(stand_ins)}", real=True)
         if isinstance(value, np.ndarray) and value.dtype == bool:
