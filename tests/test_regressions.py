@@ -172,3 +172,59 @@ def test_the_reference_runs_a_product_with_a_nan_constant(backend):
     reference = run([loss, grad], ["na", "nc"], tuple(inputs.values()), {})
     _, (got,) = sg.value_and_grad(loss, [a], backend=backend)(**inputs)
     assert np.isnan(reference.values[1]) and np.isnan(got) and not reference.finite
+
+
+def as_written(outputs, inputs):
+    """The graph run as written (``symgrad.backends.reference``), whose every intermediate
+    value is finite here: the optimised graph must give the same values."""
+    from symgrad.backends.reference import run
+
+    names = list(inputs)
+    reference = run(outputs, names, tuple(inputs.values()), {})
+    assert reference.finite, reference.first
+    return reference.values
+
+
+@pytest.mark.parametrize("order", [(1, 1, -1), (-1, 1, 1)])  # the sums as written: finite
+def test_the_adjoint_parts_are_added_in_pairs_as_written(backend, order):
+    # d/dx of sum(x*a) + sum(x*b) + sum(x*c) is a + b + c: one flat sum, whose order SymPy
+    # took from the inputs' numbers and the Numba backend from its variables' names, added
+    # 1e308 + 1e308 first (inf) for some orders of the values where the graph as written
+    # does not (found in review)
+    x, a, b, c = (sg.tensor(n, (2,)) for n in ("tx", "ta", "tb", "tc"))
+    loss = sg.sum(x * a) + sg.sum(x * b) + sg.sum(x * c)
+    inputs = {"tx": np.full(2, 1e-300)}
+    inputs.update(zip(("ta", "tb", "tc"), (np.full(2, s * 1e308) for s in order)))
+    (want,) = as_written(sg.grad(loss, [x]), inputs)
+    _, grad = sg.value_and_grad(loss, x, backend=backend)(**inputs)
+    np.testing.assert_array_equal(grad, want)
+    assert np.isfinite(grad).all()
+
+
+def test_two_adjoint_parts_that_become_one_node_are_still_added_as_written(backend):
+    # stop_gradient goes, so two parts are the same node: the flat sum merged them into
+    # x0 + 2*x1, which overflows where w + (w + v) does not (found in review)
+    x, w, v = (sg.tensor(n, (2,)) for n in ("mx", "mw", "mv"))
+    loss = sg.sum(x * w) + sg.sum(x * sg.stop_gradient(w)) + sg.sum(x * v)
+    inputs = {"mx": np.full(2, 1e-300), "mw": np.full(2, 1e308), "mv": np.full(2, -1e308)}
+    (want,) = as_written(sg.grad(loss, [x]), inputs)
+    _, grad = sg.value_and_grad(loss, x, backend=backend)(**inputs)
+    np.testing.assert_array_equal(grad, want)
+    np.testing.assert_array_equal(grad, np.full(2, 1e308))
+
+
+def test_the_one_hot_sum_keeps_each_product_as_written(backend):
+    # sum(one_hot(y) * (a*b) * (c*d)) picks (a*b)*(c*d) at y: the rewrite spliced the
+    # products into one flat product and computed c*d*b*a = inf where the graph as written
+    # gives 1e300 (found in review)
+    y = sg.tensor("oy", (2,), "int64")
+    a, b, c, d = (sg.tensor(n, (2, 1)) for n in ("oa", "ob", "oc", "od"))
+    out = sg.sum(sg.one_hot(y, 3) * (a * b) * (c * d), axis=-1)
+    inputs = {
+        "oy": np.array([0, 2]), "oa": np.full((2, 1), 1e-10), "ob": np.full((2, 1), 1e10),
+        "oc": np.full((2, 1), 1e300), "od": np.ones((2, 1)),
+    }
+    (want,) = as_written([out], inputs)
+    got = sg.compile(out, backend=backend)(**inputs)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got, np.full(2, 1e300))

@@ -17,7 +17,7 @@ from ..ir import dtypes as dt
 from ..ir.shapes import fmt
 from ..ops import api
 from ..ops.core import broadcast_to, constant, ew
-from ..ops.elementwise import sym
+from ..ops.elementwise import Paren, sym
 
 
 def _zeros(node: Node) -> Node:
@@ -25,10 +25,22 @@ def _zeros(node: Node) -> Node:
 
 
 def _total(parts: list[Node]) -> Node:
-    """Sum of adjoint contributions, as one n-ary elementwise node."""
+    """Sum of adjoint contributions, as one elementwise node adding them in pairs.
+
+    Each pair is summed before it is added (``Paren``), halves of the list first: a flat
+    sum of three or more terms has no order of its own (SymPy orders them by the inputs'
+    numbers, which optimisation changes), and ``(a + b) + c`` overflows where ``a + (b +
+    c)`` does not.  Pairs keep the formula's depth at log2 of the number of parts."""
     if len(parts) == 1:
         return parts[0]
-    return ew(sum((sym(i) for i in range(len(parts))), start=0), parts)
+    return ew(_pairwise([sym(i) for i in range(len(parts))]), parts)
+
+
+def _pairwise(terms: list):
+    if len(terms) == 1:
+        return terms[0]
+    half = len(terms) // 2
+    return Paren(_pairwise(terms[:half])) + Paren(_pairwise(terms[half:]))
 
 
 def on_gradient_path(order: list[Node], wrt: list[Node]) -> set[Node]:

@@ -175,6 +175,8 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
     inputs = list(inputs)
     if not isinstance(expr, sp.Basic):
         expr = sp.sympify(expr)
+    if isinstance(expr, Paren):  # the node's value is computed on its own anyway
+        expr = expr.args[0]
     shape = broadcast(*[i.shape for i in inputs])
     dtype = dtype or result_dtype(expr, inputs)
 
@@ -294,9 +296,10 @@ def as_number(node: Node) -> sp.Expr:
 def _vjp_ew(node, g):
     """Chain rule for any formula: adjoint_i = g * d expr/d x_i, summed down to x_i's shape.
 
-    The derivative is computed first, then multiplied by ``g`` (``Paren``): in one flat
-    product SymPy's order of the factors follows the inputs' numbering, which optimisation
-    changes, and ``(2*g)*x`` overflows where ``g*(2*x)`` does not."""
+    The derivative is computed first, then multiplied by ``g`` (``Paren``): a flat product
+    of three or more factors has no order of its own (SymPy orders them by the inputs'
+    numbers, which optimisation changes, and the Numba backend by its variables' names),
+    and ``(2*g)*x`` overflows where ``g*(2*x)`` does not."""
     expr, inputs, k = node.attr("expr"), node.inputs, len(node.inputs)
     out = []
     for i, x in enumerate(inputs):
@@ -506,7 +509,10 @@ def _inline(x: Node, depth: int = 4):
                 if leaf not in leaves:
                     leaves.append(leaf)
                 subs[sym(j)] = _leaf(leaves.index(leaf))
-            replace[sym(i)] = inner.xreplace(subs)
+            inner = inner.xreplace(subs)
+            # computed on its own, as the producer did (a product spliced into a product
+            # would be reassociated); a condition is not a value, nothing to group
+            replace[sym(i)] = inner if isinstance(inner, sp.logic.boolalg.Boolean) else Paren(inner)
         else:
             if node not in leaves:
                 leaves.append(node)

@@ -143,7 +143,10 @@ class Paren(_Opaque):
     Fusion splices a producer's formula into its user's as ``Paren(formula)``, so SymPy
     cannot reassociate or fold across the two ops (``(x * 1e-200) * 1e-200`` is not
     ``x * 1e-400``, ``(a + b) - b`` is not ``a``).  Only floating-point commutativity, which
-    is exact, is left to SymPy.
+    is exact, is left to SymPy.  The chain rule (``g * Paren(derivative)``), the sum of an
+    adjoint's parts (in pairs) and the one-hot sum rewrite group so too: a flat sum or
+    product of three or more terms is computed in an order that follows the inputs'
+    numbering and the backend's names (docs/semantics.md, "Reassociation across ops").
     """
 
     nargs = 1
