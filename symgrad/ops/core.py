@@ -175,8 +175,6 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
     inputs = list(inputs)
     if not isinstance(expr, sp.Basic):
         expr = sp.sympify(expr)
-    if isinstance(expr, Paren):  # the node's value is computed on its own anyway
-        expr = expr.args[0]
     shape = broadcast(*[i.shape for i in inputs])
     dtype = dtype or result_dtype(expr, inputs)
 
@@ -211,7 +209,9 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
         # Folding a constant in would divide by zero (SymPy's zoo/nan); keep the constants
         # as values instead, so the backends compute NumPy's inf or nan.
         return ew(expr, [opaque(n) if n.op is EW and not n.inputs else n for n in inputs], dtype)
-    expr = folded
+    # a grouping at the root (g * Paren(2*x) with g folded to 1) groups nothing: the
+    # node's value is computed on its own anyway
+    expr = folded.args[0] if isinstance(folded, Paren) else folded
     # only merging or folding can make a kept input unused: renaming cancels nothing
     if (merged or folded_any) and kept and not set(position.values()) <= _facts(expr)[0]:
         # merging repeated inputs made one unused (where(c, x, x) is x): drop it too

@@ -156,6 +156,9 @@ class Paren(_Opaque):
         # an atom, a call or a group needs no grouping
         if x.is_Atom or isinstance(x, (sp.Function, Paren)) and not isinstance(x, sp.Piecewise):
             return x
+        # a product's sign comes out (exact: rounding is symmetric), so -(-y) can cancel
+        if x.is_Mul and x.could_extract_minus_sign():
+            return -cls(-x)
         return None
 
     def fdiff(self, argindex=1):
