@@ -22,8 +22,8 @@ tolerance of ``run.py``.  BLAS runs single-threaded, as in ``run.py``.
   same kind (the Numba start-up any user of Numba pays: its import, its first load, which
   imports SciPy for BLAS);
 * ``in process``  -- in a process where Numba is loaded and a kernel already ran (one with
-  arrays and a matrix product: ``start_up``; what it starts is paid once a process), from
-  building the graph to the first result, with its parts: building the graph,
+  arrays and a matrix product: ``run.startup_graph``; what it starts is paid once a
+  process), from building the graph to the first result, with its parts: building the graph,
   ``value_and_grad`` (finding the records, Numba loading the kernel), the first call, and,
   for scale, the same call again (the kernel's own time, best of 5); and the passes of
   Python's garbage collector that fell within the span.
@@ -128,7 +128,10 @@ def warm_child(mode: str, name: str, inputs_path: str) -> None:
     sg = _import_symgrad()
     t_import = time.perf_counter() - t0
     if mode == "in_process":  # Numba loaded and one kernel run (not this one)
-        start_up(sg)
+        from run import startup_graph, startup_inputs
+
+        f, wrt = startup_graph(sg)
+        sg.value_and_grad(f, wrt)(**startup_inputs())
         pauses.clear()
         t0 = time.perf_counter()
     import numpy as np
@@ -157,17 +160,6 @@ def warm_child(mode: str, name: str, inputs_path: str) -> None:
         "warm": s.warm and s.codegen_skipped and s.cache_hit,
     }
     print(MARK + json.dumps(out), flush=True)
-
-
-def start_up(sg) -> None:
-    """Run a small kernel of its own that uses what the workloads' kernels use once a process
-    (Numba's runtime and its array code, SciPy's BLAS through a matrix product, SymPy's
-    first ``Add``): the process is then as a user's is once any such kernel has run."""
-    import numpy as np
-
-    x, w = sg.tensor("startup_x", (2, 3)), sg.tensor("startup_w", (3, 2))
-    vg = sg.value_and_grad(sg.sum(sg.tanh(x @ w)) + sg.sum(w * w), w)
-    vg(startup_x=np.ones((2, 3)), startup_w=np.ones((3, 2)))
 
 
 def _gc_pauses() -> list:
