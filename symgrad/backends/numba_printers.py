@@ -17,7 +17,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..ops.elementwise import Const, Div, Exp, Paren
-from ..ops.numeric import piecewise_text
+from ..ops.numeric import piecewise_text, sympy_float
 from . import vmath
 
 NP_DTYPES = {
@@ -187,11 +187,9 @@ class Float32Printer(ScalarPrinter):
         return f"(np.float32({expr.p}) / np.float32({expr.q}))"
 
     def _print_Pow(self, expr, rational=False):
-        if not expr.free_symbols:  # a constant of a formula (sqrt(2)): rounded once
-            try:
-                return self._number(repr(float(expr)))
-            except TypeError:  # over our functions ((1 - Div(2, 2))**2): computed below
-                pass
+        value = sympy_float(expr)  # a constant of a formula (sqrt(2)): rounded once
+        if value is not None:
+            return self._number(repr(value))
         if _small_power(expr):  # products of float32 values stay float32
             return self._product(expr)
         base, exp = self.parenthesize(expr.base, 100), expr.exp

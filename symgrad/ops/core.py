@@ -40,6 +40,7 @@ from .elementwise import (
     is_number,
     partial,
     result_dtype,
+    spliced,
     sym,
     undefined,
 )
@@ -509,10 +510,7 @@ def _inline(x: Node, depth: int = 4):
                 if leaf not in leaves:
                     leaves.append(leaf)
                 subs[sym(j)] = _leaf(leaves.index(leaf))
-            inner = inner.xreplace(subs)
-            # computed on its own, as the producer did (a product spliced into a product
-            # would be reassociated); a condition is not a value, nothing to group
-            replace[sym(i)] = inner if isinstance(inner, sp.logic.boolalg.Boolean) else Paren(inner)
+            replace[sym(i)] = spliced(inner.xreplace(subs))  # (as fusion splices it)
         else:
             if node not in leaves:
                 leaves.append(node)

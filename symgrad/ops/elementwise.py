@@ -165,6 +165,13 @@ class Paren(_Opaque):
         return sp.Integer(1)
 
 
+def spliced(expr):
+    """A producer's formula as it goes into its user's (fusion, the one-hot sum rewrite):
+    computed on its own (:class:`Paren`); a condition as it is (logic has no rounding to
+    keep apart)."""
+    return expr if isinstance(expr, Boolean) else Paren(expr)
+
+
 class IsNaN(sp.Function, Boolean):
     """True where the argument is NaN (SymPy would decide ``Ne(x, x)`` to be False).
 

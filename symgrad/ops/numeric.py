@@ -87,11 +87,9 @@ class NumpyPrinter(NumPyPrinter):
         return self._print(sp.Integer(0))
 
     def _print_Pow(self, expr, rational=False):
-        if not expr.free_symbols:  # a constant of a formula (sqrt(2)): a Python float
-            try:
-                return self._literal(repr(float(expr)))
-            except TypeError:  # over our functions, which SymPy does not evaluate
-                pass  # ((1 - Div(2, 2))**2, folded from a variance): NumPy computes it
+        value = sympy_float(expr)  # a constant of a formula (sqrt(2)): a Python float
+        if value is not None:
+            return self._literal(repr(value))
         # formulas hold only positive integer powers (others are Power): NumPy's power
         return f"numpy.power({self._print(expr.base)}, {self._print(expr.exp)})"
 
@@ -113,6 +111,18 @@ class NumpyPrinter(NumPyPrinter):
         return piecewise_text(
             expr, self._print, lambda c, v, o: f"numpy.where({c}, {v}, {o})", "numpy.nan"
         )
+
+
+def sympy_float(expr) -> float | None:
+    """A constant formula's value as SymPy computes it (``sqrt(2)``), or None: it reads an
+    input, or it is over our own functions, which SymPy does not evaluate (``(1 - Div(2,
+    2))**2``, folded from a variance) and the printed code computes."""
+    if expr.free_symbols:
+        return None
+    try:
+        return float(expr)
+    except TypeError:
+        return None
 
 
 def piecewise_text(expr: sp.Piecewise, show, choose, nan: str) -> str:

@@ -32,14 +32,13 @@ from __future__ import annotations
 from functools import lru_cache
 
 import sympy as sp
-from sympy.logic.boolalg import Boolean
 
 from ..errors import SymgradError
 from ..ir import Node, consumers, toposort
 from ..ir import dtypes as dt
 from ..ir.op import rebuild
 from ..ops.core import EW, ew
-from ..ops.elementwise import Div, IsNaN, Paren, sym
+from ..ops.elementwise import Div, IsNaN, Paren, spliced, sym
 
 MAX_OPS = 120  # a fused formula larger than this is split (keeps SymPy work bounded)
 _GIVE_UP = (RecursionError, SymgradError, TypeError, ValueError, NotImplementedError)
@@ -51,7 +50,7 @@ def _facts(expr) -> tuple[int, int, bool, bool]:
     count its ``Paren`` adds when it is spliced into a user (as ``count_ops`` counts it),
     whether it calls a function, and whether it is piecewise."""
     calls = {f for f in expr.atoms(sp.Function) if not isinstance(f, (Div, Paren))}
-    grouped = not isinstance(expr, Boolean) and isinstance(Paren(expr), Paren)
+    grouped = isinstance(spliced(expr), Paren)
     return max(1, sp.count_ops(expr)), int(grouped), bool(calls), expr.has(sp.Piecewise)
 
 
@@ -216,9 +215,7 @@ def _splice(group: _Group, number: dict):
         if part is None:
             replace[sym(i)] = number[read]
         else:
-            inner = _force(_splice(part, number))
-            # a condition is spliced as it is: logic has no rounding to keep apart
-            replace[sym(i)] = inner if isinstance(inner, Boolean) else Paren(inner)
+            replace[sym(i)] = spliced(_force(_splice(part, number)))
     return _subst(group.node.attr("expr"), replace)
 
 
