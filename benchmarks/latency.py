@@ -58,7 +58,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import marked_json
+from run import child_env, marked_json
 
 HERE = Path(__file__).resolve().parent
 MARK = "@@LATENCY@@ "
@@ -179,20 +179,10 @@ def _gc_pauses() -> list:
     return pauses
 
 
-def _child_env(cache: str) -> dict:
-    env = dict(os.environ, SYMGRAD_CACHE_DIR=cache)
-    # Python's default: modules' bytecode is cached (a shell that turns it off would time
-    # compiling symgrad's source and each kernel module's in every process, which no user pays)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = "1"
-    return env
-
-
 def run_child(name, backend, inputs_path) -> dict:
     with tempfile.TemporaryDirectory(prefix="symgrad-latency-") as cache:
         cmd = [sys.executable, __file__, "--child", name, backend, inputs_path]
-        proc = subprocess.run(cmd, env=_child_env(cache), capture_output=True, text=True)
+        proc = subprocess.run(cmd, env=child_env(cache), capture_output=True, text=True)
     return marked_json(proc, MARK, f"{name} {backend}")
 
 
@@ -213,7 +203,7 @@ def saved_inputs(name: str, folder: str) -> tuple[str, float]:
 
 def run_warm_child(mode, name, inputs_path, cache) -> dict:
     cmd = [sys.executable, __file__, "--warm-child", mode, name, inputs_path]
-    proc = subprocess.run(cmd, env=_child_env(cache), capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=child_env(cache), capture_output=True, text=True)
     return marked_json(proc, MARK, f"{name} {mode}")
 
 

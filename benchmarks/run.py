@@ -328,10 +328,14 @@ def child_main(mode: str, name: str, inputs_path: str) -> None:
 
 def child_env(cache: str, checkout: Path | None = None) -> dict:
     """The environment of a timed child process of the benchmarks: the kernel cache folder
-    ``cache``, BLAS on one thread, symgrad imported from ``checkout`` (before any installed
-    copy) if given, and glibc's default malloc settings (a ``MALLOC_`` variable fixes the
+    ``cache``, BLAS on one thread, bytecode cached as Python does by default, symgrad
+    imported from ``checkout`` (before any installed copy) if given, and glibc's default
+    malloc settings (a ``MALLOC_`` variable fixes the
     thresholds that ``arrays.reserve`` adapts)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    # Python's default: modules' bytecode is cached (a shell that turns it off would time
+    # compiling symgrad's source and each kernel module's in every process, which no user pays)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["SYMGRAD_CACHE_DIR"] = str(cache)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = "1"
