@@ -10,10 +10,13 @@ nodes, constants to the last digit, dtypes, shapes, dims, the declared inputs an
 ``wrt`` list), the way the result is packed, the backend, the options, symgrad's source
 digest with the versions of Python, NumPy and SymPy, and the rules of the declared ops as
 they are now (``ops_digest``: an op declared by the user, or a rule replaced at run time).
-The record holds the optimised graph and the signature; with it, derivation and
-simplification are skipped (``stats.warm``), and the Numba backend's own record
-(``numba_backend.build``) skips code generation.  A missing or damaged record
-means the usual pipeline, which then writes it.
+The record (:class:`_Warm`) holds the optimised graph, the signature, what a call does
+with each output and the key of the Numba backend's own record of the kernel
+(``numba_backend.build``; the key above covers that backend's settings); with it,
+derivation and simplification are skipped (``stats.warm``), and the backend's record skips
+code generation.  The graph is kept as bytes and rebuilt only when read
+(``serialize.Deferred``): rebuilding a network's formulas costs more than finding its
+kernel.  A missing or damaged record means the usual pipeline, which then writes it.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class Compiled:
     stats: Stats = field(default_factory=Stats)
     options: dict = field(default_factory=dict)
     keys: tuple = ()  # the names of a dict ``wrt``, for pack "value_named"
+    kinds: tuple = ()  # what a call does with each output (_output_kinds), if known
     _split_programs: object = field(default=None, repr=False)
     _split_lock: object = field(default_factory=threading.Lock, repr=False)
     _finish: object = field(default=None, repr=False)  # generated in __post_init__
@@ -118,7 +122,9 @@ class Compiled:
         )
 
     def __post_init__(self):
-        self._finish = _finisher(self.outputs, self.pack, keys=self.keys)
+        # (a warm start knows the kinds: its graph need not be read for them)
+        self.kinds = self.kinds or _output_kinds(self.outputs)
+        self._finish = _finisher(self.kinds, self.pack, keys=self.keys)
         fast, method = _fast_call(self)
         if method:  # the generated __call__ takes the inputs as parameters: a class of its own
             self.__class__ = type("Compiled", (Compiled,), {"__call__": fast})
@@ -245,7 +251,8 @@ class _Split:
         self.backward = build(grads, compiled.signature, dict(options, name="backward"), self.saved)
         pack = {"value_grad": "one", "value_named": "named"}.get(compiled.pack, "list")
         # a gradient that is a saved value would be the caller's residual buffer: copy it
-        self.finish = _finisher(grads, pack, copied=set(self.saved), keys=compiled.keys)
+        kinds = _output_kinds(grads, copied=set(self.saved))
+        self.finish = _finisher(kinds, pack, compiled.keys)
 
 
 # Ops whose value both backends compute into memory of its own (an input or a view never):
@@ -293,19 +300,34 @@ def _fast_call(compiled: Compiled):
     function, consts = direct
     names = [f"a{k}" for k in range(len(compiled.signature.inputs))]
     names += [f"_c{k}" for k in range(len(consts))]
-    body, returned = _finish_lines(compiled.outputs, compiled.pack, keys=compiled.keys, boxed=True)
+    body, returned = _finish_lines(compiled.kinds, compiled.pack, compiled.keys, boxed=True)
     tail = [f"    r = _kernel({', '.join(names)})"] + body + [returned]
     namespace = {"_kernel": function, "_own": _own, "_copy": _copy}
     namespace.update({f"_c{k}": c for k, c in enumerate(consts)})
     return fast_caller(compiled.signature, tail, namespace, slow=Compiled._slow)
 
 
-def _finisher(outputs: list[Node], pack: str, copied=frozenset(), keys=()):
-    """A function making a program's output values into what the caller gets.
+def _output_kinds(outputs, copied=frozenset()) -> tuple[str, ...]:
+    """What a call does with each output value: a scalar becomes the Python type of its
+    dtype (``"float"``, ``"int"``, ``"bool"``); an array is the caller's own, so one that
+    could be an input, a view, a read-only broadcast, another output's memory or one of the
+    ``copied`` nodes is copied (``"copy"``), a freshly computed one is handed over as it is
+    (``"own"``: made C-ordered and writeable if it is not)."""
+    kinds, seen = [], set()
+    for node in outputs:
+        if not node.shape:
+            kinds.append(_SCALARS[node.dtype])
+        elif node.op.fresh and node not in seen and node not in copied:
+            kinds.append("own")
+        else:
+            kinds.append("copy")
+        seen.add(node)
+    return tuple(kinds)
 
-    Scalars become floats; arrays are the caller's own: an array that could be an input,
-    a view, a read-only broadcast or another output's memory is copied, a freshly computed
-    one is handed over as it is.  ``pack`` is how the values are returned ("one", "tuple",
+
+def _finisher(kinds: tuple, pack: str, keys=()):
+    """A function making a program's output values into what the caller gets, by their
+    :func:`_output_kinds`.  ``pack`` is how the values are returned ("one", "tuple",
     "list", "value_grad", "value_grads", and with the dict ``keys`` of a ``wrt`` given by
     name, "named" and "value_named").  Generated as straight-line code, since it runs
     on every call:
@@ -315,31 +337,26 @@ def _finisher(outputs: list[Node], pack: str, copied=frozenset(), keys=()):
             o1 = _own(r[1])
             return (o0, [o1])
     """
-    body, returned = _finish_lines(outputs, pack, copied, keys)
+    body, returned = _finish_lines(kinds, pack, keys)
     namespace = {"_own": _own, "_copy": _copy}
     source = "\n".join(["def finish(r):"] + body + [returned]) + "\n"
     exec(builtins.compile(source, "<symgrad finish>", "exec"), namespace)
     return namespace["finish"]
 
 
-def _finish_lines(outputs, pack, copied=frozenset(), keys=(), boxed=False):
+def _finish_lines(kinds, pack, keys=(), boxed=False):
     """The lines of :func:`_finisher`'s body and its return line; ``boxed``: scalars are
     already of their Python type (a Numba kernel's), and the values are unpacked at once."""
-    lines, seen = [], set()
+    lines = []
     if boxed:
-        lines.append("    " + "".join(f"o{i}, " for i in range(len(outputs))) + "= r")
-    for i, node in enumerate(outputs):
+        lines.append("    " + "".join(f"o{i}, " for i in range(len(kinds))) + "= r")
+    for i, kind in enumerate(kinds):
         value = f"o{i}" if boxed else f"r[{i}]"
-        if not node.shape:
-            value = None if boxed else f"{_SCALARS[node.dtype]}({value})"
-        elif node.op.fresh and node not in seen and node not in copied:
-            value = f"_own({value})"
-        else:
-            value = f"_copy({value})"
-        seen.add(node)
-        if value is not None:
-            lines.append(f"    o{i} = {value}")
-    names = [f"o{i}" for i in range(len(outputs))]
+        if kind in ("own", "copy"):
+            lines.append(f"    o{i} = _{kind}({value})")
+        elif not boxed:
+            lines.append(f"    o{i} = {kind}({value})")
+    names = [f"o{i}" for i in range(len(kinds))]
     returns = {
         "one": names[0],
         "tuple": f"({', '.join(names)},)",
@@ -365,33 +382,50 @@ def _check_options(options):
         raise ArgumentError(f"unknown option {unknown[0]!r}; the options are {OPTIONS}")
 
 
-GRAPH_FORMAT = 1  # bump when a graph record changes meaning
+GRAPH_FORMAT = 2  # bump when a graph record changes meaning
 
 
-def _warm_key(maker, pack, roots, wrt, declared, keys, backend, options) -> str | None:
+def _warm_key(maker, pack, roots, wrt, declared, keys, backend, options, stats) -> str | None:
     """The warm-start key of a compile (None if the arguments are not graphs: the usual
     path then reports what is wrong)."""
     try:
         graph = fingerprint(roots, wrt, declared)
     except Exception:  # noqa: BLE001 - not nodes; the pipeline explains
         return None
+    started = time.perf_counter()
+    settings = backends.settings(backend)  # the Numba backend's imports Numba: part of its cost
+    stats.numba += time.perf_counter() - started
     text = repr(
-        (GRAPH_FORMAT, maker, pack, keys, graph, backend, sorted(options.items()),
+        (GRAPH_FORMAT, maker, pack, keys, graph, backend, sorted(options.items()), settings,
          kernel_cache.source_digest(), ops_digest())
     )
     return "g_" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def _warm_graph(key):
-    """The optimised graph and node counts stored under ``key``, or None."""
+@dataclass
+class _Warm:
+    """A warm-start record: the optimised graph (rebuilt when first read), its signature,
+    node counts, what a call does with each output (``_output_kinds``) and the key of the
+    Numba backend's record of its kernel (None for the other backends)."""
+
+    outputs: serialize.Deferred
+    signature: Signature
+    nodes_before: int
+    nodes_after: int
+    kinds: tuple
+    kernel_record: str | None
+
+
+def _warm_graph(key) -> _Warm | None:
+    """The warm-start record stored under ``key``, or None."""
     if key is None:
         return None
     record = kernel_cache.read_record(key)
     try:
-        graph, signature, before, after = record
-        if not isinstance(signature, Signature):
+        graph, signature, before, after, kinds, kernel_record = record
+        if not (isinstance(graph, bytes) and isinstance(signature, Signature)):
             return None
-        return serialize.load(graph), signature, before, after
+        return _Warm(serialize.Deferred(graph), signature, before, after, kinds, kernel_record)
     except Exception:  # noqa: BLE001 - a damaged or foreign record: do the work again
         return None
 
@@ -402,17 +436,21 @@ def _store_graph(key, compiled):
     programs = [compiled.program, getattr(compiled.program, "kernel", None)]
     keep = [k for p in programs for k in getattr(p, "cache_keys", ())]
     stats = compiled.stats
+    # the Numba backend's record key (see numba_backend.build); the key of this record
+    # covers what that key does (backends.settings)
+    kernel_record = compiled.program.cache_keys[0] if compiled.backend == "numba" else None
     record = (
-        serialize.dump(compiled.outputs), compiled.signature, stats.nodes_before,
-        stats.nodes_after,
+        serialize.dumps(compiled.outputs), compiled.signature, stats.nodes_before,
+        stats.nodes_after, compiled.kinds, kernel_record,
     )
     kernel_cache.write_record(key, record, keep=keep)
 
 
 def _build(outputs, pack, backend, extra_inputs, options, stats, keys=(), warm=None) -> Compiled:
-    """Optimise ``outputs`` and build the backend's program; with ``warm`` (the optimised
-    graph, signature and node counts from the warm-start cache), only the latter."""
+    """Optimise ``outputs`` and build the backend's program; with ``warm`` (a warm-start
+    record, :class:`_Warm`), only the latter."""
     _check_options(options)
+    settings = dict(options, stats=stats)
     if warm is None:
         signature = Signature(outputs, extra_inputs)
         started = time.perf_counter()
@@ -420,15 +458,21 @@ def _build(outputs, pack, backend, extra_inputs, options, stats, keys=(), warm=N
         optimised = optimize(outputs)
         stats.nodes_after = len(toposort(optimised))
         stats.simplify = time.perf_counter() - started
+        kinds = _output_kinds(optimised)
     else:
-        optimised, signature, stats.nodes_before, stats.nodes_after = warm
+        optimised, signature, kinds = warm.outputs, warm.signature, warm.kinds
+        stats.nodes_before, stats.nodes_after = warm.nodes_before, warm.nodes_after
         stats.warm = True
+        if warm.kernel_record:
+            settings["record_key"] = warm.kernel_record
     started = time.perf_counter()
     build = backends.get(backend)  # the first use imports Numba: part of its cost
     stats.numba += time.perf_counter() - started if backend == "numba" else 0.0
     stats.tier = backend  # "auto" sets the tier of each call itself
-    program = build(optimised, signature, dict(options, stats=stats))
-    return Compiled(optimised, signature, program, backend, pack, stats, dict(options), keys)
+    program = build(optimised, signature, settings)
+    return Compiled(
+        optimised, signature, program, backend, pack, stats, dict(options), keys, kinds
+    )
 
 
 def _as_outputs(outputs):
@@ -470,9 +514,10 @@ def compile(outputs, backend: str = "numba", inputs=(), **options) -> Compiled: 
     nodes, pack = _as_outputs(outputs)
     declared = _declared(inputs)
     _check_options(options)
-    key = _warm_key("compile", pack, nodes, [], declared, (), backend, options)
+    stats = Stats()
+    key = _warm_key("compile", pack, nodes, [], declared, (), backend, options, stats)
     warm = _warm_graph(key)
-    compiled = _build(nodes, pack, backend, declared, options, Stats(), warm=warm)
+    compiled = _build(nodes, pack, backend, declared, options, stats, warm=warm)
     if warm is None:
         _store_graph(key, compiled)
     made = nodes if pack == "tuple" else nodes[0]
@@ -506,7 +551,6 @@ def value_and_grad(f, wrt, backend: str = "numba", inputs=(), **options) -> Comp
                 raise ArgumentError(f"the keys of a dict wrt must be strings, got {key!r}")
         wrt = list(wrt.values())
     stats = Stats()
-    started = time.perf_counter()
     f = as_node(f)
     single = not isinstance(wrt, (list, tuple))
     wrt_list = [wrt] if single else list(wrt)
@@ -515,9 +559,12 @@ def value_and_grad(f, wrt, backend: str = "numba", inputs=(), **options) -> Comp
     _check_options(options)
     warm = key = None
     if all(isinstance(w, Node) and w.op.leaf == "input" for w in wrt_list):
-        key = _warm_key("value_and_grad", pack, [f], wrt_list, declared, keys, backend, options)
+        key = _warm_key(
+            "value_and_grad", pack, [f], wrt_list, declared, keys, backend, options, stats
+        )
         warm = _warm_graph(key)
     if warm is None:
+        started = time.perf_counter()
         grads = grad(f, wrt)
         stats.derive = time.perf_counter() - started
         for w in wrt_list:

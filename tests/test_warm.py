@@ -412,3 +412,31 @@ def test_a_rule_replaced_at_run_time_is_not_answered_from_the_cache(empty_cache,
     again = sg.value_and_grad(LOSS, W)
     assert again.stats.warm
     np.testing.assert_array_equal(again(**inputs())[1], right)
+
+
+def test_a_warm_kernel_is_found_without_reading_the_graph(empty_cache, monkeypatch):
+    cold = sg.value_and_grad(LOSS, W)
+    expected = cold(**inputs())
+    forget_loaded(monkeypatch)
+    warm = sg.value_and_grad(LOSS, W)
+    value, grad = warm(**inputs())
+    # rebuilding the graph's formulas is a warm start's largest cost after Numba's load
+    assert warm.stats.warm and warm.outputs._nodes is None
+    assert value == expected[0]
+    np.testing.assert_array_equal(grad, expected[1])
+    assert warm.graph_text == cold.graph_text  # read when asked
+    assert warm.outputs._nodes is not None
+
+
+def test_a_changed_code_generator_setting_is_not_answered_by_an_old_kernel(
+    empty_cache, monkeypatch
+):
+    from symgrad.backends import split as split_module
+
+    cold = sg.value_and_grad(LOSS, W)
+    forget_loaded(monkeypatch)
+    monkeypatch.setattr(split_module, "MAX_LINES", 7)  # kernels split into small functions
+    again = sg.value_and_grad(LOSS, W)
+    assert not again.stats.warm and not again.stats.codegen_skipped
+    assert again.source != cold.source
+    np.testing.assert_allclose(again(**inputs())[1], cold(**inputs())[1], rtol=1e-13)

@@ -24,3 +24,13 @@ def get(name: str):
     else:
         raise ArgumentError(f"backend must be one of {BACKENDS}, got {name!r}")
     return build
+
+
+def settings(name: str) -> tuple:
+    """What backend ``name``'s programs depend on besides the graph and the options (its
+    code generator's settings and versions): part of a warm-start key."""
+    if name == "numba":  # ("auto" stores no kernel key: see compile._store_graph)
+        from .numba_backend import settings
+
+        return settings()
+    return ()

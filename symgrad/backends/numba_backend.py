@@ -303,24 +303,30 @@ class NumbaProgram:
         return self.function(*values, *given, *self.consts)
 
 
-def record_key(outputs: list[Node], args: list[Node], options: dict) -> str:
-    """The key of the warm-start record of the kernel for ``outputs`` taking ``args``."""
-    settings = (
-        options.get("name", "kernel"),
-        bool(options.get("parallel", False)),
-        bool(options.get("vector_math", True)),
-        bool(options.get("fastmath", False)),
-        # the code generator's settings, which may be changed at run time (tests do)
+def settings() -> tuple:
+    """What the generated kernel depends on besides the graph and the options: the code
+    generator's settings, which may be changed at run time (tests do), and the versions."""
+    return (
         split_module.MAX_LINES,
         split_module.MIN_REPEATS,
         numba_codegen.PARALLEL_MIN_ELEMENTS,
         Kernel.ROW_BLOCK_BYTES,
         loopfuse.ENABLED,
+        FORMAT,
+        numba.__version__,
+        np.__version__,
     )
-    text = (
-        f"{fingerprint(outputs, args)} {settings} {FORMAT} {numba.__version__} "
-        f"{np.__version__} {source_digest()} {ops_digest()}"
+
+
+def record_key(outputs: list[Node], args: list[Node], options: dict) -> str:
+    """The key of the warm-start record of the kernel for ``outputs`` taking ``args``."""
+    chosen = (
+        options.get("name", "kernel"),
+        bool(options.get("parallel", False)),
+        bool(options.get("vector_math", True)),
+        bool(options.get("fastmath", False)),
     )
+    text = f"{fingerprint(outputs, args)} {chosen} {settings()} {source_digest()} {ops_digest()}"
     return "b_" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -341,16 +347,21 @@ def _from_record(key: str):
 
 
 def build(outputs: list[Node], signature, options: dict, given=()) -> NumbaProgram:
-    """A kernel for ``outputs`` taking the signature's inputs and the nodes ``given``."""
+    """A kernel for ``outputs`` taking the signature's inputs and the nodes ``given``.
+
+    ``options["record_key"]``, if there, is :func:`record_key` of these arguments as a
+    caller stored it (``compile.py``'s warm start, whose key covers :func:`settings`):
+    the kernel is then found without reading ``outputs``.
+    """
     args = signature.inputs + list(given)
-    key = record_key(outputs, args, options)
+    key = options.get("record_key") or record_key(outputs, args, options)
     warm = _from_record(key)
     if warm is not None:
         program = NumbaProgram(None, options, warm)
         program.cache_keys = (key, program.key)
         return program
     kernel = Kernel(
-        outputs,
+        list(outputs),
         args,
         options.get("name", "kernel"),
         parallel=bool(options.get("parallel", False)),

@@ -25,6 +25,8 @@ compiled (or loaded from the kernel cache) where it lands.
 from __future__ import annotations
 
 import pickle
+import threading
+from collections.abc import Sequence
 
 from ..errors import GraphError
 from .graph import toposort
@@ -93,6 +95,34 @@ def dumps(outputs) -> bytes:
 def loads(data: bytes) -> list[Node]:
     """The output nodes of :func:`dumps`."""
     return load(pickle.loads(data))
+
+
+class Deferred(Sequence):
+    """The output nodes of :func:`dumps` bytes, rebuilt on first use (then a list).
+
+    Unpickling a graph builds its SymPy formulas again, milliseconds for a network's
+    gradient; a warm start (``compile.py``) that finds its kernel without reading the graph
+    need not pay that until something asks for a node (``graph_text``, the split kernels,
+    the interpreter).  Loading is done once, by whichever thread asks first.
+    """
+
+    def __init__(self, data: bytes):
+        self._data = data
+        self._nodes: list[Node] | None = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> list[Node]:
+        if self._nodes is None:
+            with self._lock:
+                if self._nodes is None:
+                    self._nodes = loads(self._data)
+        return self._nodes
+
+    def __getitem__(self, index):
+        return self._loaded()[index]
+
+    def __len__(self) -> int:
+        return len(self._loaded())
 
 
 def _load_one(data) -> Node:
