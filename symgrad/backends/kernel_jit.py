@@ -19,7 +19,7 @@ refreshes the target context, which imports and registers the implementation of 
 Numba can compile (about 200 ms, once a process: most of Numba's first cached load).
 Machine code needs none of it, only Numba's runtime (started here), its ``reload_init``
 (a parallel kernel's starts the threading layer) and the symbols its code calls and reads,
-which the module of names declares (all but the libc functions LLVM itself calls, such as
+which the entry lists by name (all but the libc functions LLVM itself calls, such as
 ``memset``, which the process has): where one is not defined, the context is refreshed as
 Numba would, and a symbol still missing refuses the entry (code calling it would jump to
 address 0).  Compiling refreshes it as before.  Numba extensions registered as entry points
@@ -30,7 +30,8 @@ looking its name up among the names the stored module defines, and links a libra
 through its ``_shared_module``.  It uses the cache classes of ``numba.core.caching``,
 ``CompileResult._reduce`` (which reads the library's ``serialize_using_object_code()`` and
 ``_final_module``), the library's ``_get_compiled_object`` / ``_shared_module``, and the
-``(name, "object", (object code, bitcode))`` form of a serialized library, the
+``(name, "object", (object code, bitcode))`` form of a serialized library (the entry adds
+the symbols used as a third item, taken out before Numba reads it), the
 ``(library, ..., reload_init, environments)`` tuple of ``_reduce``, and
 ``FunctionCache.load_overload`` being ``target_context.refresh()`` then ``_load_overload``
 (Numba 0.59 to 0.68 at least); where the reduction fails, the entry is Numba's own and a
@@ -58,38 +59,46 @@ from numba.core.runtime import rtsys
 DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
-def _names_only(library) -> bytes:
-    """Bitcode of a module defining the functions ``library`` defines, by name only, and
-    declaring, by name, the functions and globals its code uses from outside."""
-    module, final = ir.Module(), library._final_module
-    for f in final.functions:
-        if f.is_declaration and f.name.startswith("llvm."):
-            continue  # an LLVM intrinsic: compiled inline, not a symbol
-        stub = ir.Function(module, ir.FunctionType(ir.VoidType(), []), name=f.name)
+def _defined_names(library) -> bytes:
+    """Bitcode of a module defining the functions ``library`` defines, by name only."""
+    module = ir.Module()
+    for f in library._final_module.functions:
         if not f.is_declaration:
+            stub = ir.Function(module, ir.FunctionType(ir.VoidType(), []), name=f.name)
             ir.IRBuilder(stub.append_basic_block()).unreachable()
-    for g in final.global_variables:
-        if g.is_declaration:
-            ir.GlobalVariable(module, ir.IntType(8), name=g.name)
     return ll.parse_assembly(str(module)).as_bitcode()
 
 
-def _unresolved(libdata) -> list:
-    """The names a kernel's cached code uses that this process's symbol table lacks (from
-    the module of names in its serialized library)."""
-    _name, _kind, (_code, names) = libdata
-    module = ll.parse_bitcode(names)
-    return [
-        v.name
-        for v in (*module.functions, *module.global_variables)
-        if v.is_declaration and not ll.address_of_symbol(v.name)
-    ]
+def _used_symbols(library) -> tuple[str, ...]:
+    """The names of the functions and globals ``library``'s code uses from outside (LLVM's
+    intrinsics are compiled inline: not symbols)."""
+    final = library._final_module
+    functions = [f.name for f in final.functions if f.is_declaration]
+    variables = [g.name for g in final.global_variables if g.is_declaration]
+    return tuple(n for n in functions if not n.startswith("llvm.")) + tuple(variables)
+
+
+# Symbols found defined in this process: a symbol stays defined once it is (LLVM's table
+# and loaded libraries only grow), and kernels share most of theirs (Numba's runtime)
+_found: set[str] = set()
+
+
+def _unresolved(used) -> list[str]:
+    """The names in ``used`` that this process's symbol table lacks."""
+    missing = []
+    for name in used:
+        if name not in _found:
+            if ll.address_of_symbol(name):
+                _found.add(name)
+            else:
+                missing.append(name)
+    return missing
 
 
 class _Entry:
-    """What ``CompileResult._reduce`` reads of a library, serialized as object code and
-    names (Numba's ``serialize_using_object_code`` less the module, which it would clone
-    and write as bitcode to be thrown away)."""
+    """What ``CompileResult._reduce`` reads of a library, serialized as object code, the
+    module of defined names and the symbols used (Numba's ``serialize_using_object_code``
+    less the module, which it would clone and write as bitcode to be thrown away)."""
 
     def __init__(self, library):
         self.library = library
@@ -98,7 +107,7 @@ class _Entry:
     def serialize_using_object_code(self):
         library = self.library
         code = library._get_compiled_object()
-        return (library.name, "object", (code, _names_only(library)))
+        return (library.name, "object", (code, _defined_names(library), _used_symbols(library)))
 
 
 class _MachineCode(CompileResultCacheImpl):
@@ -117,14 +126,16 @@ class _MachineCode(CompileResultCacheImpl):
             return super().reduce(cres)
 
     def rebuild(self, target_context, payload):
-        libdata, *_, reload_init, _envs = payload  # CompileResult._reduce's tuple
+        (name, kind, (code, names, used)), *rest = payload  # CompileResult._reduce's tuple
+        *_, reload_init, _envs = rest
         for init in reload_init or ():  # (Numba runs them again in _rebuild: they run once)
             init()  # a parallel kernel's starts the threading layer, which defines symbols
-        if _unresolved(libdata):  # perhaps one Numba's full start-up defines
+        if _unresolved(used):  # perhaps one Numba's full start-up defines
             target_context.refresh()
-            if missing := _unresolved(libdata):
+            if missing := _unresolved(used):
                 raise RuntimeError(f"the cached kernel uses undefined symbols {missing}")
-        cres = super().rebuild(target_context, payload)
+        # Numba's form of a serialized library
+        cres = super().rebuild(target_context, ((name, kind, (code, names)), *rest))
         if not cres.library.get_pointer_to_function(cres.fndesc.llvm_cpython_wrapper_name):
             raise RuntimeError("the cached kernel's entry point is missing")
         cres.library._shared_module = None  # a kernel is never linked (its module: names)
