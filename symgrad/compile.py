@@ -21,8 +21,8 @@ kernel.  A missing or damaged record means the usual pipeline, which then writes
 
 from __future__ import annotations
 
-import builtins
 import hashlib
+import pickle
 import threading
 import time
 from collections import OrderedDict
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import backends
+from . import backends, pycode
 from .autodiff import grad
 from .backends import kernel_cache
 from .backends.inputs import _MISSING, Signature, fast_caller
@@ -87,6 +87,7 @@ class Compiled:
     _split_lock: object = field(default_factory=threading.Lock, repr=False)
     _finish: object = field(default=None, repr=False)  # generated in __post_init__
     _fast: object = field(default=None, repr=False)  # likewise (see _fast_call)
+    _generated: tuple = field(default=(), repr=False)  # the functions generated for it
     # how it was made: (maker, args, kwargs) over the *input* graph; a Compiled pickles as
     # that and is rebuilt where it lands (see _restore), never as machine code
     recipe: tuple = field(default=None, repr=False)
@@ -126,6 +127,7 @@ class Compiled:
         self.kinds = self.kinds or _output_kinds(self.outputs)
         self._finish = _finisher(self.kinds, self.pack, keys=self.keys)
         fast, method = _fast_call(self)
+        self._generated = (self.signature.fast_bind, self._finish, fast)
         if method:  # the generated __call__ takes the inputs as parameters: a class of its own
             self.__class__ = type("Compiled", (Compiled,), {"__call__": fast})
         else:
@@ -340,8 +342,7 @@ def _finisher(kinds: tuple, pack: str, keys=()):
     body, returned = _finish_lines(kinds, pack, keys)
     namespace = {"_own": _own, "_copy": _copy}
     source = "\n".join(["def finish(r):"] + body + [returned]) + "\n"
-    exec(builtins.compile(source, "<symgrad finish>", "exec"), namespace)
-    return namespace["finish"]
+    return pycode.function(source, "<symgrad finish>", "finish", namespace)
 
 
 def _finish_lines(kinds, pack, keys=(), boxed=False):
@@ -382,7 +383,7 @@ def _check_options(options):
         raise ArgumentError(f"unknown option {unknown[0]!r}; the options are {OPTIONS}")
 
 
-GRAPH_FORMAT = 2  # bump when a graph record changes meaning
+GRAPH_FORMAT = 3  # bump when a graph record changes meaning
 
 
 def _warm_key(maker, pack, roots, wrt, declared, keys, backend, options, stats) -> str | None:
@@ -406,7 +407,8 @@ def _warm_key(maker, pack, roots, wrt, declared, keys, backend, options, stats) 
 class _Warm:
     """A warm-start record: the optimised graph (rebuilt when first read), its signature,
     node counts, what a call does with each output (``_output_kinds``) and the key of the
-    Numba backend's record of its kernel (None for the other backends)."""
+    Numba backend's record of its kernel (None for the other backends).  The record also
+    holds the code of the functions generated for the call (``pycode``)."""
 
     outputs: serialize.Deferred
     signature: Signature
@@ -422,7 +424,9 @@ def _warm_graph(key) -> _Warm | None:
         return None
     record = kernel_cache.read_record(key)
     try:
-        graph, signature, before, after, kinds, kernel_record = record
+        code, signature, graph, before, after, kinds, kernel_record = record
+        pycode.remember(code)  # before the signature, whose binder is generated as it loads
+        signature = pickle.loads(signature)
         if not (isinstance(graph, bytes) and isinstance(signature, Signature)):
             return None
         return _Warm(serialize.Deferred(graph), signature, before, after, kinds, kernel_record)
@@ -440,8 +444,10 @@ def _store_graph(key, compiled):
     # covers what that key does (backends.settings)
     kernel_record = compiled.program.cache_keys[0] if compiled.backend == "numba" else None
     record = (
-        serialize.dumps(compiled.outputs), compiled.signature, stats.nodes_before,
-        stats.nodes_after, compiled.kinds, kernel_record,
+        pycode.saved(compiled._generated),
+        pickle.dumps(compiled.signature, protocol=pickle.HIGHEST_PROTOCOL),
+        serialize.dumps(compiled.outputs), stats.nodes_before, stats.nodes_after,
+        compiled.kinds, kernel_record,
     )
     kernel_cache.write_record(key, record, keep=keep)
 

@@ -234,6 +234,13 @@ for owner, name in [(compile_module, "grad"), (compile_module, "optimize"),
         calls.append(_n)
         return _f(*a, **k)
     setattr(owner, name, counted)
+import builtins
+generated, python_compile = [], builtins.compile
+def compile_counted(source, filename, *a, **k):  # the call's generated functions (pycode)
+    if filename in ("<symgrad fast_bind>", "<symgrad finish>", "<symgrad __call__>"):
+        generated.append(filename)
+    return python_compile(source, filename, *a, **k)
+builtins.compile = compile_counted
 X = sg.tensor("X", ("N", "D"))
 W = sg.tensor("W", ("D", "C"))
 y = sg.tensor("y", ("N",), dtype="int64")
@@ -242,6 +249,7 @@ vg = sg.value_and_grad(loss, W)
 rng = np.random.default_rng(5)
 value, grad = vg(X=rng.normal(size=(6, 3)), W=rng.normal(size=(3, 4)), y=rng.integers(0, 4, 6))
 print(json.dumps({"value": value, "grad": grad.tolist(), "calls": len(calls),
+                  "generated": len(generated),
                   "warm": vg.stats.warm, "skipped": vg.stats.codegen_skipped,
                   "hit": vg.stats.cache_hit}))
 """
@@ -252,8 +260,9 @@ def test_a_new_process_starts_warm(run_python):
         return json.loads(run_python(CHILD).strip().splitlines()[-1])
 
     first, second = run(), run()
-    assert first["calls"] > 0 and not first["warm"]
-    assert second == dict(first, calls=0, warm=True, skipped=True, hit=True)
+    assert first["calls"] > 0 and first["generated"] == 3 and not first["warm"]
+    # and the binder, call and packing functions come compiled with the record (pycode)
+    assert second == dict(first, calls=0, generated=0, warm=True, skipped=True, hit=True)
 
 
 def test_a_kernel_loaded_from_the_cache_is_its_machine_code_only(empty_cache, monkeypatch):

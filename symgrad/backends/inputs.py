@@ -26,6 +26,7 @@ import re
 
 import numpy as np
 
+from .. import pycode
 from ..errors import ArgumentError, DTypeError, GraphError, LabelError, ShapeError
 from ..ir import Node, toposort
 from ..ir.shapes import Dim, DimExpr, as_expr, dim_of, evaluate, fmt, names_of
@@ -103,11 +104,11 @@ class Signature:
             "DTYPES": {d: np.dtype(d) for d in _KINDS},
             "math": math,
         }
-        exec(compile(_fast_binder_source(self), "<symgrad fast_bind>", "exec"), namespace)
         # ``bind`` for calls whose values need no conversion, else None (then call ``bind``);
         # straight-line checks generated per signature from the same plan as ``bind`` (see
         # _fast_binder_source), since per-call overhead is all a scalar function costs
-        self.fast_bind = namespace["fast_bind"]
+        source = _fast_binder_source(self)
+        self.fast_bind = pycode.function(source, "<symgrad fast_bind>", "fast_bind", namespace)
 
     def __reduce__(self):
         # what the analysis found (the warm-start cache stores it with the optimised graph:
@@ -324,8 +325,7 @@ def fast_caller(sig: Signature, tail: list[str], namespace: dict, slow=None):
     namespace.update(math=math, _MISSING=_MISSING, _slow=slow)  # math: expression dims
     name = "__call__" if keywords else "fast_call"
     source = _fast_binder_source(sig, tail, name=name, keywords=keywords)
-    exec(compile(source, f"<symgrad {name}>", "exec"), namespace)
-    return namespace[name], keywords
+    return pycode.function(source, f"<symgrad {name}>", name, namespace), keywords
 
 
 def _plan(sig: Signature) -> list[tuple]:
