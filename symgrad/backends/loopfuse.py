@@ -33,7 +33,7 @@ from __future__ import annotations
 import ast
 import re
 
-from .split import Names, block_statements
+from .split import Names, block_statements, parse
 
 # Off: kernels keep one nest per loop group (tests compare the two; the warm record's key
 # includes it).
@@ -166,7 +166,7 @@ class _Access(Names):
         self._row_writes: dict[str, bool] = {}
         self._row_reads: dict[str, bool] = {}
         if lines:
-            tree = ast.parse("\n".join(line[indent:] for line in lines))
+            tree = parse("\n".join(line[indent:] for line in lines))
             for stmt in tree.body:
                 self.visit(stmt)
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import ast
 import re
+import threading
 
 # Lines of a part (a loop nest longer than this is a part of its own).  Measured on the
 # GELU MLPs (README, "Compile time"): on the 20-layer one before loops were shared, parts
@@ -121,8 +122,21 @@ class Names(ast.NodeVisitor):
         self.visit(node.value)  # np.float64: reads np, not a local
 
 
+_parse_lock = threading.Lock()
+
+
+def parse(source: str) -> ast.Module:
+    """``ast.parse(source)``, one thread at a time: CPython 3.11 counts the depth of the
+    syntax tree it builds in state shared by all threads, and a thread switch in between
+    (a garbage collection can make one) fails another thread's parse with "SystemError: AST
+    constructor recursion depth mismatch" (python/cpython#106905), as compiling one graph
+    from 8 threads did."""
+    with _parse_lock:
+        return ast.parse(source)
+
+
 def _names(lines: list[str]) -> Names:
-    tree = ast.parse("\n".join(line[4:] for line in lines))
+    tree = parse("\n".join(line[4:] for line in lines))
     names = Names()
     for stmt in tree.body:
         names.visit(stmt)
