@@ -26,7 +26,7 @@ import pickle
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,7 +74,9 @@ class Stats:
 class Compiled:
     """A compiled function of the graph's input tensors (keyword arguments by name)."""
 
-    outputs: list[Node]  # optimised graph the backend runs
+    # the optimised graph the backend runs (``outputs``): a list, or on a warm start a
+    # serialize.Deferred until first read
+    _outputs: Sequence[Node]
     signature: Signature
     program: object
     backend: str
@@ -96,6 +98,13 @@ class Compiled:
     def source(self) -> str:
         """What runs: generated kernel source (numba) or the graph as text (numpy)."""
         return self.program.source
+
+    @property
+    def outputs(self) -> list[Node]:
+        """The optimised graph's output nodes."""
+        if type(self._outputs) is not list:  # a warm start's graph, rebuilt at first read
+            self._outputs = list(self._outputs)
+        return self._outputs
 
     @property
     def graph_text(self) -> str:
@@ -124,7 +133,7 @@ class Compiled:
 
     def __post_init__(self):
         # (a warm start knows the kinds: its graph need not be read for them)
-        self.kinds = self.kinds or _output_kinds(self.outputs)
+        self.kinds = self.kinds or _output_kinds(self._outputs)
         self._finish = _finisher(self.kinds, self.pack, keys=self.keys)
         fast, method = _fast_call(self)
         self._generated = (self.signature.fast_bind, self._finish, fast)
@@ -456,7 +465,7 @@ def _build(outputs, pack, backend, extra_inputs, options, stats, keys=(), warm=N
     """Optimise ``outputs`` and build the backend's program; with ``warm`` (a warm-start
     record, :class:`_Warm`), only the latter."""
     _check_options(options)
-    settings = dict(options, stats=stats)
+    build_options = dict(options, stats=stats)
     if warm is None:
         signature = Signature(outputs, extra_inputs)
         started = time.perf_counter()
@@ -470,12 +479,12 @@ def _build(outputs, pack, backend, extra_inputs, options, stats, keys=(), warm=N
         stats.nodes_before, stats.nodes_after = warm.nodes_before, warm.nodes_after
         stats.warm = True
         if warm.kernel_record:
-            settings["record_key"] = warm.kernel_record
+            build_options["record_key"] = warm.kernel_record
     started = time.perf_counter()
     build = backends.get(backend)  # the first use imports Numba: part of its cost
     stats.numba += time.perf_counter() - started if backend == "numba" else 0.0
     stats.tier = backend  # "auto" sets the tier of each call itself
-    program = build(optimised, signature, settings)
+    program = build(optimised, signature, build_options)
     return Compiled(
         optimised, signature, program, backend, pack, stats, dict(options), keys, kinds
     )

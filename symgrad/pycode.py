@@ -20,7 +20,7 @@ from collections import OrderedDict
 from types import CodeType
 
 CAPACITY = 1024  # texts whose code the process keeps (a few kilobytes each)
-_codes: OrderedDict[str, CodeType] = OrderedDict()  # source text -> its code, oldest first
+_codes: OrderedDict[str, tuple] = OrderedDict()  # text -> (digest, code), oldest first
 _remembered: OrderedDict[str, CodeType] = OrderedDict()  # digest of a text -> code, from records
 _made: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # function -> (digest, code)
 _lock = threading.Lock()
@@ -41,16 +41,17 @@ def _keep(table: OrderedDict, key, value) -> None:
 def function(source: str, filename: str, name: str, namespace: dict):
     """The function ``name`` that ``source`` defines, run in ``namespace`` (which it
     fills); ``filename`` is what tracebacks show."""
-    code, digest = _codes.get(source), None
-    if code is None:
+    known = _codes.get(source)
+    if known is None:
         digest = _digest(source)
         code = _remembered.get(digest)
         if code is None or code.co_filename != filename:
             code = compile(source, filename, "exec")
-        _keep(_codes, source, code)
-    exec(code, namespace)
+        known = (digest, code)
+        _keep(_codes, source, known)
+    exec(known[1], namespace)
     made = namespace[name]
-    _made[made] = (digest or _digest(source), code)
+    _made[made] = known
     return made
 
 

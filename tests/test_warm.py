@@ -311,6 +311,10 @@ elif mode.startswith("started-up-defines:"):  # a symbol only Numba's full start
         refresh(self)
         ll.add_symbol(symbol, ll.address_of_symbol("PyErr_Occurred"))
     base.BaseContext.refresh = refresh_and_define
+elif mode == "numbas-own":  # a Numba whose library symgrad cannot reduce: its own entry
+    def unknown(self):
+        raise AttributeError("a library of another form")
+    kernel_jit._Entry.serialize_using_object_code = unknown
 elif mode == "parallel":  # a prange loop even at 4 elements: a threading layer to start
     from symgrad.backends import numba_codegen
     numba_codegen.PARALLEL_MIN_ELEMENTS = 1
@@ -344,6 +348,13 @@ def test_a_cached_kernel_loads_without_numbas_full_start_up(run_python, mode):
     # the symbols the code uses; not every implementation Numba can compile (200 ms)
     assert run_python(STUB_CHILD, mode).split() == [EXPECTED, "False", "False", "True"]
     assert run_python(STUB_CHILD, mode).split() == [EXPECTED, "True", "False", "False"]
+
+
+def test_a_kernel_whose_entry_is_numbas_own_is_loaded_as_numba_loads_it(run_python):
+    # kernel_jit's reduce falls back to Numba's own entry; its rebuild then loads that entry
+    # as Numba does (refreshing the context), instead of refusing it in every process
+    assert run_python(STUB_CHILD, "numbas-own").split() == [EXPECTED, "False", "False", "True"]
+    assert run_python(STUB_CHILD, "numbas-own").split() == [EXPECTED, "True", "False", "True"]
 
 
 def test_numbas_load_is_still_a_refresh_then_the_load_kernel_jit_calls():
@@ -427,11 +438,11 @@ def test_a_warm_kernel_is_found_without_reading_the_graph(empty_cache, monkeypat
     warm = sg.value_and_grad(LOSS, W)
     value, grad = warm(**inputs())
     # rebuilding the graph's formulas is a warm start's largest cost after Numba's load
-    assert warm.stats.warm and warm.outputs._nodes is None
+    assert warm.stats.warm and warm._outputs._nodes is None
     assert value == expected[0]
     np.testing.assert_array_equal(grad, expected[1])
-    assert warm.graph_text == cold.graph_text  # read when asked
-    assert warm.outputs._nodes is not None
+    assert warm.graph_text == cold.graph_text  # read when asked, a list as a cold one's
+    assert type(warm.outputs) is list and warm.outputs == cold.outputs  # the same nodes
 
 
 def test_a_changed_code_generator_setting_is_not_answered_by_an_old_kernel(

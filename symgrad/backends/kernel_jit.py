@@ -34,8 +34,8 @@ through its ``_shared_module``.  It uses the cache classes of ``numba.core.cachi
 the symbols used as a third item, taken out before Numba reads it), the
 ``(library, ..., reload_init, environments)`` tuple of ``_reduce``, and
 ``FunctionCache.load_overload`` being ``target_context.refresh()`` then ``_load_overload``
-(Numba 0.59 to 0.68 at least); where the reduction fails, the entry is Numba's own and a
-warning says so.  ``tests/test_warm.py`` loads kernels this way (``..._machine_code_only``,
+(Numba 0.59 to 0.68 at least); where the reduction fails, the entry is Numba's own, a
+warning says so, and it is loaded as Numba loads it (after the refresh).  ``tests/test_warm.py`` loads kernels this way (``..._machine_code_only``,
 ``..._without_numbas_full_start_up``); a loaded kernel whose entry point or a symbol is
 missing is refused here (an error, so ``numba_backend`` compiles it again) rather than
 called.  This module's digest is part of every kernel's key, so a change to the entry's
@@ -126,7 +126,11 @@ class _MachineCode(CompileResultCacheImpl):
             return super().reduce(cres)
 
     def rebuild(self, target_context, payload):
-        (name, kind, (code, names, used)), *rest = payload  # CompileResult._reduce's tuple
+        (name, kind, data), *rest = payload  # CompileResult._reduce's tuple
+        if kind != "object" or len(data) != 3:  # Numba's own entry (see reduce): its load
+            target_context.refresh()
+            return super().rebuild(target_context, payload)
+        code, names, used = data
         *_, reload_init, _envs = rest
         for init in reload_init or ():  # (Numba runs them again in _rebuild: they run once)
             init()  # a parallel kernel's starts the threading layer, which defines symbols

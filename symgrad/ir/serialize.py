@@ -98,7 +98,7 @@ def loads(data: bytes) -> list[Node]:
 
 
 class Deferred(Sequence):
-    """The output nodes of :func:`dumps` bytes, rebuilt on first use (then a list).
+    """The output nodes of :func:`dumps` bytes, as a sequence rebuilt on first use.
 
     Unpickling a graph builds its SymPy formulas again, milliseconds for a network's
     gradient; a warm start (``compile.py``) that finds its kernel without reading the graph

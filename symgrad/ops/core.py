@@ -251,8 +251,9 @@ def _replaced(expr, replace: tuple):
     """``expr`` with the ``(symbol, value)`` pairs of ``replace`` substituted at once."""
     free = _facts(expr)[0]
     renames = {k: v for k, v in replace if k in free}
-    values = list(renames.values())
-    if all(isinstance(v, sp.Symbol) for v in values) and len(set(values)) == len(values):
+    values = set(renames.values())
+    renaming = len(values) == len(renames) and all(isinstance(v, sp.Symbol) for v in values)
+    if renaming and values.isdisjoint(free - renames.keys()):  # distinct names stay distinct
         return _renamed(expr, renames)
     return expr.xreplace(dict(replace))
 
@@ -268,8 +269,12 @@ def _renamed(expr, renames: dict):
         return renames[expr]
     if not expr.args:
         return expr
-    args = tuple(_renamed(a, renames) if isinstance(a, sp.Basic) else a for a in expr.args)
-    if all(new is old for new, old in zip(args, expr.args)):
+    args, changed = [], False
+    for a in expr.args:  # (a loop: a comprehension's frame would halve the depth it reaches)
+        new = _renamed(a, renames) if isinstance(a, sp.Basic) else a
+        changed |= new is not a
+        args.append(new)
+    if not changed:
         return expr
     if isinstance(expr, sp.core.relational.Relational):
         return expr.func(*args, evaluate=False)
