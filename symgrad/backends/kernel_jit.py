@@ -35,7 +35,8 @@ the symbols used as a third item, taken out before Numba reads it), the
 ``(library, ..., reload_init, environments)`` tuple of ``_reduce``, and
 ``FunctionCache.load_overload`` being ``target_context.refresh()`` then ``_load_overload``
 (Numba 0.59 to 0.68 at least); where the reduction fails, the entry is Numba's own, a
-warning says so, and it is loaded as Numba loads it (after the refresh).  ``tests/test_warm.py`` loads kernels this way (``..._machine_code_only``,
+warning says so, and it is loaded as Numba loads it (after the refresh).
+``tests/test_warm.py`` loads kernels this way (``..._machine_code_only``,
 ``..._without_numbas_full_start_up``); a loaded kernel whose entry point or a symbol is
 missing is refused here (an error, so ``numba_backend`` compiles it again) rather than
 called.  This module's digest is part of every kernel's key, so a change to the entry's
