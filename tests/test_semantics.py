@@ -57,6 +57,29 @@ def test_no_domain_shortcuts(case, backend):
     same(run(f(X), backend, x=x), want)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_half_power_is_pow_whatever_form_the_exponent_has(dtype, backend):
+    # pow(-inf, 0.5) is inf and pow(-0.0, 0.5) is +0.0; np.power gives sqrt's NaN and -0.0
+    # when the exponent is one number and pow's values when it is an array: one meaning
+    v = sg.tensor("v", (4,), dtype)
+    e, es = sg.tensor("e", (), dtype), sg.tensor("es", (4,), dtype)
+    x = np.array([-np.inf, -0.0, -1.0, 4.0], dtype)
+    half = np.array(0.5, dtype)
+    want = np.array([np.inf, 0.0, np.nan, 2.0], dtype)
+    for f, inputs in [
+        (v**0.5, dict(v=x)),
+        (v**e, dict(v=x, e=half)),
+        (v**es, dict(v=x, es=np.full(4, half))),
+        (v[2:] + sg.power(-np.inf, 0.5), dict(v=x)),
+    ]:
+        got = run(f, backend, **inputs)
+        if got.shape == (2,):  # the constant folded, a float64 as NumPy's power of floats
+            same(got, np.array([np.inf, np.inf]))
+        else:
+            same(got, want)
+            assert not np.signbit(got[1]), got
+
+
 def test_compile_and_value_and_grad_agree_on_exp_log(backend):
     f = sg.exp(sg.log(X))
     value, _ = sg.value_and_grad(f, X, backend=backend)(x=-1.0)

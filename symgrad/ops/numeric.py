@@ -74,7 +74,7 @@ class NumpyPrinter(NumPyPrinter):
         return f"numpy.divide({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     def _print_Power(self, expr):
-        return f"numpy.power({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+        return f"power({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     def _print_Paren(self, expr):
         return f"({self._print(expr.args[0])})"
@@ -113,6 +113,19 @@ class NumpyPrinter(NumPyPrinter):
         )
 
 
+def power(x, y):
+    """``x ** y`` as C's ``pow`` computes it for every element, as a Numba kernel does.
+
+    ``np.power`` answers an exponent that is one number equal to 0.5 with ``sqrt``, which
+    differs from ``pow`` at -inf (NaN, not inf) and at -0.0 (-0.0, not 0.0); with an array
+    of exponents it calls ``pow``.  Those two elements are put right here."""
+    out = np.power(x, y)
+    half = np.equal(y, 0.5)
+    if not np.any(half):
+        return out
+    return np.where(half & ((x == 0) | (x == -np.inf)), np.abs(x), out)[()]
+
+
 def sympy_float(expr) -> float | None:
     """A constant formula's value as SymPy computes it (``sqrt(2)``), or None: it reads an
     input, or it is over our own functions, which SymPy does not evaluate (``(1 - Div(2,
@@ -143,7 +156,7 @@ def function(expr, n_inputs: int, literals: str = "weak"):
     args = ", ".join(f"x{i}" for i in range(n_inputs))
     body = NumpyPrinter(literals).doprint(expr)
     source = f"def f({args}):\n    return {body}\n"
-    namespace = {"numpy": np}
+    namespace = {"numpy": np, "power": power}
     if expr.has(Erf, sp.erf):  # NumPy has no erf; SciPy's costs 0.3 s to import, so only here
         from scipy.special import erf
 
