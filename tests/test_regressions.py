@@ -228,3 +228,16 @@ def test_the_one_hot_sum_keeps_each_product_as_written(backend):
     got = sg.compile(out, backend=backend)(**inputs)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(got, np.full(2, 1e300))
+
+
+def test_a_formula_over_float32_and_float64_values_computes_in_float64(backend):
+    # d/da sum(var(a) * c) for float32 a and float64 c is c * Paren(2 * (a - mean) / 3), one
+    # node: NumPy's backend doubled a - mean in float32 (inf, then nan) where a Numba kernel
+    # computed in float64; a formula converts its float32 operands first (long fuzz run)
+    a, c = sg.tensor("a", (3,), "float32"), sg.tensor("c", (), "float64")
+    big = np.float32(3.4028234663852886e38)
+    vg = sg.value_and_grad(sg.sum(sg.var(a) * c), [a], backend=backend)
+    value, (grad,) = vg(a=np.array([0, 0, big], "float32"), c=np.float64(1.0))
+    assert value == np.inf  # var itself is float32: (2/3 * big)**2 overflows
+    m = np.float64(big)
+    np.testing.assert_allclose(grad, np.float32([-2 * m / 9, -2 * m / 9, 4 * m / 9]), rtol=1e-6)

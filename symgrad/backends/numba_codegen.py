@@ -34,6 +34,7 @@ import numpy as np
 import sympy as sp
 
 from ..ir import Node, toposort
+from ..ir import dtypes as dt
 from ..ir.shapes import DimExpr
 from ..ops.elementwise import sym
 from . import arrays, blas, rowblock, vmath
@@ -187,17 +188,20 @@ class Kernel:
         """Emit the common subexpressions of an ew node's formula (or of ``expr``, a formula
         over the same inputs); return the final expression.  ``read(x)`` names the local or
         scalar holding input ``x``."""
-        float32 = (
-            node.dtype == "float32"
-            or node.dtype == "bool"
-            and any(x.dtype == "float32" for x in node.inputs)
+        dtypes = [x.dtype for x in node.inputs]
+        widens = dt.widens(node.dtype, dtypes)  # float32 values converted first
+        float32 = not widens and (
+            node.dtype == "float32" or node.dtype == "bool" and "float32" in dtypes
         )
         printer = formula_printer("float32" if float32 else "float64", self.vector_math)
         expr = node.attr("expr") if expr is None else expr
         names = {}
         for k, x in enumerate(node.inputs):
             if sym(k) in expr.free_symbols:
-                names[sym(k)] = sp.Symbol(read(x))  # a local or a scalar: a plain name
+                name = read(x)  # a local or a scalar: a plain name
+                if widens and x.dtype == "float32":
+                    name = f"np.float64({name})"  # printed as it is, an atom to SymPy
+                names[sym(k)] = sp.Symbol(name)
         expr = expr.xreplace(names)
         if self.vector_math:
             expr = vector_sigmoids(expr)

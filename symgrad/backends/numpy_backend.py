@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..ir import Node, to_text, toposort
+from ..ir import dtypes as dt
 from ..ir.shapes import evaluate
 from ..ops import numeric
 from .inputs import check_labels
@@ -67,7 +68,17 @@ def _argmax(node, args, ctx):
     return np.argmax(x, axis=axis).astype(np.int64)
 
 
+def operands(node, args) -> list:
+    """The values an ew node's formula computes on: float32 ones as float64 where the
+    formula computes in float64 (:func:`symgrad.ir.dtypes.widens`)."""
+    if not dt.widens(node.dtype, [x.dtype for x in node.inputs]):
+        return list(args)
+    return [np.asarray(a, np.float64) if x.dtype == "float32" else a
+            for x, a in zip(node.inputs, args)]
+
+
 def _ew(node, args, ctx):
+    args = operands(node, args)
     out = np.asarray(ew_function(node.attr("expr"), len(args))(*args), dtype=node.dtype)
     if any(out is a for a in args):  # a formula that returns an input: never hand it out
         out = out.copy()

@@ -34,7 +34,7 @@ import sympy as sp
 from ..ir import toposort
 from ..ops.core import EW, SUM
 from ..ops.linalg import MATMUL
-from .numpy_backend import EVAL, Call, ew_function
+from .numpy_backend import EVAL, Call, ew_function, operands
 
 # the ops that add (another order of the additions rounds differently: see Run.scale)
 ADDING = (SUM, MATMUL)
@@ -98,6 +98,7 @@ def _magnitude(value) -> float:
 def _formula(node, args, scale):
     """The value of an elementwise node, one SymPy function at a time, and whether an
     intermediate value it used was not finite."""
+    args = operands(node, args)
     symbols = {sp.Symbol(f"x{i}", real=True): a for i, a in enumerate(args)}
     bad = {  # an infinite constant read by a formula (softmax's -inf guard) is no overflow
         s: _nonfinite(a) if node.inputs[i].op.leaf != "const" else np.zeros((), bool)

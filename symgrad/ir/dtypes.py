@@ -35,6 +35,18 @@ def result_float(dtypes) -> str:
     return "float64" if "float64" in floats else "float32"
 
 
+def widens(dtype: str, inputs) -> bool:
+    """Whether an elementwise formula of result ``dtype`` over operands of dtypes ``inputs``
+    converts its float32 operands to float64 before it computes: it reads float32 values and
+    computes in float64 (a float64 result or operand).
+
+    A formula computes as one NumPy ufunc does on mixed dtypes, converting first, not op by
+    op: the chain rule's ``g * Paren(2 * x)`` for a float64 cotangent ``g`` and a float32
+    ``x`` doubles ``x`` in float64, so 2 * 3.4e38 is not inf.  Every backend and the
+    reference convert so (docs/semantics.md, "Dtypes")."""
+    return "float32" in inputs and (dtype == "float64" or "float64" in inputs)
+
+
 def promote(strong, weak=()) -> str:
     """The dtype NumPy 2 gives arithmetic on tensors of dtypes ``strong`` and Python numbers
     of types ``weak`` (NEP 50: a Python number takes the dtype of the tensors it meets
