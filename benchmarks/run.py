@@ -153,7 +153,7 @@ TRIVIAL_INPUTS = {"startup_a": 2.0, "startup_b": 3.0}
 
 def startup_graph(sg):
     """A small kernel of its own that uses what the workloads' kernels use once a process
-    (Numba's runtime and its array code, SciPy's BLAS through a matrix product, SymPy's
+    (Numba's runtime and its array code, the BLAS of a matrix product, SymPy's
     first ``Add``): run first, it leaves the process as a user's is once any such kernel
     has run, so a workload's load after it is its own cost only."""
     x, w = sg.tensor("startup_x", (2, 3)), sg.tensor("startup_w", (3, 2))
@@ -541,7 +541,7 @@ def compile_table(comp) -> str:
         "derive+simplify+codegen when the warm-start record is found: the cache is keyed by the input "
         "graph, and the optimised graph and kernel are loaded).\n\n"
         f"Fixed per-process cost: start-up (the first cached kernel of a process, `startup_graph`: "
-        f"value_and_grad + first call, including the `import numba` symgrad does lazily and SciPy's BLAS) "
+        f"value_and_grad + first call, including the `import numba` symgrad does lazily and finding BLAS) "
         f"**{fmt_time(startup)}**; `import symgrad` {fmt_time(imports)} (in no figure above)."
         + ("\n\n" + "\n".join(problems) if problems else "")
     )

@@ -220,8 +220,8 @@ def test_matmul_add_reads_every_layout(rng, dtype, m, k, n):
             blas.matmul_add(strided, b0, np.zeros((m, n), dtype), True)
     written = np.full((m, n), np.nan, dtype)  # not read without add
     blas.matmul_add(a0, b0, written, False)
-    if m > 1 and n > 1:  # np.dot's own gemm: the same bits
-        assert np.array_equal(written, blas.dot(a0, b0))
+    if m > 1 and n > 1:  # NumPy's matmul makes the same gemm call: the same bits
+        assert np.array_equal(written, a0 @ b0 if blas.GEMM_BLAS == "numpy" else blas.dot(a0, b0))
         assert np.array_equal(written, blas.matmul(a0, b0))
     else:
         np.testing.assert_allclose(written, a0 @ b0, rtol=tol, atol=tol)
@@ -241,3 +241,25 @@ def test_backward_kernel_blocks_with_saved_values(rng, small_blocks):
     np.testing.assert_allclose(value, want_value, rtol=1e-13)
     for g, want in zip(grads, wants):
         np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-14)
+
+
+SCIPY_GEMM = """
+import numpy as np
+from symgrad.backends import blas
+print(blas.GEMM_BLAS, blas.bind_gemm(numpy_first=False))  # before any product is loaded
+rng = np.random.default_rng(1)
+for dtype in (np.float64, np.float32):
+    a, b = rng.standard_normal((6, 4)).astype(dtype), rng.standard_normal((4, 5)).astype(dtype)
+    out = np.ones((6, 5), dtype)
+    blas.matmul_add(a, np.asfortranarray(b), out, True)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(out, 1 + a @ b, rtol=tol, atol=tol)
+    np.testing.assert_allclose(blas.matmul(a.T.copy().T, b), a @ b, rtol=tol, atol=tol)
+print("ok")
+"""
+
+
+def test_without_numpys_own_blas_products_call_scipys(run_python):
+    # a NumPy without a CBLAS of its own (Accelerate, MKL): the names kernels call are bound
+    # to functions of the same signature that call Numba's numba_xxgemm (SciPy's BLAS)
+    assert run_python(SCIPY_GEMM).split() == ["numpy", "scipy", "ok"]

@@ -6,15 +6,24 @@ that compiles a new kernel: four of the five seconds of an MLP's cold compile.  
 call :func:`matmul` (two matrices) and :func:`dot` (a vector) instead, functions of their
 own cached on disk by Numba (``cache=True``): each combination of types is compiled the
 first time it is met on the machine and loaded from Numba's cache (milliseconds) by every
-later compile.  They make the BLAS calls ``np.dot`` makes (so the same results), called
+later compile.  They make the BLAS calls NumPy's ``matmul`` and ``dot`` make, called
 natively from the kernel.
 
 :func:`matmul_add` writes a product into an array, or adds it there (``gemm`` with
 ``beta = 0`` or ``1``): a row-blocked kernel (``rowblock.py``) sums ``X_b.T @ G_b`` over its
-blocks of rows in place, the first block writing.  It calls the ``gemm`` Numba's ``np.dot``
-calls (Numba's ``numba_xxgemm``, SciPy's BLAS), with the transpose flags and leading
-dimensions read from the operands' strides, so a transposed operand (``X.T``, an F-ordered
-view) is read where it lies, never copied.  It is small on purpose: Numba links the code of
+blocks of rows in place, the first block writing.  It calls the ``gemm`` of NumPy's own
+BLAS, through the names ``symgrad_dgemm`` and ``symgrad_sgemm`` that :func:`bind_gemm` gives
+it, with the transpose flags and leading dimensions read from the operands' strides, so a
+transposed operand (``X.T``, an F-ordered view) is read where it lies, never copied.
+
+Why NumPy's: its wheels carry OpenBLAS with a CBLAS of 64-bit integers
+(``scipy_cblas_dgemm64_``), loaded with NumPy.  Numba's ``np.dot`` calls SciPy's BLAS, and
+its first call in a process imports ``scipy.linalg`` (the whole package: 60-85 ms of a
+warm start's first result on this machine, about 100 ms in a fast spell).  A product of two
+matrices is then also the very ``gemm`` call of ``np.matmul``: the same bits.  Where NumPy
+has no such CBLAS (Accelerate, MKL), the names are bound to functions of the same signature
+that call Numba's ``numba_xxgemm`` (SciPy's BLAS), so a kernel's code is the same either
+way.  It is small on purpose: Numba links the code of
 a function into every kernel that calls it and LLVM optimises it again there
 (``benchmarks/helper_ir.py``), so it allocates nothing and copies nothing (NumPy's ``dot``
 glue and ``ascontiguousarray`` were 60 % of the code LLVM optimised for a ``softmax``
@@ -30,16 +39,89 @@ from pathlib import Path
 import numpy as np
 from numba import njit, types
 
-_xxgemm = types.ExternalFunction(
-    "numba_xxgemm",  # Numba's C helper: kind ("s"/"d"), then the Fortran gemm's arguments
-    types.intc(
-        types.char, types.char, types.char,  # kind, transa, transb
-        types.intp, types.intp, types.intp,  # m, n, k
-        types.voidptr, types.voidptr, types.intp,  # alpha, a, lda
-        types.voidptr, types.intp, types.voidptr,  # b, ldb, beta
-        types.voidptr, types.intp,  # c, ldc
-    ),
+# CBLAS's constants, and the signature of NumPy's cblas_?gemm (its sizes are int64)
+COL_MAJOR, NO_TRANS, TRANS = 102, 111, 112
+_GEMM = {
+    kind: types.void(
+        types.intc, types.intc, types.intc,  # order, transa, transb
+        types.int64, types.int64, types.int64,  # m, n, k
+        scalar, types.voidptr, types.int64,  # alpha, a, lda
+        types.voidptr, types.int64, scalar,  # b, ldb, beta
+        types.voidptr, types.int64,  # c, ldc
+    )
+    for kind, scalar in (("d", types.float64), ("s", types.float32))
+}
+_dgemm = types.ExternalFunction("symgrad_dgemm", _GEMM["d"])
+_sgemm = types.ExternalFunction("symgrad_sgemm", _GEMM["s"])
+
+# NumPy's CBLAS dgemm and sgemm by the names its OpenBLAS gives them (scipy-openblas64 in
+# NumPy 2's wheels, openblas64_ before); both take 64-bit integers
+NUMPY_GEMM = (
+    ("scipy_cblas_dgemm64_", "scipy_cblas_sgemm64_"),
+    ("cblas_dgemm64_", "cblas_sgemm64_"),
 )
+
+
+def _numpy_gemm() -> tuple[int, int] | None:
+    """The addresses of NumPy's own CBLAS ``dgemm`` and ``sgemm``, or None."""
+    import ctypes
+
+    try:  # the BLAS np.matmul calls is a dependency of NumPy's core module
+        lib = ctypes.CDLL(np._core._multiarray_umath.__file__)
+    except (OSError, AttributeError):
+        return None
+    for names in NUMPY_GEMM:
+        try:
+            return tuple(ctypes.cast(getattr(lib, n), ctypes.c_void_p).value for n in names)
+        except AttributeError:
+            continue
+    return None
+
+
+def _scipy_gemm() -> tuple[int, int]:
+    """Functions of the signature of NumPy's gemm that call Numba's ``numba_xxgemm``
+    (SciPy's BLAS, imported at its first call), for a NumPy without a CBLAS of its own."""
+    from llvmlite import binding
+    from numba import cfunc
+    from numba._helperlib import c_helpers
+
+    binding.add_symbol("numba_xxgemm", c_helpers["xxgemm"])
+    xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
+        types.char, types.char, types.char, types.intp, types.intp, types.intp,
+        types.voidptr, types.voidptr, types.intp, types.voidptr, types.intp, types.voidptr,
+        types.voidptr, types.intp,
+    ))  # fmt: skip
+
+    def gemm(kind, scales):
+        def call(order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+            # alpha is 1 and beta 0 or 1 (matmul_add): pointers into a constant array
+            at = 2 if beta == 1 else 0
+            flag_a = ord("n") if transa == NO_TRANS else ord("t")
+            flag_b = ord("n") if transb == NO_TRANS else ord("t")
+            xxgemm(ord(kind), flag_a, flag_b, m, n, k, scales[at:].ctypes, a, lda, b, ldb,
+                   scales[at + 1:].ctypes, c, ldc)
+
+        return cfunc(_GEMM[kind], cache=True, nogil=True)(call).address
+
+    # (alpha, beta): (1, 0), then (1, 1); global arrays are constants of the compiled code
+    return (
+        gemm("d", np.array([1.0, 0.0, 1.0, 1.0])),
+        gemm("s", np.array([1.0, 0.0, 1.0, 1.0], np.float32)),
+    )
+
+
+def bind_gemm(numpy_first: bool = True) -> str:
+    """Bind the names kernels call (``symgrad_dgemm``, ``symgrad_sgemm``) to NumPy's gemm,
+    or, where NumPy has none (or ``numpy_first`` is false), to SciPy's; say which."""
+    from llvmlite import binding
+
+    found = _numpy_gemm() if numpy_first else None
+    for name, address in zip(("symgrad_dgemm", "symgrad_sgemm"), found or _scipy_gemm()):
+        binding.add_symbol(name, address)
+    return "numpy" if found else "scipy"
+
+
+GEMM_BLAS = bind_gemm()  # before any kernel that calls matmul_add is loaded
 
 
 @njit(cache=True, nogil=True)
@@ -52,8 +134,8 @@ def dot(a, b):
 @njit(cache=True, nogil=True)
 def matmul(a, b):
     """``a @ b`` for two float matrices of one dtype, in a new C-ordered array: the ``gemm``
-    ``np.dot`` calls (the same bits; :func:`matmul_add` with beta = 0), without NumPy's
-    ``dot`` glue (see the module docstring)."""
+    ``np.matmul`` calls (:func:`matmul_add` with beta = 0), without Numba's ``np.dot`` glue
+    (see the module docstring)."""
     out = np.empty((a.shape[0], b.shape[1]), a.dtype)
     matmul_add(a, b, out, False)
     return out
@@ -62,20 +144,14 @@ def matmul(a, b):
 @njit(inline="always")
 def _as_blas(x, rows, cols):
     """How column-major BLAS reads the row-major matrix ``x`` (``rows`` x ``cols``): its
-    transpose flag for ``x.T`` ("n" if ``x`` is row-major, "t" if column-major) and its
-    leading dimension; -1 if neither axis has unit stride."""
+    transpose flag for ``x.T`` (``NO_TRANS`` if ``x`` is row-major, ``TRANS`` if
+    column-major) and its leading dimension; -1 if neither axis has unit stride."""
     unit = x.itemsize
     if x.strides[1] == unit or cols == 1:
-        return ord("n"), max(x.strides[0] // unit, cols, 1)
+        return NO_TRANS, max(x.strides[0] // unit, cols, 1)
     if x.strides[0] == unit or rows == 1:
-        return ord("t"), max(x.strides[1] // unit, rows, 1)
+        return TRANS, max(x.strides[1] // unit, rows, 1)
     return -1, 0
-
-
-# alpha and beta of gemm, read through pointers: (1, 0) writes the product, (1, 1) adds it.
-# Global arrays are constants of the compiled code, so no call allocates them.
-_SCALES_F64 = np.array([1.0, 0.0, 1.0, 1.0])
-_SCALES_F32 = np.array([1.0, 0.0, 1.0, 1.0], dtype=np.float32)
 
 
 @njit(cache=True, nogil=True)
@@ -99,17 +175,13 @@ def matmul_add(a, b, out, add):
     tb, ldb = _as_blas(b, k, n)
     if ta < 0 or tb < 0:
         raise ValueError("symgrad: matmul_add needs operands with a unit stride")
-    at = 2 if add else 0
     if out.itemsize == 8:
-        scales = _SCALES_F64[at:]
-        status = _xxgemm(ord("d"), tb, ta, n, m, k, scales[0:].ctypes, b.ctypes, ldb,
-                         a.ctypes, lda, scales[1:].ctypes, out.ctypes, n)
+        beta = 1.0 if add else 0.0
+        _dgemm(COL_MAJOR, tb, ta, n, m, k, 1.0, b.ctypes, ldb, a.ctypes, lda, beta, out.ctypes, n)
     else:
-        scales32 = _SCALES_F32[at:]
-        status = _xxgemm(ord("s"), tb, ta, n, m, k, scales32[0:].ctypes, b.ctypes, ldb,
-                         a.ctypes, lda, scales32[1:].ctypes, out.ctypes, n)
-    if status != 0:
-        raise RuntimeError("symgrad: no BLAS gemm found (Numba needs SciPy's BLAS)")
+        beta32 = np.float32(1.0 if add else 0.0)
+        _sgemm(COL_MAJOR, tb, ta, n, m, k, np.float32(1.0), b.ctypes, ldb, a.ctypes, lda, beta32,
+               out.ctypes, n)
 
 
 # Kernels that call matmul carry this digest in their cache key (Numba's cache would not
