@@ -81,6 +81,7 @@ def _numpy_gemm() -> tuple[int, int] | None:
 def _scipy_gemm() -> tuple[int, int]:
     """Functions of the signature of NumPy's gemm that call Numba's ``numba_xxgemm``
     (SciPy's BLAS, imported at its first call), for a NumPy without a CBLAS of its own."""
+    import scipy.linalg.cython_blas  # noqa: F401 - what numba_xxgemm calls; a cfunc cannot raise
     from llvmlite import binding
     from numba import cfunc
     from numba._helperlib import c_helpers
