@@ -241,3 +241,53 @@ def test_a_formula_over_float32_and_float64_values_computes_in_float64(backend):
     assert value == np.inf  # var itself is float32: (2/3 * big)**2 overflows
     m = np.float64(big)
     np.testing.assert_allclose(grad, np.float32([-2 * m / 9, -2 * m / 9, 4 * m / 9]), rtol=1e-6)
+
+
+def _f32(*values):
+    return np.array(values, "float32")
+
+
+def _cast_condition():
+    x, y = sg.tensor("x", (2,)), sg.tensor("y", (2,))
+    return [sg.cast(x * 0.1 > y, "float32")], dict(x=np.array([1.0, 0.0]), y=np.array([0.1, 0.5]))
+
+
+def _float32_condition_in_float64_choice():
+    x, y, z = (sg.tensor(n, (3,), "float32") for n in "xyz")
+    a, b = sg.tensor("a", (3,)), sg.tensor("b", (3,))
+    inputs = dict(x=_f32(1, 1, 0), y=_f32(2**-24, 1, 0), z=_f32(1, 1, 1), a=np.ones(3), b=np.zeros(3))
+    return [sg.where(x + y > z, a, b)], inputs  # 1 + 2**-24 is 1 in float32: not > 1
+
+
+def _float64_condition_around_float32_sum():
+    x, p, q, r = (sg.tensor(n, (), "float32") for n in "xpqr")
+    w = sg.tensor("w", ())
+    inputs = dict(x=np.float32(1), w=np.float64(0), p=np.float32(3e38), q=np.float32(3e38),
+                  r=np.float32(-3e38))
+    return [sg.where(x > w, p + q + r, np.float32(0))], inputs  # p + q is inf in float32
+
+
+def _shared_erf_of_a_widened_gradient():
+    x, c = sg.tensor("x", (5,), "float32"), sg.tensor("c", (5,))
+    y = sg.gelu(x)
+    return [y, sg.grad(sg.sum(y * c), x)[0]], dict(x=_f32(-5.54, -3, -1, 0.5, 1), c=np.ones(5))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [_cast_condition, _float32_condition_in_float64_choice,
+     _float64_condition_around_float32_sum, _shared_erf_of_a_widened_gradient],
+    ids=lambda f: f.__name__[1:],
+)
+def test_fused_and_shared_formulas_compute_in_the_dtypes_as_written(case, backend):
+    # fusion inlined a condition into a formula that converts float32 values to float64
+    # (dtypes.widens) or made its float64 operand widen float32 arithmetic; share_calls
+    # took erf out of a float64 gradient formula as a float32 node (3 % off at x = -5.54);
+    # a float32 cast of float64 values rounded its constants to float32 (found in review)
+    from symgrad.backends.reference import run as reference
+
+    outputs, inputs = case()
+    want = reference(outputs, list(inputs), tuple(inputs.values()), {}).values
+    got = sg.compile(outputs, backend=backend)(**inputs)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=4 * np.finfo(w.dtype).eps, atol=0)

@@ -190,7 +190,9 @@ class Kernel:
         scalar holding input ``x``."""
         dtypes = [x.dtype for x in node.inputs]
         widens = dt.widens(node.dtype, dtypes)  # float32 values converted first
-        float32 = not widens and (
+        # float32 arithmetic (literals rounded to float32) only over no float64 value: a
+        # float32 result of float64 values (a cast) computes in float64 and rounds once
+        float32 = not widens and "float64" not in dtypes and (
             node.dtype == "float32" or node.dtype == "bool" and "float32" in dtypes
         )
         printer = formula_printer("float32" if float32 else "float64", self.vector_math)

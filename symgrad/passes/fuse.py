@@ -86,13 +86,31 @@ class _Group:
 
 def _same_arithmetic(producer: _Group, user: Node) -> bool:
     # Inlining is exact only if the producer computes in the user's dtype: a cast
-    # (float64 -> float32) must keep its rounding.  Booleans are conditions: always fine.
+    # (float64 -> float32) must keep its rounding.
+    if producer.node.dtype == "bool":
+        return _condition_computes_as_written(producer, user)
+
     def computes_in(node):  # a comparison computes in its operands' float dtype
         natural = dt.result_float([i.dtype for i in node.inputs])
         return natural if node.dtype == "bool" else node.dtype
 
     natural = dt.result_float(producer.dtypes)
-    return producer.node.dtype == "bool" or producer.node.dtype == computes_in(user) == natural
+    return producer.node.dtype == computes_in(user) == natural
+
+
+def _condition_computes_as_written(producer: _Group, user: Node) -> bool:
+    # A condition computes in its operands' dtype.  Inlined, it is part of the user's
+    # formula, which converts float32 values to float64 if any value it reads is float64
+    # (dtypes.widens): that must be so for the condition alone and for the user alone too,
+    # or a float32 condition would compare in float64, or a float64 operand of the condition
+    # would widen the user's float32 arithmetic.
+    own = [i.dtype for i in user.inputs]
+    fused = dt.widens(user.dtype, [*own, *producer.dtypes])
+    condition_changes = "float32" in producer.dtypes and fused != dt.widens(
+        "bool", producer.dtypes
+    )
+    user_changes = "float32" in own and fused != dt.widens(user.dtype, own)
+    return not (condition_changes or user_changes)
 
 
 def _folds_into_condition(producer: _Group, user: Node, i: int) -> bool:

@@ -22,6 +22,7 @@ from functools import lru_cache
 import sympy as sp
 
 from ..ir import Node, toposort
+from ..ir import dtypes as dt
 from ..ir.op import rebuild
 from ..ops.core import ew, is_formula
 from ..ops.elementwise import Const, Div, Paren, sym
@@ -67,29 +68,35 @@ def _by_node(call, inputs):
     return k, tuple(sorted(used, key=lambda n: n.digest))
 
 
+def _computes_in(node: Node) -> str | None:
+    """float64 where the formula converts its float32 values first (``dtypes.widens``): a
+    call taken out of it is computed so too, or None (in its operands' dtype)."""
+    return "float64" if dt.widens(node.dtype, [i.dtype for i in node.inputs]) else None
+
+
 def share_calls(outputs) -> list[Node]:
     """Give each call that several elementwise formulas make a node of its own."""
-    seen = defaultdict(set)  # (call over nodes, its input nodes) -> formulas making it
+    seen = defaultdict(set)  # (call over nodes, its input nodes, dtype) -> formulas making it
     for node in toposort(outputs):
         if is_formula(node):
             for call in _calls(node.attr("expr")):
-                seen[_by_node(call, node.inputs)].add(node)
-    shared = {key for (key, _), users in seen.items() if len(users) > 1}
+                seen[(*_by_node(call, node.inputs), _computes_in(node))].add(node)
+    shared = {(key, dtype) for (key, _, dtype), users in seen.items() if len(users) > 1}
     if not shared:
         return list(outputs)
 
     def rule(node: Node, inputs: list[Node]) -> Node:
         if not is_formula(node):
             return rebuild(node, inputs)
-        expr, extra = node.attr("expr"), []
+        expr, extra, dtype = node.attr("expr"), [], _computes_in(node)
         # larger calls first: a call inside a shared call is then shared only if still repeated
         for call in sorted(_calls(expr), key=lambda c: -sp.count_ops(c)):
             key, used = _by_node(call, node.inputs)
-            if key in shared and call in _calls(expr):
+            if (key, dtype) in shared and call in _calls(expr):
                 # the call as a node over the rebuilt inputs (interned: one node per call)
                 positions = [node.inputs.index(u) for u in used]
                 over = {sym(p): sym(i) for i, p in enumerate(positions)}
-                extra.append(ew(call.xreplace(over), [inputs[p] for p in positions]))
+                extra.append(ew(call.xreplace(over), [inputs[p] for p in positions], dtype))
                 expr = expr.xreplace({call: sym(len(inputs) + len(extra) - 1)})
         if not extra:
             return rebuild(node, inputs)
