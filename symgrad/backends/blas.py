@@ -6,8 +6,8 @@ that compiles a new kernel: four of the five seconds of an MLP's cold compile.  
 call :func:`matmul` (two matrices) and :func:`dot` (a vector) instead, functions of their
 own cached on disk by Numba (``cache=True``): each combination of types is compiled the
 first time it is met on the machine and loaded from Numba's cache (milliseconds) by every
-later compile.  They make the BLAS calls NumPy's ``matmul`` and ``dot`` make, called
-natively from the kernel.
+later compile.  A product of two matrices makes the ``gemm`` call NumPy's ``matmul``
+makes (below); a product with a vector is Numba's ``np.dot`` (SciPy's BLAS).
 
 :func:`matmul_add` writes a product into an array, or adds it there (``gemm`` with
 ``beta = 0`` or ``1``): a row-blocked kernel (``rowblock.py``) sums ``X_b.T @ G_b`` over its
@@ -78,37 +78,52 @@ def _numpy_gemm() -> tuple[int, int] | None:
     return None
 
 
+# The same signature over Numba's numba_xxgemm (SciPy's BLAS, imported at its first call):
+# LLVM IR compiled by llvmlite in milliseconds (a Numba cfunc loaded from its cache would
+# start Numba's compiler up, 200 ms); "kind" is "d" or "s" (100, 115), and the transpose
+# flags are "n" (110) or "t" (116) where CBLAS says NO_TRANS (111) or TRANS.
+_SCIPY_GEMM_IR = """
+declare i32 @numba_xxgemm(i8, i8, i8, i64, i64, i64, ptr, ptr, i64, ptr, i64, ptr, ptr, i64)
+"""
+_SCIPY_GEMM_FUNCTION = """
+define void @symgrad_scipy_{kind}gemm(i32 %order, i32 %ta, i32 %tb, i64 %m, i64 %n, i64 %k,
+    {t} %alpha, ptr %a, i64 %lda, ptr %b, i64 %ldb, {t} %beta, ptr %c, i64 %ldc) {{
+  %pa = alloca {t}
+  store {t} %alpha, ptr %pa
+  %pb = alloca {t}
+  store {t} %beta, ptr %pb
+  %na = icmp eq i32 %ta, 111
+  %fa = select i1 %na, i8 110, i8 116
+  %nb = icmp eq i32 %tb, 111
+  %fb = select i1 %nb, i8 110, i8 116
+  %status = call i32 @numba_xxgemm(i8 {code}, i8 %fa, i8 %fb, i64 %m, i64 %n, i64 %k,
+      ptr %pa, ptr %a, i64 %lda, ptr %b, i64 %ldb, ptr %pb, ptr %c, i64 %ldc)
+  ret void
+}}
+"""
+_engines = []  # the compiled functions live as long as their engine
+
+
 def _scipy_gemm() -> tuple[int, int]:
-    """Functions of the signature of NumPy's gemm that call Numba's ``numba_xxgemm``
-    (SciPy's BLAS, imported at its first call), for a NumPy without a CBLAS of its own."""
-    import scipy.linalg.cython_blas  # noqa: F401 - what numba_xxgemm calls; a cfunc cannot raise
+    """Functions of the signature of NumPy's gemm that call Numba's ``numba_xxgemm``, for a
+    NumPy without a CBLAS of its own (SciPy, a dependency, has the BLAS)."""
     from llvmlite import binding
-    from numba import cfunc
     from numba._helperlib import c_helpers
 
     binding.add_symbol("numba_xxgemm", c_helpers["xxgemm"])
-    xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
-        types.char, types.char, types.char, types.intp, types.intp, types.intp,
-        types.voidptr, types.voidptr, types.intp, types.voidptr, types.intp, types.voidptr,
-        types.voidptr, types.intp,
-    ))  # fmt: skip
-
-    def gemm(kind, scales):
-        def call(order, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
-            # alpha is 1 and beta 0 or 1 (matmul_add): pointers into a constant array
-            at = 2 if beta == 1 else 0
-            flag_a = ord("n") if transa == NO_TRANS else ord("t")
-            flag_b = ord("n") if transb == NO_TRANS else ord("t")
-            xxgemm(ord(kind), flag_a, flag_b, m, n, k, scales[at:].ctypes, a, lda, b, ldb,
-                   scales[at + 1:].ctypes, c, ldc)
-
-        return cfunc(_GEMM[kind], cache=True, nogil=True)(call).address
-
-    # (alpha, beta): (1, 0), then (1, 1); global arrays are constants of the compiled code
-    return (
-        gemm("d", np.array([1.0, 0.0, 1.0, 1.0])),
-        gemm("s", np.array([1.0, 0.0, 1.0, 1.0], np.float32)),
+    binding.initialize_native_target()
+    binding.initialize_native_asmprinter()
+    text = _SCIPY_GEMM_IR + "".join(
+        _SCIPY_GEMM_FUNCTION.format(kind=kind, t=t, code=ord(kind))
+        for kind, t in (("d", "double"), ("s", "float"))
     )
+    module = binding.parse_assembly(text)
+    module.verify()
+    machine = binding.Target.from_default_triple().create_target_machine()
+    engine = binding.create_mcjit_compiler(module, machine)
+    engine.finalize_object()
+    _engines.append(engine)
+    return tuple(engine.get_function_address(f"symgrad_scipy_{k}gemm") for k in "ds")
 
 
 def bind_gemm(numpy_first: bool = True) -> str:

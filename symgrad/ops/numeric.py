@@ -114,11 +114,12 @@ class NumpyPrinter(NumPyPrinter):
 
 
 def power(x, y):
-    """``x ** y`` as C's ``pow`` computes it for every element, as a Numba kernel does.
+    """``np.power(x, y)`` with ``pow``'s values where ``y`` is 0.5 and ``x`` -inf or -0.0.
 
     ``np.power`` answers an exponent that is one number equal to 0.5 with ``sqrt``, which
-    differs from ``pow`` at -inf (NaN, not inf) and at -0.0 (-0.0, not 0.0); with an array
-    of exponents it calls ``pow``.  Those two elements are put right here."""
+    differs from C's ``pow`` (a Numba kernel's) there: NaN, not inf, and -0.0, not 0.0;
+    with an array of exponents it calls ``pow``.  (Its shortcuts for 2 and -1, ``x * x``
+    and ``1 / x``, differ from ``pow`` by an ulp at most.)"""
     out = np.power(x, y)
     half = np.equal(y, 0.5)
     if not np.any(half):
