@@ -54,12 +54,9 @@ _GEMM = {
 _dgemm = types.ExternalFunction("symgrad_dgemm", _GEMM["d"])
 _sgemm = types.ExternalFunction("symgrad_sgemm", _GEMM["s"])
 
-# NumPy's CBLAS dgemm and sgemm by the names its OpenBLAS gives them (scipy-openblas64 in
-# NumPy 2's wheels, openblas64_ before); both take 64-bit integers
-NUMPY_GEMM = (
-    ("scipy_cblas_dgemm64_", "scipy_cblas_sgemm64_"),
-    ("cblas_dgemm64_", "cblas_sgemm64_"),
-)
+# NumPy's CBLAS dgemm and sgemm by the names the OpenBLAS of NumPy 2's wheels
+# (scipy-openblas64) gives them; both take 64-bit integers
+NUMPY_GEMM = ("scipy_cblas_dgemm64_", "scipy_cblas_sgemm64_")
 
 
 def _numpy_gemm() -> tuple[int, int] | None:
@@ -68,14 +65,9 @@ def _numpy_gemm() -> tuple[int, int] | None:
 
     try:  # the BLAS np.matmul calls is a dependency of NumPy's core module
         lib = ctypes.CDLL(np._core._multiarray_umath.__file__)
-    except (OSError, AttributeError):
+        return tuple(ctypes.cast(getattr(lib, n), ctypes.c_void_p).value for n in NUMPY_GEMM)
+    except (OSError, AttributeError):  # NumPy 1 (np.core), or another BLAS
         return None
-    for names in NUMPY_GEMM:
-        try:
-            return tuple(ctypes.cast(getattr(lib, n), ctypes.c_void_p).value for n in names)
-        except AttributeError:
-            continue
-    return None
 
 
 # The same signature over Numba's numba_xxgemm (SciPy's BLAS, imported at its first call):

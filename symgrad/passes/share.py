@@ -68,9 +68,9 @@ def _by_node(call, inputs):
     return k, tuple(sorted(used, key=lambda n: n.digest))
 
 
-def _computes_in(node: Node) -> str | None:
-    """float64 where the formula converts its float32 values first (``dtypes.widens``): a
-    call taken out of it is computed so too, or None (in its operands' dtype)."""
+def _call_dtype(node: Node) -> str | None:
+    """The dtype of a call taken out of ``node``'s formula: float64 where the formula
+    converts its float32 values first (``dtypes.widens``), else None (its operands')."""
     return "float64" if dt.widens(node.dtype, [i.dtype for i in node.inputs]) else None
 
 
@@ -80,7 +80,7 @@ def share_calls(outputs) -> list[Node]:
     for node in toposort(outputs):
         if is_formula(node):
             for call in _calls(node.attr("expr")):
-                seen[(*_by_node(call, node.inputs), _computes_in(node))].add(node)
+                seen[(*_by_node(call, node.inputs), _call_dtype(node))].add(node)
     shared = {(key, dtype) for (key, _, dtype), users in seen.items() if len(users) > 1}
     if not shared:
         return list(outputs)
@@ -88,7 +88,7 @@ def share_calls(outputs) -> list[Node]:
     def rule(node: Node, inputs: list[Node]) -> Node:
         if not is_formula(node):
             return rebuild(node, inputs)
-        expr, extra, dtype = node.attr("expr"), [], _computes_in(node)
+        expr, extra, dtype = node.attr("expr"), [], _call_dtype(node)
         # larger calls first: a call inside a shared call is then shared only if still repeated
         for call in sorted(_calls(expr), key=lambda c: -sp.count_ops(c)):
             key, used = _by_node(call, node.inputs)
