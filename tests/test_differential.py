@@ -44,7 +44,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
-from test_properties import PROFILE, SHAPES, STEPS, Builder, resolve
+from test_properties import COMPARISONS, PROFILE, SHAPES, STEPS, Builder, resolve
 
 import symgrad as sg
 from symgrad.backends.inputs import Signature
@@ -67,7 +67,8 @@ SPECIAL = [
 ]  # fmt: skip
 FINITE = [v for v in SPECIAL if np.isfinite(v)]
 CONSTANTS = [0.0, -0.0, 1.0, -1.0, 2.0, 0.5, 3.0, 1e-200, 1e200, 1e-30, 2, 3, -1, 0]
-CONSTANT_OPS = ["add", "subtract", "multiply", "divide", "power", "maximum", "minimum"]
+CONSTANT_OPS = ["add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "greater",
+                "less_equal", "equal"]
 EDGE_STEPS = [*STEPS, "bind", "const", "const"]
 
 
@@ -83,11 +84,18 @@ class EdgeBuilder(Builder):
         super().__init__(draw, dims, stop_gradient, steps or EDGE_STEPS)
 
     def op_const(self):
-        # a Python number on either side: constants fold (in the node's dtype, by NumPy)
+        # a number on either side of an arithmetic op or a comparison: a Python number is
+        # weak and folds into the formula (in the node's dtype, by NumPy); a NumPy scalar is
+        # strong (NEP 50): np.float64 makes float32 arithmetic, and comparisons, float64
         x = self.operand()
         c, f, left = self.choose(CONSTANTS), self.choose(CONSTANT_OPS), self.draw(st.booleans())
+        with np.errstate(over="ignore"):  # 1e200 as float32 is inf
+            c = self.choose([type(c), type(c), np.float64, np.float32])(c)
         args = (c, x) if left else (x, c)
         text = ", ".join(self.ref(a) for a in args)
+        if f in COMPARISONS:
+            node = sg.where(getattr(sg, f)(*args), x, c)
+            return node, f"sg.where(sg.{f}({text}), {self.ref(x)}, {self.ref(c)})"
         return getattr(sg, f)(*args), f"sg.{f}({text})"
 
     def op_bind(self):

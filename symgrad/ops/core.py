@@ -178,6 +178,12 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
         expr = sp.sympify(expr)
     shape = broadcast(*[i.shape for i in inputs])
     dtype = dtype or result_dtype(expr, inputs)
+    if _folding_narrows(dtype, inputs):
+        # A comparison of float32 values with a float64 constant computes in float64, as
+        # in NumPy (v32 > np.float64(0.1) is True at 0.1f).  Folded in, the constant would
+        # be a literal of a float32 comparison; read as a value, the node keeps the float64
+        # operand that makes every backend convert (dtypes.widens).
+        return ew(expr, [opaque(n) if _is_scalar(n) else n for n in inputs], dtype)
 
     replace, kept, folded_any = {}, [], False
     free, _ = _facts(expr)
@@ -209,7 +215,7 @@ def ew(expr, inputs, dtype: str | None = None) -> Node:
             raise ArgumentError(f"the formula {expr} is undefined (it divides by zero)")
         # Folding a constant in would divide by zero (SymPy's zoo/nan); keep the constants
         # as values instead, so the backends compute NumPy's inf or nan.
-        return ew(expr, [opaque(n) if n.op is EW and not n.inputs else n for n in inputs], dtype)
+        return ew(expr, [opaque(n) if _is_scalar(n) else n for n in inputs], dtype)
     # a grouping at the root (g * Paren(2*x) with g folded to 1) groups nothing: the
     # node's value is computed on its own anyway
     expr = folded.args[0] if isinstance(folded, Paren) else folded
@@ -292,9 +298,24 @@ def _computes_in(dtype: str, operands) -> str:
     return dt.result_float(kinds)
 
 
+def _is_scalar(node: Node) -> bool:
+    """Whether ``node`` is a scalar constant (an ``ew`` without inputs: folded into formulas)."""
+    return node.op is EW and not node.inputs
+
+
 def _has_constants(inputs) -> bool:
     """Whether any input is a scalar constant (folded into formulas)."""
-    return any(n.op is EW and not n.inputs for n in inputs)
+    return any(_is_scalar(n) for n in inputs)
+
+
+def _folding_narrows(dtype: str, inputs) -> bool:
+    """Whether folding the scalar constants of ``inputs`` into a comparison would change the
+    dtype it computes in.  Only a comparison's can: its result, bool, does not say, while an
+    arithmetic formula computes in its result's dtype, whatever dtype its constants had."""
+    if dtype != "bool":
+        return False
+    values = [n.dtype for n in inputs if not _is_scalar(n)]
+    return dt.widens(dtype, [n.dtype for n in inputs]) and not dt.widens(dtype, values)
 
 
 def constant(value, dtype: str = "float64") -> Node:
