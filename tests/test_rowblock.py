@@ -220,11 +220,40 @@ def test_matmul_add_reads_every_layout(rng, dtype, m, k, n):
             blas.matmul_add(strided, b0, np.zeros((m, n), dtype), True)
     written = np.full((m, n), np.nan, dtype)  # not read without add
     blas.matmul_add(a0, b0, written, False)
-    if m > 1 and n > 1:  # NumPy's matmul makes the same gemm call: the same bits
-        assert np.array_equal(written, a0 @ b0 if blas.GEMM_BLAS == "numpy" else blas.dot(a0, b0))
-        assert np.array_equal(written, blas.matmul(a0, b0))
-    else:
-        np.testing.assert_allclose(written, a0 @ b0, rtol=tol, atol=tol)
+    np.testing.assert_allclose(written, a0 @ b0, rtol=tol, atol=tol)
+    assert np.array_equal(written, blas.matmul(a0, b0))
+    if m > 1 and n > 1 and blas.BLAS == "numpy":  # NumPy's matmul makes the same gemm call
+        assert np.array_equal(written, a0 @ b0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m, k", [(5, 3), (40, 30), (1, 4), (4, 1), (0, 3), (3, 0)])
+def test_products_with_a_vector_read_every_layout(rng, dtype, m, k):
+    a0 = rng.standard_normal((m, k)).astype(dtype)
+    x0, y0 = rng.standard_normal(k).astype(dtype), rng.standard_normal(m).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    wide = a0.astype(np.float64)
+    # matrices as in a kernel (C-ordered, F-ordered, views); vectors also strided (a copy)
+    matrices = [np.ascontiguousarray, np.asfortranarray, lambda x: x[:, ::-1][:, ::-1]]
+    vectors = [np.ascontiguousarray, lambda v: np.repeat(v, 2)[::2]]
+    for fa in matrices:
+        for fv in vectors:
+            a, x, y = fa(a0), fv(x0), fv(y0)
+            for got, want in [(blas.matvec(a, x), wide @ x0), (blas.vecmat(y, a), y0 @ wide)]:
+                assert got.dtype == dtype
+                np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+            out = np.ones(m, dtype)  # out += a @ x
+            blas.matvec_add(a, x, out, True)
+            np.testing.assert_allclose(out, 1 + wide @ x0, rtol=tol, atol=tol)
+            out = np.full(k, np.nan, dtype)  # out = y @ a: not read
+            blas.vecmat_add(y, a, out, False)
+            np.testing.assert_allclose(out, y0 @ wide, rtol=tol, atol=tol)
+            dot = blas.vecdot(x, fv(x0[::-1].copy()))
+            np.testing.assert_allclose(dot, x0.astype(np.float64) @ x0[::-1], rtol=tol, atol=tol)
+    if m > 1 and k > 1 and blas.BLAS == "numpy":  # the gemv and dot calls of NumPy's matmul
+        assert np.array_equal(blas.matvec(a0, x0), a0 @ x0)
+        assert np.array_equal(blas.vecmat(y0, a0), y0 @ a0)
+        assert blas.vecdot(x0, x0) == x0 @ x0
 
 
 def test_backward_kernel_blocks_with_saved_values(rng, small_blocks):
@@ -243,23 +272,29 @@ def test_backward_kernel_blocks_with_saved_values(rng, small_blocks):
         np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-14)
 
 
-SCIPY_GEMM = """
+SCIPY_BLAS = """
 import numpy as np
 from symgrad.backends import blas
-print(blas.GEMM_BLAS, blas.bind_gemm(numpy_first=False))  # before any product is loaded
+print(blas.BLAS, blas.bind_blas(numpy_first=False))  # before any product is loaded
 rng = np.random.default_rng(1)
 for dtype in (np.float64, np.float32):
     a, b = rng.standard_normal((6, 4)).astype(dtype), rng.standard_normal((4, 5)).astype(dtype)
+    x, y = rng.standard_normal(4).astype(dtype), rng.standard_normal(6).astype(dtype)
     out = np.ones((6, 5), dtype)
     blas.matmul_add(a, np.asfortranarray(b), out, True)
     tol = 1e-5 if dtype == np.float32 else 1e-13
     np.testing.assert_allclose(out, 1 + a @ b, rtol=tol, atol=tol)
     np.testing.assert_allclose(blas.matmul(a.T.copy().T, b), a @ b, rtol=tol, atol=tol)
+    np.testing.assert_allclose(blas.matvec(a, x), a @ x, rtol=tol, atol=tol)
+    np.testing.assert_allclose(blas.vecmat(y, np.asfortranarray(a)), y @ a, rtol=tol, atol=tol)
+    dot = blas.vecdot(x, x)
+    np.testing.assert_allclose(dot, x @ x, rtol=tol, atol=tol)
 print("ok")
 """
 
 
 def test_without_numpys_own_blas_products_call_scipys(run_python):
     # a NumPy without a CBLAS of its own (Accelerate, MKL): the names kernels call are bound
-    # to functions of the same signature that call Numba's numba_xxgemm (SciPy's BLAS)
-    assert run_python(SCIPY_GEMM).split() == ["numpy", "scipy", "ok"]
+    # to functions of the same signatures that call Numba's numba_xxgemm, numba_xxgemv and
+    # numba_xxdot (SciPy's BLAS)
+    assert run_python(SCIPY_BLAS).split() == ["numpy", "scipy", "ok"]

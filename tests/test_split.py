@@ -99,15 +99,17 @@ def test_parts_pass_what_later_parts_read():
 
 
 def test_matmul_goes_through_the_cached_helper(rng):
-    # matrix products by blas.matmul (gemm), a matrix-vector product by blas.dot (np.dot's
-    # gemv), neither by np.dot compiled in the kernel
+    # matrix products by blas.matmul (gemm), products with a vector by blas.matvec, vecmat
+    # (gemv) and vecdot (dot), none by np.dot compiled in the kernel
     A, B, v = sg.tensor("A", ("N", 4)), sg.tensor("B", (4, 3)), sg.tensor("v", (3,))
-    f = sg.compile([A @ B, A.T @ A, B @ B.T, B @ v])
-    assert f.source.count("bl.matmul(") == 3 and f.source.count("bl.dot(") == 1
+    f = sg.compile([A @ B, A.T @ A, B @ B.T, B @ v, v @ B.T, v @ v])
+    assert f.source.count("bl.matmul(") == 3 and f.source.count("bl.matvec(") == 1
+    assert f.source.count("bl.vecmat(") == 1 and f.source.count("bl.vecdot(") == 1
     assert "np.dot(" not in f.source
     for n in (6, 1, 0):
         a, b, c = rng.normal(size=(n, 4)), rng.normal(size=(4, 3)), rng.normal(size=3)
-        for got, want in zip(f(A=a, B=b, v=c), [a @ b, a.T @ a, b @ b.T, b @ c]):
+        wants = [a @ b, a.T @ a, b @ b.T, b @ c, c @ b.T, c @ c]
+        for got, want in zip(f(A=a, B=b, v=c), wants):
             np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
 
 

@@ -244,10 +244,13 @@ builtins.compile = compile_counted
 X = sg.tensor("X", ("N", "D"))
 W = sg.tensor("W", ("D", "C"))
 y = sg.tensor("y", ("N",), dtype="int64")
+u = sg.tensor("u", ("D",))
 loss = sg.losses.softmax_cross_entropy(X @ W, y) + 0.25 * sg.losses.l2(W)
+loss = loss + sg.mean(X @ u) * (u @ u) + sg.sum(u @ W)  # gemv and dot too
 vg = sg.value_and_grad(loss, W)
 rng = np.random.default_rng(5)
-value, grad = vg(X=rng.normal(size=(6, 3)), W=rng.normal(size=(3, 4)), y=rng.integers(0, 4, 6))
+value, grad = vg(X=rng.normal(size=(6, 3)), W=rng.normal(size=(3, 4)), y=rng.integers(0, 4, 6),
+                 u=rng.normal(size=3))
 print(json.dumps({"value": value, "grad": grad.tolist(), "calls": len(calls),
                   "generated": len(generated), "scipy": "scipy.linalg" in sys.modules,
                   "warm": vg.stats.warm, "skipped": vg.stats.codegen_skipped,
@@ -262,7 +265,7 @@ def test_a_new_process_starts_warm(run_python):
     first, second = run(), run()
     assert first["calls"] > 0 and first["generated"] == 3 and not first["warm"]
     # and the binder, call and packing functions come compiled with the record (pycode);
-    # the product calls NumPy's gemm: SciPy's linalg is not imported (blas.py)
+    # the products call NumPy's gemm, gemv and dot: SciPy's linalg is not imported (blas.py)
     assert second == dict(
         first, calls=0, generated=0, warm=True, skipped=True, hit=True, scipy=False
     )

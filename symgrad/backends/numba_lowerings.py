@@ -1,7 +1,8 @@
 """One lowering per op for the Numba backend (:data:`LOWER`): how a node becomes source.
 
 An entry is a function emitting the node on its own (``_matmul`` calls ``blas.matmul``,
-or ``blas.dot`` for a vector; ``pick`` and ``one_hot`` loop over the labels), or, for the
+or ``blas.matvec``, ``vecmat`` or ``vecdot`` for a vector; ``pick`` and ``one_hot`` loop
+over the labels), or, for the
 ops whose ``loop`` fact says they join loop groups, a :class:`Map` or :class:`Reduce` saying
 how they compute one element inside a group that :class:`~symgrad.backends.numba_codegen.Kernel` schedules; a
 :class:`Product` (matmul) can also add a block's share into a total, for row-blocked kernels.
@@ -205,26 +206,30 @@ def _matmul(k: Kernel, node: Node):
     k.emit(f"{k.var[node]} = {_product_call(node)}({a}, {b})")
 
 
+# blas.py's product of a matrix or vector (ndim 2 or 1) by a matrix or vector: NumPy's own
+# gemm, gemv or dot without NumPy's dot glue, which Numba would link into the kernel and
+# optimise again
+_PRODUCTS = {(2, 2): "matmul", (2, 1): "matvec", (1, 2): "vecmat", (1, 1): "vecdot"}
+
+
 def _product_call(node: Node) -> str:
-    # two matrices: gemm without NumPy's dot glue, which Numba would link into the kernel
-    # and optimise again (blas.py); a vector: np.dot's gemv
-    return "bl.matmul" if all(x.ndim == 2 for x in node.inputs) else "bl.dot"
+    return "bl." + _PRODUCTS[tuple(x.ndim for x in node.inputs)]
 
 
 def _matmul_total(k: Kernel, node: Node):
     if node.shape == ():
         k.emit(f"{k.var[node]} = {NP_DTYPES[node.dtype]}(0)")
-    else:  # (a matrix is written by the first block: no zeros to fill and read back)
-        k.new_array(node, "empty" if node.ndim == 2 else "zeros")
+    else:  # (written by the first block: no zeros to fill and read back)
+        k.new_array(node, "empty")
 
 
 def _matmul_add(k: Kernel, node: Node):
     a, b = _operands(k, node)
-    if node.ndim == 2:  # gemm into the total, no temporary; the first block writes it
+    if node.shape == ():
+        k.emit(f"{k.var[node]} += bl.vecdot({a}, {b})")
+    else:  # gemm or gemv into the total, no temporary; the first block writes it
         add = "True" if node in k.filled else "r0 > 0"
-        k.emit(f"bl.matmul_add({a}, {b}, {k.var[node]}, {add})")
-    else:
-        k.emit(f"{k.var[node]} += {_product_call(node)}({a}, {b})")
+        k.emit(f"{_product_call(node)}_add({a}, {b}, {k.var[node]}, {add})")
 
 
 def _transpose(k: Kernel, node: Node):
