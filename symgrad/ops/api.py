@@ -215,13 +215,18 @@ def negative(a):
 
 def _compare(relation, name):
     # SymPy decides x >= x, x <= x and x == x to be True and x != x False; with NaN they
-    # are not, so the reflexive relations carry the NaN case along (it costs one compare)
+    # are not, so the reflexive relations carry the NaN case along (it costs one compare).
+    # Built unevaluated: x0 and x1 are distinct real symbols, so SymPy could decide nothing,
+    # and asking its assumptions cost milliseconds the first time in a process
+    def compare(x, y):
+        return relation(x, y, evaluate=False)
+
     if relation in (sp.Eq, sp.LessThan, sp.GreaterThan):
-        formula = lambda x, y: sp.And(relation(x, y), sp.Not(IsNaN(x)))  # noqa: E731
+        formula = lambda x, y: sp.And(compare(x, y), sp.Not(IsNaN(x)))  # noqa: E731
     elif relation is sp.Ne:
-        formula = lambda x, y: sp.Or(relation(x, y), IsNaN(x))  # noqa: E731
+        formula = lambda x, y: sp.Or(compare(x, y), IsNaN(x))  # noqa: E731
     else:
-        formula = relation
+        formula = compare
 
     def f(a, b):
         return _apply(formula, a, b, what=name, integer=True)
