@@ -82,11 +82,12 @@ def _numpy_blas() -> list[int] | None:
 # loaded from its cache would start Numba's compiler up, 200 ms).  "kind" is "d" or "s"
 # (100, 115); a transpose flag is "n" (110) or "t" (116) where CBLAS says NO_TRANS (111) or
 # TRANS (fortran_flag); Numba's gemv and dot take unit increments only, which is all this
-# module passes.
+# module passes.  Pointers are written typed (i8*): LLVM 15 (Numba 0.61) reads no other
+# form, and later LLVMs read them as their opaque ``ptr``.
 _SCIPY_IR = """
-declare i32 @numba_xxgemm(i8, i8, i8, i64, i64, i64, ptr, ptr, i64, ptr, i64, ptr, ptr, i64)
-declare i32 @numba_xxgemv(i8, i8, i64, i64, ptr, ptr, i64, ptr, ptr, ptr)
-declare i32 @numba_xxdot(i8, i8, i64, ptr, ptr, ptr)
+declare i32 @numba_xxgemm(i8, i8, i8, i64, i64, i64, i8*, i8*, i64, i8*, i64, i8*, i8*, i64)
+declare i32 @numba_xxgemv(i8, i8, i64, i64, i8*, i8*, i64, i8*, i8*, i8*)
+declare i32 @numba_xxdot(i8, i8, i64, i8*, i8*, i8*)
 define internal i8 @fortran_flag(i32 %cblas) alwaysinline {
   %no = icmp eq i32 %cblas, 111
   %flag = select i1 %no, i8 110, i8 116
@@ -94,32 +95,35 @@ define internal i8 @fortran_flag(i32 %cblas) alwaysinline {
 }
 """
 # Numba's functions take alpha and beta by reference
-_SCALARS_BY_REFERENCE = """  %pa = alloca {t}
-  store {t} %alpha, ptr %pa
-  %pb = alloca {t}
-  store {t} %beta, ptr %pb"""
+_SCALARS_BY_REFERENCE = """  %ta = alloca {t}
+  store {t} %alpha, {t}* %ta
+  %pa = bitcast {t}* %ta to i8*
+  %tb = alloca {t}
+  store {t} %beta, {t}* %tb
+  %pb = bitcast {t}* %tb to i8*"""
 _SCIPY_FUNCTIONS = """
-define void @symgrad_scipy_{kind}gemm(i32 %order, i32 %ta, i32 %tb, i64 %m, i64 %n, i64 %k,
-    {t} %alpha, ptr %a, i64 %lda, ptr %b, i64 %ldb, {t} %beta, ptr %c, i64 %ldc) {{
+define void @symgrad_scipy_{kind}gemm(i32 %order, i32 %transa, i32 %transb, i64 %m, i64 %n,
+    i64 %k, {t} %alpha, i8* %a, i64 %lda, i8* %b, i64 %ldb, {t} %beta, i8* %c, i64 %ldc) {{
 {by_reference}
-  %fa = call i8 @fortran_flag(i32 %ta)
-  %fb = call i8 @fortran_flag(i32 %tb)
+  %fa = call i8 @fortran_flag(i32 %transa)
+  %fb = call i8 @fortran_flag(i32 %transb)
   %status = call i32 @numba_xxgemm(i8 {code}, i8 %fa, i8 %fb, i64 %m, i64 %n, i64 %k,
-      ptr %pa, ptr %a, i64 %lda, ptr %b, i64 %ldb, ptr %pb, ptr %c, i64 %ldc)
+      i8* %pa, i8* %a, i64 %lda, i8* %b, i64 %ldb, i8* %pb, i8* %c, i64 %ldc)
   ret void
 }}
 define void @symgrad_scipy_{kind}gemv(i32 %order, i32 %trans, i64 %m, i64 %n,
-    {t} %alpha, ptr %a, i64 %lda, ptr %x, i64 %incx, {t} %beta, ptr %y, i64 %incy) {{
+    {t} %alpha, i8* %a, i64 %lda, i8* %x, i64 %incx, {t} %beta, i8* %y, i64 %incy) {{
 {by_reference}
   %ft = call i8 @fortran_flag(i32 %trans)
   %status = call i32 @numba_xxgemv(i8 {code}, i8 %ft, i64 %m, i64 %n,
-      ptr %pa, ptr %a, i64 %lda, ptr %x, ptr %pb, ptr %y)
+      i8* %pa, i8* %a, i64 %lda, i8* %x, i8* %pb, i8* %y)
   ret void
 }}
-define {t} @symgrad_scipy_{kind}dot(i64 %n, ptr %x, i64 %incx, ptr %y, i64 %incy) {{
+define {t} @symgrad_scipy_{kind}dot(i64 %n, i8* %x, i64 %incx, i8* %y, i64 %incy) {{
   %r = alloca {t}
-  %status = call i32 @numba_xxdot(i8 {code}, i8 0, i64 %n, ptr %x, ptr %y, ptr %r)
-  %v = load {t}, ptr %r
+  %pr = bitcast {t}* %r to i8*
+  %status = call i32 @numba_xxdot(i8 {code}, i8 0, i64 %n, i8* %x, i8* %y, i8* %pr)
+  %v = load {t}, {t}* %r
   ret {t} %v
 }}
 """
