@@ -454,13 +454,17 @@ class Builder:
         b = self.partner(a.shape)
         rel = self.choose(COMPARISONS)
         shape = broadcast_shape(a.shape, b.shape)
+        condition, text = getattr(sg, rel)(a, b), f"sg.{rel}({self.ref(a)}, {self.ref(b)})"
+        if self.draw(st.integers(0, 3)) == 0:  # two conditions met: their xor
+            c = self.partner(shape)
+            rel2 = self.choose(COMPARISONS)
+            condition = sg.not_equal(condition, getattr(sg, rel2)(a, c))
+            text = f"sg.not_equal({text}, sg.{rel2}({self.ref(a)}, {self.ref(c)}))"
+            shape = broadcast_shape(shape, c.shape)
         x = self.partner(shape)
         y = self.partner(broadcast_shape(shape, x.shape)) if self.draw(st.booleans()) else 0.5
-        node = sg.where(getattr(sg, rel)(a, b), x, y)
-        return (
-            node,
-            f"sg.where(sg.{rel}({self.ref(a)}, {self.ref(b)}), {self.ref(x)}, {self.ref(y)})",
-        )
+        node = sg.where(condition, x, y)
+        return node, f"sg.where({text}, {self.ref(x)}, {self.ref(y)})"
 
     def op_pick(self):
         scores = self.operand(want_ndim=(1, 2))

@@ -267,6 +267,13 @@ def _float64_condition_around_float32_sum():
     return [sg.where(x > w, p + q + r, np.float32(0))], inputs  # p + q is inf in float32
 
 
+def _two_conditions_in_a_bool_user():
+    v, w = sg.tensor("v", (3,), "float32"), sg.tensor("w", ())
+    inputs = dict(v=_f32(1 + 2**-15, 1, 0.5), w=np.float64(0))
+    # (1 + 2**-15)**2 is 1 + 2**-14 in float32, above it in float64
+    return [sg.equal(v > w, v * v > 1 + 2**-14)], inputs
+
+
 def _shared_erf_of_a_widened_gradient():
     x, c = sg.tensor("x", (5,), "float32"), sg.tensor("c", (5,))
     y = sg.gelu(x)
@@ -276,18 +283,24 @@ def _shared_erf_of_a_widened_gradient():
 @pytest.mark.parametrize(
     "case",
     [_cast_condition, _float32_condition_in_float64_choice,
-     _float64_condition_around_float32_sum, _shared_erf_of_a_widened_gradient],
+     _float64_condition_around_float32_sum, _two_conditions_in_a_bool_user,
+     _shared_erf_of_a_widened_gradient],
     ids=lambda f: f.__name__[1:],
 )
 def test_fused_and_shared_formulas_compute_in_the_dtypes_as_written(case, backend):
     # fusion inlined a condition into a formula that converts float32 values to float64
     # (dtypes.widens) or made its float64 operand widen float32 arithmetic; share_calls
     # took erf out of a float64 gradient formula as a float32 node (3 % off at x = -5.54);
-    # a float32 cast of float64 values rounded its constants to float32 (found in review)
+    # a float32 cast of float64 values rounded its constants to float32; two conditions, one
+    # with a float64 operand, met in a bool user: the float32 one compared in float64 (found
+    # in review)
     from symgrad.backends.reference import run as reference
 
     outputs, inputs = case()
     want = reference(outputs, list(inputs), tuple(inputs.values()), {}).values
     got = sg.compile(outputs, backend=backend)(**inputs)
     for g, w in zip(got, want):
-        np.testing.assert_allclose(g, w, rtol=4 * np.finfo(w.dtype).eps, atol=0)
+        if w.dtype == bool:
+            np.testing.assert_array_equal(g, w)
+        else:
+            np.testing.assert_allclose(g, w, rtol=4 * np.finfo(w.dtype).eps, atol=0)

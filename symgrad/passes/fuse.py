@@ -113,6 +113,30 @@ def _condition_computes_as_written(producer: _Group, user: Node) -> bool:
     return not (condition_changes or user_changes)
 
 
+def _converting_alike(user: Node, parts: list) -> list:
+    """``parts`` (the groups to inline into ``user``, None where an input is read as it is)
+    less those that would convert their float32 values otherwise than alone.  Each was
+    checked against the user alone (:func:`_same_arithmetic`), but two conditions can meet
+    in a user that reads only bools, one with a float64 operand and one comparing float32
+    values: together they would widen the float32 comparison."""
+    parts = list(parts)
+    while True:
+        dtypes = set().union(
+            *(p.dtypes if p is not None else {i.dtype} for p, i in zip(parts, user.inputs))
+        )
+        fused = dt.widens(user.dtype, dtypes)
+        wrong = [
+            k for k, p in enumerate(parts)
+            if p is not None
+            and "float32" in p.dtypes
+            and dt.widens(p.node.dtype, p.dtypes) != fused
+        ]
+        if not wrong:
+            return parts
+        for k in wrong:  # read as nodes: a bool read converts nothing
+            parts[k] = None
+
+
 def _folds_into_condition(producer: _Group, user: Node, i: int) -> bool:
     # A piecewise value compared inside a Piecewise condition is "piecewise-folded" by
     # SymPy into ITE conditions whose simplification negates comparisons (not a <= b is
@@ -148,6 +172,7 @@ def fuse(outputs) -> list[Node]:
                 and not _folds_into_condition(part, node, i)
             )
             parts.append(part if ok else None)
+        parts = _converting_alike(node, parts)
         size = own + sum(p.size + p.grouped for p in parts if p is not None)
         if size > MAX_OPS:  # split here: the producers become nodes of their own
             parts, size = [None] * len(parts), own
