@@ -269,7 +269,6 @@ def test_nep50_promotion():
     assert (n > 1).dtype == "bool"
 
 
-
 def test_a_comparison_with_a_numpy_float64_compares_in_float64(backend):
     # NEP 50: a NumPy float64 scalar is strong, so v32 > np.float64(0.1) compares in float64
     # (True at 0.1f, which is above 0.1) while v32 > 0.1 compares in float32; the constant
@@ -289,6 +288,7 @@ def test_a_comparison_with_a_numpy_float64_compares_in_float64(backend):
         np.testing.assert_array_equal(g, w)
     _, (grad,) = sg.value_and_grad(outputs[-1], [v], backend=backend)(v=values)
     np.testing.assert_array_equal(grad, np.where(above, 2 * values, np.float32(0)))
+
 
 # --- 5. every valid graph compiles ----------------------------------------------------
 

@@ -188,7 +188,7 @@ class Product(NamedTuple):
     before the loop over blocks, to which each block adds its rows' share."""
 
     whole: Callable  # (kernel, node) -> emits the node's value
-    total: Callable  # (kernel, node) -> emits the total's zeros
+    total: Callable  # (kernel, node) -> emits the total (written by the first block)
     accumulate: Callable  # (kernel, node) -> emits: total += the block's share
 
     __call__ = _emit_whole

@@ -135,8 +135,13 @@ def _scalar(kind, text, value, dtype) -> Node:
 
 def opaque(scalar: Node) -> Node:
     """A scalar constant that formulas read as a value instead of folding it in."""
+    return _opaque(_value(scalar), scalar.dtype)
+
+
+def _value(scalar: Node) -> float:
+    """The value of a scalar constant node, as a Python number."""
     value = as_number(scalar)
-    return _opaque(value.value if isinstance(value, Const) else float(value), scalar.dtype)
+    return value.value if isinstance(value, Const) else float(value)
 
 
 def _opaque(value: float, dtype: str) -> Node:
@@ -309,13 +314,27 @@ def _has_constants(inputs) -> bool:
 
 
 def _folding_narrows(dtype: str, inputs) -> bool:
-    """Whether folding the scalar constants of ``inputs`` into a comparison would change the
-    dtype it computes in.  Only a comparison's can: its result, bool, does not say, while an
-    arithmetic formula computes in its result's dtype, whatever dtype its constants had."""
+    """Whether folding the scalar constants of ``inputs`` into a comparison would change
+    what it computes: float32 values compared with a float64 constant that float32 does not
+    hold exactly (0.1, not 0.5), where no other float64 value makes the comparison convert
+    anyway.  Only a comparison's dtype can change: its result, bool, does not say, while an
+    arithmetic formula computes in its result's dtype, whatever dtype its constants had.
+    (The comparisons users build are one relation, so a constant exact in float32 compares
+    alike in either dtype.)"""
     if dtype != "bool":
         return False
     values = [n.dtype for n in inputs if not _is_scalar(n)]
-    return dt.widens(dtype, [n.dtype for n in inputs]) and not dt.widens(dtype, values)
+    if "float32" not in values or "float64" in values:
+        return False
+    return any(
+        _is_scalar(n) and n.dtype == "float64" and not _exact_in_float32(_value(n))
+        for n in inputs
+    )
+
+
+def _exact_in_float32(value: float) -> bool:
+    with np.errstate(over="ignore"):  # 1e300 is inf in float32: not exact
+        return float(np.float32(value)) == value
 
 
 def constant(value, dtype: str = "float64") -> Node:
