@@ -20,7 +20,7 @@ from ..ir.shapes import fmt, reduced
 from . import core, layout, linalg, reductions
 from . import labels as label_ops
 from .core import ew
-from .elementwise import FUNCTIONS, Div, IsNaN, boolean_as_number, number, sym
+from .elementwise import FUNCTIONS, Div, IsNaN, boolean_as_number, number, relation, sym
 from .elementwise import power as elementwise_power
 
 # --- creating tensors --------------------------------------------------------------------
@@ -213,17 +213,15 @@ def negative(a):
     return _apply(lambda x: -x, a, what="negative", integer=True)
 
 
-def _compare(relation, name):
+def _compare(kind, name):
     # SymPy decides x >= x, x <= x and x == x to be True and x != x False; with NaN they
-    # are not, so the reflexive relations carry the NaN case along (it costs one compare).
-    # Built unevaluated: x0 and x1 are distinct real symbols, so SymPy could decide nothing,
-    # and asking its assumptions cost milliseconds the first time in a process
+    # are not, so the reflexive relations carry the NaN case along (it costs one compare)
     def compare(x, y):
-        return relation(x, y, evaluate=False)
+        return relation(kind, x, y)
 
-    if relation in (sp.Eq, sp.LessThan, sp.GreaterThan):
+    if kind in (sp.Eq, sp.LessThan, sp.GreaterThan):
         formula = lambda x, y: sp.And(compare(x, y), sp.Not(IsNaN(x)))  # noqa: E731
-    elif relation is sp.Ne:
+    elif kind is sp.Ne:
         formula = lambda x, y: sp.Or(compare(x, y), IsNaN(x))  # noqa: E731
     else:
         formula = compare

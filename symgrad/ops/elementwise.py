@@ -214,14 +214,27 @@ class Const(sp.Symbol):
         return (self.value,), {}
 
 
+def relation(kind, a, b):
+    """``kind(a, b)`` (``sp.StrictLessThan``, ..., ``sp.Eq``, ``sp.Ne``), as written where an
+    operand has a symbol: formulas are built over distinct real symbols (``x0 <= 0``,
+    ``x0 >= x1``), about which SymPy decides nothing, and asking its assumptions cost
+    milliseconds the first time in a process.  Between numbers SymPy decides."""
+    a, b = sp.sympify(a), sp.sympify(b)
+    return kind(a, b, evaluate=not (a.free_symbols or b.free_symbols))
+
+
+def _le(a, b):
+    return relation(sp.LessThan, a, b)
+
+
 def _piecewise_max(a, b):
     # Ties go to the first argument, as in max reductions: d/da max(a, a) = 1, d/db = 0.
     # NaN wins as in np.maximum: a NaN ``a`` takes the first branch, a NaN ``b`` the second.
-    return sp.Piecewise((a, (a >= b) | IsNaN(a)), (b, True))
+    return sp.Piecewise((a, relation(sp.GreaterThan, a, b) | IsNaN(a)), (b, True))
 
 
 def _piecewise_min(a, b):
-    return sp.Piecewise((a, (a <= b) | IsNaN(a)), (b, True))
+    return sp.Piecewise((a, _le(a, b) | IsNaN(a)), (b, True))
 
 
 # name -> formula over SymPy scalars.  Conventions at kinks are encoded by which branch
@@ -236,16 +249,16 @@ FUNCTIONS = {
     "abs": sp.Abs,
     "tanh": sp.tanh,
     "sigmoid": lambda x: Recip(1 + Exp(-x)),
-    "relu": lambda x: sp.Piecewise((0, x <= 0), (x, True)),
-    "leaky_relu": lambda x, alpha: sp.Piecewise((alpha * x, x <= 0), (x, True)),
-    "elu": lambda x, alpha: sp.Piecewise((alpha * Expm1(x), x <= 0), (x, True)),
+    "relu": lambda x: sp.Piecewise((0, _le(x, 0)), (x, True)),
+    "leaky_relu": lambda x, alpha: sp.Piecewise((alpha * x, _le(x, 0)), (x, True)),
+    "elu": lambda x, alpha: sp.Piecewise((alpha * Expm1(x), _le(x, 0)), (x, True)),
     "gelu": lambda x: x / 2 * (1 + Erf(x / sp.sqrt(2))),
     "gelu_tanh": lambda x: (
         x / 2 * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (x + sp.Rational(44715, 10**6) * x**3)))
     ),
     # silu is x * sigmoid(x) as two nodes (see api.silu) so sigmoid's saved output is reused.
     # Softplus is written per sign so neither branch overflows: log1p(exp(-|x|)) + max(x, 0).
-    "softplus": lambda x: sp.Piecewise((Log1p(Exp(x)), x <= 0), (x + Log1p(Exp(-x)), True)),
+    "softplus": lambda x: sp.Piecewise((Log1p(Exp(x)), _le(x, 0)), (x + Log1p(Exp(-x)), True)),
     "maximum": _piecewise_max,
     "minimum": _piecewise_min,
     "sin": sp.sin,
@@ -253,9 +266,14 @@ FUNCTIONS = {
     "square": lambda x: x**2,
     # log(sigmoid(x)) = -softplus(-x), per sign so that neither branch overflows and the
     # derivative (sigmoid(-x)) stays finite for |x| up to 1e4 and beyond
-    "log_sigmoid": lambda x: sp.Piecewise((-Log1p(Exp(-x)), x > 0), (x - Log1p(Exp(x)), True)),
+    "log_sigmoid": lambda x: sp.Piecewise(
+        (-Log1p(Exp(-x)), relation(sp.StrictGreaterThan, x, 0)), (x - Log1p(Exp(x)), True)
+    ),
     # clip'(x) = 1 for lo <= x <= hi, boundaries included (PyTorch's convention)
-    "clip": lambda x, lo, hi: sp.Piecewise((lo, x < lo), (hi, x > hi), (x, True)),
+    "clip": lambda x, lo, hi: sp.Piecewise(
+        (lo, relation(sp.StrictLessThan, x, lo)), (hi, relation(sp.StrictGreaterThan, x, hi)),
+        (x, True),
+    ),
 }
 
 
