@@ -214,10 +214,20 @@ def test_matmul_add_reads_every_layout(rng, dtype, m, k, n):
             expected = out + a0.astype(np.float64) @ b0.astype(np.float64)
             blas.matmul_add(fa(a0), fb(b0), out, True)
             np.testing.assert_allclose(out, expected, rtol=tol, atol=tol)
-    if m > 1 and k > 1:  # no unit stride along either axis: kernels pass none, so it raises
-        strided = np.repeat(np.repeat(a0, 2, axis=0), 2, axis=1)[::2, ::2]
-        with pytest.raises(ValueError, match="unit stride"):
-            blas.matmul_add(strided, b0, np.zeros((m, n), dtype), True)
+    # what BLAS cannot read where it lies (no unit stride along either axis; a broadcast or
+    # reversed view, read out of bounds): kernels pass none, so it raises
+    unreadable = []
+    if m > 1 and k > 1:
+        unreadable.append(np.repeat(np.repeat(a0, 2, axis=0), 2, axis=1)[::2, ::2])
+    if m > 1 and k > 0:
+        unreadable += [np.broadcast_to(a0[:1], (m, k)), a0[::-1]]
+    if m > 0 and k > 1:
+        unreadable.append(np.broadcast_to(a0[:, :1], (m, k)))
+    for bad in unreadable:
+        with pytest.raises(ValueError, match="BLAS reads"):
+            blas.matmul_add(bad, b0, np.zeros((m, n), dtype), True)
+        with pytest.raises(ValueError, match="BLAS reads"):
+            blas.matvec(bad, b0[:, 0].copy())
     written = np.full((m, n), np.nan, dtype)  # not read without add
     blas.matmul_add(a0, b0, written, False)
     np.testing.assert_allclose(written, a0 @ b0, rtol=tol, atol=tol)

@@ -182,12 +182,18 @@ def matmul(a, b):
 def _as_blas(x, rows, cols):
     """How column-major BLAS reads the row-major matrix ``x`` (``rows`` x ``cols``): its
     transpose flag for ``x.T`` (``NO_TRANS`` if ``x`` is row-major, ``TRANS`` if
-    column-major) and its leading dimension; -1 if neither axis has unit stride."""
+    column-major) and its leading dimension; -1 if BLAS cannot read it where it lies (no
+    unit stride along either axis, or lines that overlap or run backwards: a broadcast or a
+    reversed view, which BLAS would read out of bounds)."""
     unit = x.itemsize
-    if x.strides[1] == unit or cols == 1:
-        return NO_TRANS, max(x.strides[0] // unit, cols, 1)
-    if x.strides[0] == unit or rows == 1:
-        return TRANS, max(x.strides[1] // unit, rows, 1)
+    if x.strides[1] == unit or cols == 1:  # rows of `cols` elements, `ld` apart
+        ld = x.strides[0] // unit
+        if rows == 1 or (ld >= cols and x.strides[0] % unit == 0):
+            return NO_TRANS, max(ld, cols, 1)
+    if x.strides[0] == unit or rows == 1:  # columns of `rows` elements, `ld` apart
+        ld = x.strides[1] // unit
+        if cols == 1 or (ld >= rows and x.strides[1] % unit == 0):
+            return TRANS, max(ld, rows, 1)
     return -1, 0
 
 
@@ -211,7 +217,7 @@ def matmul_add(a, b, out, add):
     ta, lda = _as_blas(a, m, k)
     tb, ldb = _as_blas(b, k, n)
     if ta < 0 or tb < 0:
-        raise ValueError("symgrad: matmul_add needs operands with a unit stride")
+        raise ValueError("symgrad: matmul_add needs operands BLAS reads where they lie")
     if out.itemsize == 8:
         beta = 1.0 if add else 0.0
         _dgemm(COL_MAJOR, tb, ta, n, m, k, 1.0, b.ctypes, ldb, a.ctypes, lda, beta, out.ctypes, n)
@@ -264,7 +270,7 @@ def _gemv(a, transposed, x, out, add):
     # column-major BLAS sees a row-major a as a.T (NO_TRANS gives a.T): flip for a @ x
     t, ld = _as_blas(a, rows, cols)
     if t < 0:
-        raise ValueError("symgrad: a matrix-vector product needs a unit stride")
+        raise ValueError("symgrad: matvec needs a matrix BLAS reads where it lies")
     m, n = (cols, rows) if t == NO_TRANS else (rows, cols)  # a as BLAS stores it
     if not transposed:
         t = TRANS if t == NO_TRANS else NO_TRANS
