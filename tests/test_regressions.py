@@ -243,6 +243,18 @@ def test_a_formula_over_float32_and_float64_values_computes_in_float64(backend):
     np.testing.assert_allclose(grad, np.float32([-2 * m / 9, -2 * m / 9, 4 * m / 9]), rtol=1e-6)
 
 
+def test_a_piecewise_condition_of_where_stays_as_written(backend):
+    # not_equal(a < b, c) of a bool node c, inlined into where's condition, was simplified
+    # by SymPy to ~(c & (a < b)), not their xor: 0.0 where the graph gives 0.5 (the long
+    # differential run, with the generator's xor of two conditions)
+    a1, a3, a5 = (sg.tensor(n, ()) for n in ("a1", "a3", "a5"))
+    v4 = sg.exp(a3)
+    c = sg.less(v4, a5)
+    out = sg.where(sg.not_equal(sg.less(v4, a1), c), a1, 0.5)
+    inputs = {"a1": 0.0, "a3": 0.0, "a5": 0.0}
+    assert sg.compile([out, c, v4], backend=backend)(**inputs) == (0.5, False, 1.0)
+
+
 def _f32(*values):
     return np.array(values, "float32")
 

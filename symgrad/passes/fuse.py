@@ -55,9 +55,11 @@ def _facts(expr) -> tuple[int, int, bool, bool]:
 
 
 def _in_condition(expr, s: sp.Symbol) -> bool:
-    """Whether the symbol ``s`` is read by a comparison (or NaN test) in ``expr``."""
+    """Whether the symbol ``s`` is read by a comparison (or NaN test) in ``expr``, or is
+    itself (part of) a ``Piecewise`` condition (``where``'s)."""
     tests = expr.atoms(sp.core.relational.Relational, IsNaN)
-    return any(s in t.free_symbols for t in tests)
+    conditions = [c for p in expr.atoms(sp.Piecewise) for _, c in p.args]
+    return any(s in t.free_symbols for t in [*tests, *conditions] if t is not True)
 
 
 class _Group:
@@ -140,7 +142,9 @@ def _converting_alike(user: Node, parts: list) -> list:
 def _folds_into_condition(producer: _Group, user: Node, i: int) -> bool:
     # A piecewise value compared inside a Piecewise condition is "piecewise-folded" by
     # SymPy into ITE conditions whose simplification negates comparisons (not a <= b is
-    # a > b), which is false where an operand is NaN: such a producer stays a node.
+    # a > b), which is false where an operand is NaN: such a producer stays a node.  So
+    # does a piecewise condition of where: not_equal(a < b, c) of a bool node c, inlined,
+    # was simplified to ~(c & (a < b)), not the xor (long differential run)
     return producer.piecewise and _in_condition(user.attr("expr"), sym(i))
 
 
