@@ -270,7 +270,7 @@ def _gemv(a, transposed, x, out, add):
     # column-major BLAS sees a row-major a as a.T (NO_TRANS gives a.T): flip for a @ x
     t, ld = _as_blas(a, rows, cols)
     if t < 0:
-        raise ValueError("symgrad: matvec needs a matrix BLAS reads where it lies")
+        raise ValueError("symgrad: a vector product needs a matrix BLAS reads where it lies")
     m, n = (cols, rows) if t == NO_TRANS else (rows, cols)  # a as BLAS stores it
     if not transposed:
         t = TRANS if t == NO_TRANS else NO_TRANS

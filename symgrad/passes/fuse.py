@@ -59,7 +59,7 @@ def _in_condition(expr, s: sp.Symbol) -> bool:
     itself (part of) a ``Piecewise`` condition (``where``'s)."""
     tests = expr.atoms(sp.core.relational.Relational, IsNaN)
     conditions = [c for p in expr.atoms(sp.Piecewise) for _, c in p.args]
-    return any(s in t.free_symbols for t in [*tests, *conditions] if t is not True)
+    return any(s in t.free_symbols for t in [*tests, *conditions])
 
 
 class _Group:
